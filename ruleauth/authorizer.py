@@ -1,0 +1,154 @@
+"""The loaded authorizer: rules + verifier, and one request from event to response.
+
+The Lambda handler, `dry-run`, `test` and `serve` all call `Authorizer.authorize`,
+so what users try locally is exactly what runs in Lambda.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import response_check
+from .decision import (
+    BAD_EVENT, INTERNAL_ERROR, RESPONSE_TOO_LARGE, Decider, Decision,
+)
+from .errors import BadEvent, Problem, RulesError
+from .events import parse_event
+from .model import Outcome
+from .policy import build_response, deny_all
+from .policy_eval import ALLOW, EXPLICIT_DENY, evaluate_response
+from .arn import asked_arn
+from .ruleset import RESPONSE_IAM, RESPONSE_SIMPLE, RuleSet
+from . import rules_loader
+
+UNAUTHORIZED_BODY = {"message": "Unauthorized"}
+EXPLICIT_DENY_BODY = {"Message": "User is not authorized to access this resource with an explicit deny"}
+IMPLICIT_DENY_BODY = {"Message": "User is not authorized to access this resource"}
+SERVER_ERROR_BODY = {"message": None}
+
+
+@dataclass
+class Authorization:
+    """One request's outcome, as the handler and the tools report it."""
+
+    decision: Decision
+    response: dict[str, Any] | None  # None: the handler raises Exception("Unauthorized")
+    latency_ms: float = 0.0
+    internal_error: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def gateway_outcome(self) -> str:
+        """What API Gateway does with the response for the asked ARN: allow, explicit or implicit deny."""
+        if self.response is None or self.decision.request is None:
+            return "unauthorized" if self.response is None else EXPLICIT_DENY
+        return evaluate_response(self.response, asked_arn(self.decision.request.arn))
+
+    @property
+    def status(self) -> int:
+        if self.response is None:
+            return 401
+        return 200 if self.gateway_outcome == ALLOW else 403
+
+    @property
+    def body(self) -> dict[str, Any] | None:
+        if self.response is None:
+            return UNAUTHORIZED_BODY
+        outcome = self.gateway_outcome
+        if outcome == ALLOW:
+            return None
+        return EXPLICIT_DENY_BODY if outcome == EXPLICIT_DENY else IMPLICIT_DENY_BODY
+
+
+class Authorizer:
+    def __init__(self, ruleset: RuleSet, verifier: Any = None, response_mode: str | None = None):
+        self.ruleset = ruleset
+        self.response_mode = response_mode or ruleset.response
+        if verifier is None and ruleset.providers:
+            from .jwt_verifier import JwtConfigError, JwtVerifier
+
+            try:
+                verifier = JwtVerifier(ruleset.providers)
+            except JwtConfigError as exc:
+                raise RulesError([Problem(str(exc))]) from None
+        self.verifier = verifier
+        self.decider = Decider(ruleset, verifier)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> "Authorizer":
+        environ = os.environ if environ is None else environ
+        ruleset = rules_loader.load(path)
+        return cls(ruleset, response_mode=response_mode_from(environ, ruleset))
+
+    def authorize(self, event: Any, now: float | None = None,
+                  claims: Mapping[str, Any] | None = None) -> Authorization:
+        """Decide one event. Never raises: anything unexpected is a 401 `internal_error`."""
+        started = time.perf_counter()
+        try:
+            result = self._authorize(event, now, claims)
+        except Exception as exc:  # the last line of fail-closed: never an Allow, never a 500
+            decision = Decision(Outcome.UNAUTHORIZED, INTERNAL_ERROR, detail="unexpected error")
+            result = Authorization(decision, None, internal_error=type(exc).__name__)
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    def _authorize(self, event: Any, now: float | None, claims: Mapping[str, Any] | None) -> Authorization:
+        try:
+            request = parse_event(event)
+        except BadEvent as exc:
+            decision = Decision(Outcome.DENY, BAD_EVENT, detail=str(exc))
+            return Authorization(decision, deny_all())
+        decision = self.decider.decide(request, now=now, claims=claims)
+        if decision.outcome == Outcome.UNAUTHORIZED:
+            return Authorization(decision, None)
+        response = build_response(decision, self.ruleset, self.response_mode)
+        problems = response_check.problems(response)
+        if problems == [response_check.SIZE]:
+            decision.outcome, decision.reason = Outcome.DENY, RESPONSE_TOO_LARGE
+            decision.context = {}
+            response = build_response(decision, self.ruleset, self.response_mode)
+            problems = response_check.problems(response)
+        if problems:
+            # Our own bug, caught before API Gateway turns it into a 500 with no log.
+            decision.outcome, decision.reason = Outcome.UNAUTHORIZED, INTERNAL_ERROR
+            return Authorization(decision, None, internal_error="InvalidResponse", problems=problems)
+        return Authorization(decision, response)
+
+
+def response_mode_from(environ: Mapping[str, str], ruleset: RuleSet) -> str:
+    value = environ.get("RULEAUTH_RESPONSE")
+    if not value:
+        return ruleset.response
+    if value not in (RESPONSE_IAM, RESPONSE_SIMPLE):
+        raise RulesError([Problem(f"RULEAUTH_RESPONSE must be iam or simple, not {value!r}")])
+    return value
+
+
+def locate_rules(environ: Mapping[str, str] | None = None, in_lambda: bool | None = None) -> Path:
+    """SPEC "Deploying": RULEAUTH_RULES, then $LAMBDA_TASK_ROOT/rules, then /opt/rules; ./rules outside Lambda."""
+    environ = os.environ if environ is None else environ
+    task_root = environ.get("LAMBDA_TASK_ROOT")
+    in_lambda = bool(task_root) if in_lambda is None else in_lambda
+    tried: list[Path] = []
+    configured = environ.get("RULEAUTH_RULES")
+    if configured:
+        path = Path(configured)
+        if not path.is_absolute() and task_root:
+            path = Path(task_root) / path
+        if path.exists():
+            return path
+        tried.append(path)
+    candidates = [Path(task_root) / "rules"] if task_root else []
+    candidates.append(Path("/opt/rules") if in_lambda else Path("rules"))
+    for path in candidates:
+        if path.exists():
+            return path
+        tried.append(path)
+    raise RulesError([Problem(
+        "no rules found; tried " + ", ".join(str(p) for p in tried)
+        + ". Set RULEAUTH_RULES to a rules file or directory"
+    )])

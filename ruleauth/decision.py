@@ -1,0 +1,269 @@
+"""The decision pipeline: Request → route → credential and claims → rule → principal and context.
+
+Each step's failure has a fixed outcome and `reason` (SPEC "Decisions"); this
+module never raises for anything a request contains.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence
+
+from celpy import celtypes
+
+from . import evaluation as ev
+from .credentials import BAD, MISSING, Credential, extract, without_credential
+from .errors import CredentialError
+from .expressions import Compiled
+from .model import Outcome, Request, VerifiedToken
+from .routes import RouteMatch
+from .ruleset import AUTH_JWT, AUTH_NONE, AUTH_OPTIONAL, Rule, RuleSet
+
+ANONYMOUS = "anonymous"
+MAX_PRINCIPAL = 256
+
+# reasons
+ALLOWED = "rule_true"
+BAD_EVENT, NO_ROUTE = "bad_event", "no_route"
+RULE_FALSE, RULE_ERROR, RULE_NON_BOOL = "rule_false", "rule_error", "rule_non_bool"
+PRINCIPAL_ERROR, RESPONSE_TOO_LARGE, INTERNAL_ERROR = "principal_error", "response_too_large", "internal_error"
+JWT_INVALID = "jwt_invalid"
+
+
+class Verifier(Protocol):
+    def verify(self, token: str, allowed: Sequence[str] | None = None,
+               now: float | None = None) -> VerifiedToken: ...
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the caller is, once the credential is checked."""
+
+    token: str = ""
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    provider: str = ""
+    verified: bool = False
+
+
+@dataclass
+class RuleOutcome:
+    rule: str
+    route: str
+    result: ev.Result
+    shadow: bool = False
+
+    @property
+    def decision(self) -> str:
+        return Outcome.ALLOW if self.result.allows else Outcome.DENY
+
+    @property
+    def reason(self) -> str:
+        return {ev.TRUE: ALLOWED, ev.FALSE: RULE_FALSE, ev.NON_BOOL: RULE_NON_BOOL}.get(
+            self.result.kind, RULE_ERROR)
+
+
+@dataclass
+class Decision:
+    outcome: str
+    reason: str
+    request: Request | None = None
+    rule: str | None = None
+    route: str | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    identity: Identity = field(default_factory=Identity)
+    principal: str = ANONYMOUS
+    context: dict[str, Any] = field(default_factory=dict)
+    usage_identifier_key: str | None = None
+    result: ev.Result | None = None
+    shadows: list[RuleOutcome] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    omitted_context: list[tuple[str, str]] = field(default_factory=list)
+    detail: str = ""  # a safe, human explanation of the reason
+    now: float = 0.0
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome == Outcome.ALLOW
+
+    @property
+    def provider(self) -> str:
+        return self.identity.provider
+
+
+class Decider:
+    """Decides one normalised request against a loaded RuleSet."""
+
+    def __init__(self, ruleset: RuleSet, verifier: Verifier | None = None):
+        self.ruleset = ruleset
+        self.verifier = verifier
+
+    def decide(self, request: Request, now: float | None = None,
+               claims: Mapping[str, Any] | None = None) -> Decision:
+        """`claims` (dry-run and tests) replaces JWT verification with the given, unverified claims."""
+        now = time.time() if now is None else now
+        budget = ev.Budget()
+        match = self.ruleset.router.find(request.method, request.path)
+        if match is None:
+            decision = Decision(Outcome.DENY, NO_ROUTE, request, now=now,
+                                detail=f"no rule matches {request.method or 'WebSocket'} {request.path}")
+            self._shadows(decision, request, None, now, claims, budget)
+            return decision
+        rule = match.target
+        decision = Decision(Outcome.DENY, RULE_FALSE, request, rule=rule.name, route=str(match.route),
+                            params=dict(match.params), now=now)
+        if request.resource and request.resource != match.route.path:
+            decision.warnings.append("route_mismatch")
+        try:
+            decision.identity = self.identify(rule, request, now, claims)
+        except CredentialError as exc:
+            decision.outcome, decision.reason, decision.detail = Outcome.UNAUTHORIZED, exc.reason, str(exc)
+            return decision
+        visible = without_credential(self.ruleset.token, request)
+        if any(len(v) > ev.MAX_VALUE_BYTES for v in visible.headers.values()):
+            decision.reason, decision.detail = BAD_EVENT, f"a header value is larger than {ev.MAX_VALUE_BYTES} bytes"
+            return decision
+        activation = self.activation(visible, match, decision.identity, now)
+        result = ev.evaluate(rule.allow, activation, budget)
+        decision.result = result
+        decision.outcome = Outcome.ALLOW if result.allows else Outcome.DENY
+        decision.reason = {ev.TRUE: ALLOWED, ev.FALSE: RULE_FALSE, ev.NON_BOOL: RULE_NON_BOOL}.get(
+            result.kind, RULE_ERROR)
+        self._principal_and_context(decision, activation, budget)
+        self._shadows(decision, visible, activation, now, claims, budget)
+        return decision
+
+    # -- credentials ------------------------------------------------------
+
+    def identify(self, rule: Rule, request: Request, now: float,
+                 claims: Mapping[str, Any] | None = None) -> Identity:
+        if rule.auth == AUTH_NONE:
+            return Identity()
+        credential = extract(self.ruleset.token, request)
+        if not credential.value:
+            if rule.auth == AUTH_OPTIONAL:
+                return Identity()
+            raise CredentialError(MISSING, f"no credential in {self.ruleset.token.where}")
+        if not self.ruleset.providers:
+            return Identity(token=credential.value)
+        if claims is not None:
+            return self._unverified(rule, credential, claims)
+        return self._verified(rule, credential, now)
+
+    def _unverified(self, rule: Rule, credential: Credential, claims: Mapping[str, Any]) -> Identity:
+        if not ev.within_bounds(claims):
+            raise CredentialError(JWT_INVALID, "claims nest too deeply or hold too long a list")
+        names = rule.providers or tuple(p.name for p in self.ruleset.providers)
+        issuer = claims.get("iss")
+        provider = next((p.name for p in self.ruleset.providers if p.issuer == issuer and p.name in names), names[0])
+        return Identity(token=credential.value, claims=dict(claims), provider=provider, verified=False)
+
+    def _verified(self, rule: Rule, credential: Credential, now: float) -> Identity:
+        if self.verifier is None:
+            raise CredentialError("jwks_unavailable", "no JWT verifier is configured")
+        from .jwt_verifier import JwtError
+
+        try:
+            verified = self.verifier.verify(credential.value, rule.providers, now=now)
+        except JwtError as exc:
+            raise CredentialError(exc.reason, str(exc)) from None
+        return Identity(token=credential.value, claims=dict(verified.claims),
+                        provider=verified.provider, verified=True)
+
+    # -- activation -------------------------------------------------------
+
+    def activation(self, request: Request, match: RouteMatch[Rule] | None, identity: Identity,
+                   now: float) -> dict[str, Any]:
+        arn = request.arn
+        route = match.route if match else None
+        request_map = {
+            "method": arn.method,
+            "path": arn.path,
+            "route": str(route) if route else "",
+            "resource": request.resource,
+            "params": ev.string_map(match.params if match else {}),
+            "headers": ev.string_map(request.headers),
+            "query": ev.string_map(request.query),
+            "cookies": ev.string_map(request.cookies),
+            "stage_variables": ev.string_map(request.stage_variables),
+            "source_ip": request.source_ip,
+            "stage": arn.stage,
+            "api_id": arn.api_id,
+            "account_id": arn.account_id,
+            "region": arn.region,
+        }
+        return {
+            "token": celtypes.StringType(identity.token),
+            "claims": ev.to_cel(dict(identity.claims)),
+            "scopes": ev.to_cel(ev.scopes_of(identity.claims)),
+            "auth": celtypes.MapType({celtypes.StringType("provider"): celtypes.StringType(identity.provider)}),
+            "request": celtypes.MapType({celtypes.StringType(k): ev.to_cel(v) if isinstance(v, str) else v
+                                         for k, v in request_map.items()}),
+            "now": ev.timestamp(now),
+            "now_unix": celtypes.IntType(int(now)),
+        }
+
+    # -- principal, context, shadows --------------------------------------
+
+    def _principal_and_context(self, decision: Decision, activation: Mapping[str, Any],
+                               budget: ev.Budget) -> None:
+        principal = self._principal(decision, activation, budget)
+        if principal is None:
+            if decision.allowed:
+                decision.outcome, decision.reason = Outcome.DENY, PRINCIPAL_ERROR
+                decision.detail = "principal did not evaluate to a non-empty string of at most 256 characters"
+        else:
+            decision.principal = principal
+        for key, compiled in self.ruleset.context.items():
+            result = ev.evaluate(compiled, activation, budget)
+            value = ev.context_value(result.value) if result.kind != ev.ERROR else None
+            if value is None:
+                decision.omitted_context.append((key, result.error_class or "null"))
+            else:
+                decision.context[key] = value
+        usage = self.ruleset.usage_identifier_key
+        if usage is not None and decision.allowed:
+            result = ev.evaluate(usage, activation, budget)
+            if isinstance(result.value, celtypes.StringType) and str(result.value):
+                decision.usage_identifier_key = str(result.value)
+
+    def _principal(self, decision: Decision, activation: Mapping[str, Any], budget: ev.Budget) -> str | None:
+        compiled = self.ruleset.principal
+        if compiled is None:
+            sub = decision.identity.claims.get("sub") if decision.identity.verified or decision.identity.claims else None
+            return sub[:MAX_PRINCIPAL] if isinstance(sub, str) and sub else ANONYMOUS
+        result = ev.evaluate(compiled, activation, budget)
+        value = result.value
+        if isinstance(value, celtypes.StringType) and 0 < len(value) <= MAX_PRINCIPAL:
+            return str(value)
+        return None
+
+    def _shadows(self, decision: Decision, request: Request, activation: Mapping[str, Any] | None,
+                 now: float, claims: Mapping[str, Any] | None, budget: ev.Budget) -> None:
+        """Shadow rules are evaluated and reported, never enforced."""
+        match = self.ruleset.shadow_router.find(request.method, request.path)
+        if match is None:
+            return
+        rule = match.target
+        try:
+            identity = self.identify(rule, request, now, claims)
+        except CredentialError as exc:
+            decision.shadows.append(RuleOutcome(rule.name, str(match.route), ev.Result(ev.ERROR, error_class=exc.reason), True))
+            return
+        visible = without_credential(self.ruleset.token, request)
+        result = ev.evaluate(rule.allow, self.activation(visible, match, identity, now), budget)
+        decision.shadows.append(RuleOutcome(rule.name, str(match.route), result, True))
+
+
+def route_of_test(ruleset: RuleSet, case: Any) -> str | None:
+    """The rule a `tests:` case reaches, for the loader's "rule without tests" warning."""
+    from .synthetic_events import event_for_test
+    from .events import parse_event
+    from .errors import BadEvent
+
+    try:
+        request = parse_event(event_for_test(ruleset, case))
+    except (BadEvent, OSError, ValueError):
+        return None
+    match = ruleset.router.find(request.method, request.path)
+    return match.target.name if match else None

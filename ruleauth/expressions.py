@@ -1,0 +1,365 @@
+"""The rule compiler: CEL text → checked, compiled program, once at cold start.
+
+cel-python does not type-check: an unknown variable or function, or a typo in a
+field name, compiles and only fails when a request arrives. Here the parse tree
+is walked once to make those load errors, to bound size and depth (cel-python's
+evaluator recurses, so a deep expression would otherwise be a RecursionError
+at run time), to inline `define:` names, and to record which inputs each
+expression reads, so the loader can refuse rules whose result API Gateway's
+authorizer cache would replay for the wrong caller.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import celpy
+import celpy.evaluation
+import lark
+from celpy import celtypes
+
+from . import cel_functions
+
+MAX_SOURCE_CHARS = 2000
+MAX_DEPTH = 50
+
+VARIABLES = ("token", "claims", "scopes", "auth", "request", "now", "now_unix")
+REQUEST_FIELDS = (
+    "method", "path", "route", "resource", "params", "headers", "query", "cookies",
+    "stage_variables", "source_ip", "stage", "api_id", "account_id", "region",
+)
+REQUEST_MAPS = ("params", "headers", "query", "cookies", "stage_variables")
+AUTH_FIELDS = ("provider",)
+MACROS = ("exists", "all", "exists_one", "map", "filter")
+# Inputs that come from the caller; comprehensions over them are what can blow up.
+DATA_ROOTS = ("token", "claims", "scopes", "request")
+
+_OPERATOR_NAMES = {name for name in celpy.evaluation.base_functions if not name[0].isalpha()}
+FUNCTIONS = tuple(sorted(
+    {n for n in celpy.evaluation.base_functions if n not in _OPERATOR_NAMES}
+    | {"has", "dyn"}
+    | set(cel_functions.FUNCTIONS)
+))
+# Operators that nest: each one with two operands is a level of evaluator recursion.
+_NESTING = {
+    "conditionalor", "conditionaland", "relation", "addition", "multiplication",
+    "unary", "paren_expr", "member_index", "member_dot_arg", "ident_arg", "list_lit", "map_lit",
+}
+
+
+class ExpressionError(ValueError):
+    """A CEL expression that cannot be accepted; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Read:
+    """One input an expression reads: `request.headers` with key 'x-tenant', or `claims` (key None)."""
+
+    input: str
+    key: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.input}[{self.key!r}]" if self.key is not None else self.input
+
+
+@dataclass
+class Compiled:
+    source: str
+    program: celpy.Runner
+    reads: frozenset[Read]
+    defines: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def uses_now(self) -> bool:
+        return any(r.input in ("now", "now_unix") for r in self.reads)
+
+    def evaluate(self, activation: Mapping[str, Any]) -> Any:
+        return self.program.evaluate(activation)
+
+
+class Compiler:
+    """Holds the one cel-python Environment (its parser costs ~100 ms to build)."""
+
+    def __init__(self, defines: Mapping[str, str] | None = None, jwt_configured: bool = True):
+        self._env = celpy.Environment()
+        self._functions: dict[str, Callable[..., Any]] = dict(cel_functions.FUNCTIONS)
+        self._define_sources = dict(defines or {})
+        self._define_trees: dict[str, lark.Tree] = {}
+        self.jwt_configured = jwt_configured
+
+    def parse(self, text: str) -> lark.Tree:
+        if len(text) > MAX_SOURCE_CHARS:
+            raise ExpressionError(
+                f"expression is {len(text)} characters; the limit is {MAX_SOURCE_CHARS}: "
+                "split it into named `define:` expressions"
+            )
+        if _bracket_depth(text) > MAX_DEPTH:
+            raise ExpressionError(f"expression nests more than {MAX_DEPTH} levels of brackets")
+        try:
+            return self._env.compile(text)
+        except RecursionError:
+            raise ExpressionError(f"expression nests too deeply (limit {MAX_DEPTH} levels)") from None
+        except celpy.CELParseError as exc:
+            raise ExpressionError(_parse_message(exc)) from None
+
+    def define_tree(self, name: str, stack: tuple[str, ...] = ()) -> lark.Tree:
+        if name in stack:
+            raise ExpressionError(f"define {name!r} refers to itself ({' → '.join(stack + (name,))})")
+        if name not in self._define_trees:
+            tree = self.parse(self._define_sources[name])
+            _Checker(self, stack + (name,)).visit(tree, frozenset(), 0)
+            self._define_trees[name] = tree
+        return self._define_trees[name]
+
+    def compile(self, text: str) -> Compiled:
+        tree = self.parse(text)
+        checker = _Checker(self, ())
+        checker.visit(tree, frozenset(), 0)
+        depth = _tree_depth(tree)
+        if depth > MAX_DEPTH:
+            raise ExpressionError(
+                f"expression nests {depth} levels deep; the limit is {MAX_DEPTH}: "
+                "split it into named `define:` expressions"
+            )
+        program = self._env.program(tree, functions=self._functions)
+        return Compiled(text, program, frozenset(checker.reads), frozenset(checker.defines_used))
+
+
+class _Checker:
+    """Walks a parse tree: names, functions, scopes, inlining and recorded reads."""
+
+    def __init__(self, compiler: Compiler, define_stack: tuple[str, ...]):
+        self.compiler = compiler
+        self.define_stack = define_stack
+        self.reads: set[Read] = set()
+        self.defines_used: set[str] = set()
+
+    def visit(self, node: Any, scope: frozenset[str], comprehension: int) -> None:
+        if not isinstance(node, lark.Tree):
+            return
+        kind = node.data
+        if kind == "primary" and _is_ident(node.children[0]):
+            self._primary_ident(node, scope)
+            return
+        if kind in ("member_dot", "member_index"):
+            chain = _access_chain(node, scope)
+            if chain is not None:
+                self._record(chain, node)
+                for index_expr in chain.dynamic_indexes:
+                    self.visit(index_expr, scope, comprehension)
+                return
+        if kind == "member_dot_arg":
+            self._method_call(node, scope, comprehension)
+            return
+        if kind == "ident_arg":
+            name = node.children[0].value
+            if name not in FUNCTIONS:
+                raise ExpressionError(_unknown("function", name, FUNCTIONS))
+        if kind in ("dot_ident", "dot_ident_arg"):
+            raise ExpressionError("leading-dot names (.name) are not supported in rules")
+        if kind == "member_object":
+            raise ExpressionError("message construction (Type{field: ...}) is not supported in rules")
+        for child in node.children:
+            self.visit(child, scope, comprehension)
+
+    def _primary_ident(self, primary: lark.Tree, scope: frozenset[str]) -> None:
+        name = primary.children[0].children[0].value
+        if name in scope:
+            return
+        if name in self.compiler._define_sources:
+            # Inline the definition: the rule evaluates it as if written in place.
+            tree = self.compiler.define_tree(name, self.define_stack)
+            inner = _Checker(self.compiler, self.define_stack + (name,))
+            inner.visit(tree, frozenset(), 0)
+            self.reads |= inner.reads
+            self.defines_used |= inner.defines_used | {name}
+            primary.children[0] = lark.Tree("paren_expr", [copy.deepcopy(tree)])
+            return
+        self._record(_Chain([name], []), primary)
+
+    def _record(self, chain: "_Chain", node: lark.Tree) -> None:
+        root = chain.names[0]
+        if root not in VARIABLES:
+            candidates = VARIABLES + tuple(self.compiler._define_sources)
+            raise ExpressionError(_unknown("variable", root, candidates))
+        if root == "claims" and not self.compiler.jwt_configured:
+            raise ExpressionError("`claims` needs a `jwt:` provider; this rules file configures none")
+        if root == "request" and len(chain.names) > 1:
+            fieldname = chain.names[1]
+            if fieldname not in REQUEST_FIELDS:
+                raise ExpressionError(_unknown("field of request", fieldname, REQUEST_FIELDS))
+            key = chain.names[2] if len(chain.names) > 2 and fieldname in REQUEST_MAPS else None
+            if fieldname == "headers" and key is not None and key != key.lower():
+                raise ExpressionError(
+                    f"header names are lower case in request.headers: write {key.lower()!r}, not {key!r}"
+                )
+            whole_map = fieldname in REQUEST_MAPS and len(chain.names) == 2
+            self.reads.add(Read(f"request.{fieldname}", None if whole_map else key))
+        elif root == "auth" and len(chain.names) > 1:
+            if chain.names[1] not in AUTH_FIELDS:
+                raise ExpressionError(_unknown("field of auth", chain.names[1], AUTH_FIELDS))
+            self.reads.add(Read("auth.provider"))
+        else:
+            self.reads.add(Read(root))
+
+    def _method_call(self, node: lark.Tree, scope: frozenset[str], comprehension: int) -> None:
+        target, name_token, *rest = node.children
+        name = name_token.value
+        args = rest[0].children if rest and rest[0] is not None else []
+        if name in MACROS:
+            if len(args) != 2 or not _is_bare_ident(args[0]):
+                raise ExpressionError(f"{name}() takes a variable name and an expression, e.g. list.{name}(x, x > 0)")
+            variable = _bare_ident_name(args[0])
+            self.visit(target, scope, comprehension)
+            # Iterating over anything but a literal list iterates over caller data.
+            over_data = _mentions_ident(target)
+            if comprehension > 0 and over_data:
+                raise ExpressionError(
+                    f"{name}() nested inside another comprehension over request or claims data: "
+                    "its cost grows with the product of the inputs' sizes; restructure the rule"
+                )
+            self.visit(args[1], scope | {variable}, comprehension + (1 if over_data else 0))
+            return
+        if name not in FUNCTIONS:
+            raise ExpressionError(_unknown("function", name, FUNCTIONS))
+        self.visit(target, scope, comprehension)
+        for arg in args:
+            self.visit(arg, scope, comprehension)
+
+
+@dataclass
+class _Chain:
+    names: list[str]
+    dynamic_indexes: list[lark.Tree]
+
+
+def _access_chain(node: lark.Tree, scope: frozenset[str]) -> _Chain | None:
+    """`request.headers['x'].y` → names ['request', 'headers', 'x', 'y'], rooted at a free variable."""
+    names: list[str] = []
+    dynamic: list[lark.Tree] = []
+    current: Any = node
+    while True:
+        if current.data == "member":
+            current = current.children[0]
+            continue
+        if current.data == "member_dot":
+            names.append(current.children[1].value)
+            current = current.children[0]
+        elif current.data == "member_index":
+            literal = _string_literal(current.children[1])
+            if literal is None:
+                names.clear()  # a computed key: from here on we only know the map itself is read
+                dynamic.append(current.children[1])
+            else:
+                names.append(literal)
+            current = current.children[0]
+        elif current.data == "primary" and _is_ident(current.children[0]):
+            root = current.children[0].children[0].value
+            if root in scope:
+                return None
+            names.append(root)
+            names.reverse()
+            return _Chain(names, dynamic)
+        else:
+            return None
+
+
+def _mentions_ident(tree: Any) -> bool:
+    return isinstance(tree, lark.Tree) and any(t.data == "ident" for t in tree.iter_subtrees())
+
+
+def _is_ident(node: Any) -> bool:
+    return isinstance(node, lark.Tree) and node.data == "ident"
+
+
+def _bare_ident_name(expr: lark.Tree) -> str:
+    node = expr
+    while isinstance(node, lark.Tree) and node.data != "ident":
+        if len(node.children) != 1:
+            break
+        node = node.children[0]
+    return node.children[0].value
+
+
+def _is_bare_ident(expr: Any) -> bool:
+    node = expr
+    while isinstance(node, lark.Tree):
+        if node.data == "ident":
+            return True
+        if len(node.children) != 1:
+            return False
+        node = node.children[0]
+    return False
+
+
+_SIMPLE_STRING = re.compile(r"""^(?:'([^'\\\n]*)'|"([^"\\\n]*)")$""")
+
+
+def _string_literal(expr: Any) -> str | None:
+    node = expr
+    while isinstance(node, lark.Tree) and len(node.children) == 1 and node.data != "literal":
+        node = node.children[0]
+    if isinstance(node, lark.Tree) and node.data == "literal":
+        token = node.children[0]
+        if token.type == "STRING_LIT":
+            found = _SIMPLE_STRING.match(token.value)
+            if found:
+                return found.group(1) if found.group(1) is not None else found.group(2)
+    return None
+
+
+def _tree_depth(tree: lark.Tree) -> int:
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, lark.Tree):
+            continue
+        if node.data in _NESTING and (len(node.children) > 1 or node.data == "paren_expr"):
+            depth += 1
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in node.children)
+    return deepest
+
+
+def _bracket_depth(text: str) -> int:
+    depth = deepest = 0
+    quote = ""
+    escaped = False
+    for char in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]}":
+            depth -= 1
+    return deepest
+
+
+def _unknown(kind: str, name: str, known: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown {kind} {name!r}{hint}"
+
+
+def _parse_message(exc: Exception) -> str:
+    # cel-python's parse errors quote the source text with a caret over several lines;
+    # keep the first line, which says what was expected.
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
+    return f"CEL syntax error: {first}"
+
+
+# Types in results and activations.
+CelValue = celtypes.Value

@@ -1,0 +1,120 @@
+"""Plain data passed between the pipeline's stages.
+
+event → Request → RouteMatch → Credential/claims → Decision → response.
+Everything here is immutable configuration or per-request data; nothing in this
+module holds state across invocations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+ANY = "ANY"
+WEBSOCKET_CONNECT = "$connect"
+
+# Event types, as the CLI's --event-type spells them.
+REST_TOKEN = "rest-token"
+REST_REQUEST = "rest-request"
+HTTP_V1 = "http-1.0"
+HTTP_V2 = "http-2.0"
+WEBSOCKET = "websocket"
+EVENT_TYPES = (REST_TOKEN, REST_REQUEST, HTTP_V1, HTTP_V2, WEBSOCKET)
+
+
+@dataclass(frozen=True)
+class SourcePos:
+    """Where something was written: shown to users as file:line:col."""
+
+    file: str
+    line: int  # 1-based
+    col: int  # 1-based
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class MethodArn:
+    """A parsed execute-api ARN: arn:{partition}:execute-api:{region}:{account}:{api}/{stage}/{verb}/{path}."""
+
+    partition: str
+    region: str
+    account_id: str
+    api_id: str
+    stage: str
+    method: str  # upper case; "" for WebSocket
+    path: str  # "/..." for HTTP APIs; "$connect" style route key for WebSocket
+
+    @property
+    def prefix(self) -> str:
+        """Everything up to and including the stage, for building resource ARNs."""
+        return (
+            f"arn:{self.partition}:execute-api:{self.region}:{self.account_id}:"
+            f"{self.api_id}/{self.stage}"
+        )
+
+
+@dataclass(frozen=True)
+class Request:
+    """One normalised authorizer request, whatever the event type.
+
+    Header names are lower case; repeated values are joined with "," in arrival
+    order. `duplicates` records names (lower-cased header names, query names,
+    cookie names) that arrived with several values, so the credential extractor
+    can refuse ambiguous tokens.
+    """
+
+    event_type: str
+    arn: MethodArn
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    stage_variables: Mapping[str, str] = field(default_factory=dict)
+    source_ip: str = ""
+    resource: str = ""  # API Gateway's own route template, where the event has it
+    request_id: str = ""
+    token_field: str | None = None  # TOKEN events: authorizationToken
+    header_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    query_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    cookie_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def method(self) -> str:
+        return self.arn.method
+
+    @property
+    def path(self) -> str:
+        return self.arn.path
+
+
+@dataclass(frozen=True)
+class JwtProvider:
+    """One trusted token issuer, as configured under `jwt:`."""
+
+    name: str
+    issuer: str
+    audience: tuple[str, ...] = ()
+    client_ids: tuple[str, ...] = ()
+    algorithms: tuple[str, ...] = ("RS256",)
+    typ: str | None = None
+    token_use: str | None = None
+    leeway: int = 0
+    jwks_uri: str | None = None
+    jwks_file: str | None = None  # absolute path once loaded
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    provider: str
+    claims: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The fixed vocabulary of decisions (SPEC "Decisions")."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+    UNAUTHORIZED = "unauthorized"
