@@ -1,0 +1,1 @@
+"""Support for the SAM template, translator and `sam build` tests."""
