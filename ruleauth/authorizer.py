@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from . import response_check
 from .decision import (
-    BAD_EVENT, INTERNAL_ERROR, RESPONSE_TOO_LARGE, Decider, Decision,
+    BAD_EVENT, INTERNAL_ERROR, POLICY_CONFLICT, RESPONSE_TOO_LARGE, Decider, Decision,
 )
 from .errors import BadEvent, Problem, RulesError
 from .events import parse_event
@@ -105,18 +105,38 @@ class Authorizer:
         decision = self.decider.decide(request, now=now, claims=claims)
         if decision.outcome == Outcome.UNAUTHORIZED:
             return Authorization(decision, None)
-        response = build_response(decision, self.ruleset, self.response_mode)
+        table = self.decider.table
+        response = build_response(decision, self.ruleset, self.response_mode, table)
         problems = response_check.problems(response)
+        if problems == [response_check.SIZE] and table is not None:
+            # The whole table does not fit in 8 KB for this caller: answer for this route alone.
+            decision.warnings.append("policy_per_request")
+            response = build_response(decision, self.ruleset, self.response_mode, table, per_request=True)
+            problems = response_check.problems(response)
         if problems == [response_check.SIZE]:
             decision.outcome, decision.reason = Outcome.DENY, RESPONSE_TOO_LARGE
             decision.context = {}
-            response = build_response(decision, self.ruleset, self.response_mode)
+            response = build_response(decision, self.ruleset, self.response_mode, table, per_request=True)
             problems = response_check.problems(response)
         if problems:
             # Our own bug, caught before API Gateway turns it into a 500 with no log.
             decision.outcome, decision.reason = Outcome.UNAUTHORIZED, INTERNAL_ERROR
             return Authorization(decision, None, internal_error="InvalidResponse", problems=problems)
-        return Authorization(decision, response)
+        result = Authorization(decision, response)
+        self._decide_by_policy(result)
+        return result
+
+    def _decide_by_policy(self, result: Authorization) -> None:
+        """In the cached modes the decision is API Gateway's evaluation of the emitted policy."""
+        decision = result.decision
+        granted = result.gateway_outcome == ALLOW
+        if granted and not decision.allowed:
+            # Cannot happen by construction; if it ever did, deny rather than over-grant.
+            decision.warnings.append("policy_over_grant_blocked")
+            result.response = build_response(decision, self.ruleset, self.response_mode, None, per_request=True)
+        elif decision.allowed and not granted:
+            decision.outcome, decision.reason = Outcome.DENY, POLICY_CONFLICT
+            decision.detail = "the cached policy cannot allow this route without over-granting another"
 
 
 def response_mode_from(environ: Mapping[str, str], ruleset: RuleSet) -> str:

@@ -18,7 +18,7 @@ from .errors import CredentialError
 from .expressions import Compiled
 from .model import Outcome, Request, VerifiedToken
 from .routes import RouteMatch
-from .ruleset import AUTH_JWT, AUTH_NONE, AUTH_OPTIONAL, Rule, RuleSet
+from .ruleset import AUTH_JWT, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, Rule, RuleSet
 
 ANONYMOUS = "anonymous"
 MAX_PRINCIPAL = 256
@@ -28,6 +28,9 @@ ALLOWED = "rule_true"
 BAD_EVENT, NO_ROUTE = "bad_event", "no_route"
 RULE_FALSE, RULE_ERROR, RULE_NON_BOOL = "rule_false", "rule_error", "rule_non_bool"
 PRINCIPAL_ERROR, RESPONSE_TOO_LARGE, INTERNAL_ERROR = "principal_error", "response_too_large", "internal_error"
+# The rules allow, but the cached policy cannot say so without over-granting elsewhere
+# (`ruleauth validate` reports such rule sets before deploy).
+POLICY_CONFLICT = "policy_conflict"
 JWT_INVALID = "jwt_invalid"
 
 
@@ -81,6 +84,8 @@ class Decision:
     omitted_context: list[tuple[str, str]] = field(default_factory=list)
     detail: str = ""  # a safe, human explanation of the reason
     now: float = 0.0
+    # cache.mode identity: the rule decision of every (method, route) cell of the table
+    table_allowed: list[bool] | None = None
 
     @property
     def allowed(self) -> bool:
@@ -97,6 +102,7 @@ class Decider:
     def __init__(self, ruleset: RuleSet, verifier: Verifier | None = None):
         self.ruleset = ruleset
         self.verifier = verifier
+        self.table = ruleset.table
 
     def decide(self, request: Request, now: float | None = None,
                claims: Mapping[str, Any] | None = None) -> Decision:
@@ -108,6 +114,9 @@ class Decider:
             decision = Decision(Outcome.DENY, NO_ROUTE, request, now=now,
                                 detail=f"no rule matches {request.method or 'WebSocket'} {request.path}")
             self._shadows(decision, request, None, now, claims, budget)
+            if self.table is not None:
+                decision.table_allowed = self.table_decisions(request, now, claims, budget)
+                self._principal_and_context(decision, request, Identity(), None, now, claims, budget)
             return decision
         rule = match.target
         decision = Decision(Outcome.DENY, RULE_FALSE, request, rule=rule.name, route=str(match.route),
@@ -129,9 +138,50 @@ class Decider:
         decision.outcome = Outcome.ALLOW if result.allows else Outcome.DENY
         decision.reason = {ev.TRUE: ALLOWED, ev.FALSE: RULE_FALSE, ev.NON_BOOL: RULE_NON_BOOL}.get(
             result.kind, RULE_ERROR)
-        self._principal_and_context(decision, activation, budget)
+        self._principal_and_context(decision, request, decision.identity, activation, now, claims, budget)
         self._shadows(decision, visible, activation, now, claims, budget)
+        if self.table is not None:
+            decision.table_allowed = self.table_decisions(request, now, claims, budget)
         return decision
+
+    def table_decisions(self, request: Request, now: float, claims: Mapping[str, Any] | None,
+                        budget: ev.Budget) -> list[bool]:
+        """This caller's rule decision for every cell of the route table (cache.mode identity).
+
+        Each distinct expression is evaluated once per identity; only expressions that read
+        request.method or request.route (which mean each rule's own route here) are
+        evaluated per cell.
+        """
+        assert self.table is not None
+        visible = without_credential(self.ruleset.token, request)
+        identities: dict[tuple, Identity | None] = {}
+        activations: dict[tuple, dict[str, Any]] = {}
+        results: dict[tuple, bool] = {}
+        allowed: list[bool] = []
+        for entry in self.table.entries:
+            rule = entry.rule
+            who = (rule.auth, rule.providers)
+            if who not in identities:
+                try:
+                    identities[who] = self.identify(rule, request, now, claims)
+                except CredentialError:
+                    identities[who] = None
+            identity = identities[who]
+            if identity is None:
+                allowed.append(False)
+                continue
+            per_cell = any(r.input in ("request.method", "request.route") for r in rule.allow.reads)
+            key = (rule.allow.source, who) + ((entry.method, str(entry.route)) if per_cell else ())
+            if key not in results:
+                if who not in activations:
+                    activations[who] = self.activation(visible, None, identity, now)
+                activation = activations[who]
+                if per_cell:
+                    activation = dict(activation)
+                    activation["request"] = _with_route(activation["request"], entry.method, str(entry.route))
+                results[key] = ev.evaluate(rule.allow, activation, budget).allows
+            allowed.append(results[key])
+        return allowed
 
     # -- credentials ------------------------------------------------------
 
@@ -205,9 +255,19 @@ class Decider:
 
     # -- principal, context, shadows --------------------------------------
 
-    def _principal_and_context(self, decision: Decision, activation: Mapping[str, Any],
-                               budget: ev.Budget) -> None:
-        principal = self._principal(decision, activation, budget)
+    def _principal_and_context(self, decision: Decision, request: Request, identity: Identity,
+                               activation: Mapping[str, Any] | None, now: float,
+                               claims: Mapping[str, Any] | None, budget: ev.Budget) -> None:
+        """Principal and context describe the caller. Under cache.mode identity one response
+        serves every route, so they come from the caller's credential even when the asked
+        route needs none (a cached copy from a public route must not say "anonymous")."""
+        if self.table is not None:
+            caller = self._caller_identity(request, now, claims)
+            if caller is not None and caller != identity:
+                identity, activation = caller, None
+        if activation is None:
+            activation = self.activation(without_credential(self.ruleset.token, request), None, identity, now)
+        principal = self._principal(identity, activation, budget)
         if principal is None:
             if decision.allowed:
                 decision.outcome, decision.reason = Outcome.DENY, PRINCIPAL_ERROR
@@ -227,10 +287,21 @@ class Decider:
             if isinstance(result.value, celtypes.StringType) and str(result.value):
                 decision.usage_identifier_key = str(result.value)
 
-    def _principal(self, decision: Decision, activation: Mapping[str, Any], budget: ev.Budget) -> str | None:
+    def _caller_identity(self, request: Request, now: float, claims: Mapping[str, Any] | None) -> Identity | None:
+        strongest = _AuthOnly(AUTH_JWT if self.ruleset.providers else AUTH_TOKEN)
+        try:
+            return self.identify(strongest, request, now, claims)  # type: ignore[arg-type]
+        except CredentialError:
+            return None
+
+    def _principal(self, identity: Identity, activation: Mapping[str, Any], budget: ev.Budget) -> str | None:
+        """None means the principal expression failed. A caller without a credential is
+        "anonymous": the expression describes credentialed callers (e.g. claims.sub)."""
+        if not identity.token:
+            return ANONYMOUS
         compiled = self.ruleset.principal
         if compiled is None:
-            sub = decision.identity.claims.get("sub") if decision.identity.verified or decision.identity.claims else None
+            sub = identity.claims.get("sub")
             return sub[:MAX_PRINCIPAL] if isinstance(sub, str) and sub else ANONYMOUS
         result = ev.evaluate(compiled, activation, budget)
         value = result.value
@@ -253,6 +324,21 @@ class Decider:
         visible = without_credential(self.ruleset.token, request)
         result = ev.evaluate(rule.allow, self.activation(visible, match, identity, now), budget)
         decision.shadows.append(RuleOutcome(rule.name, str(match.route), result, True))
+
+
+@dataclass(frozen=True)
+class _AuthOnly:
+    """The part of a rule `identify` reads: how the credential is checked."""
+
+    auth: str
+    providers: tuple[str, ...] | None = None
+
+
+def _with_route(request_map: celtypes.MapType, method: str, route: str) -> celtypes.MapType:
+    updated = celtypes.MapType(request_map)
+    updated[celtypes.StringType("method")] = celtypes.StringType(method)
+    updated[celtypes.StringType("route")] = celtypes.StringType(route)
+    return updated
 
 
 def route_of_test(ruleset: RuleSet, case: Any) -> str | None:

@@ -164,22 +164,39 @@ class RouteMatch(Generic[T]):
 
 
 class Router(Generic[T]):
-    """Routes to targets (rules), most specific first. Built once at cold start."""
+    """Routes to targets (rules), most specific first. Built once at cold start.
+
+    Routes are bucketed by their first literal segment, so a lookup only tries
+    the routes that could match; candidates keep their global specificity order.
+    """
 
     def __init__(self, entries: Iterable[tuple[Route, T]]):
         self._entries = sorted(entries, key=lambda e: e[0].specificity())
+        self._by_first: dict[str, list[tuple[int, Route, T]]] = {}
+        self._open: list[tuple[int, Route, T]] = []  # first segment is a parameter, or no segment
+        for order, (route, target) in enumerate(self._entries):
+            first = route.segments[0] if route.segments else None
+            if first is not None and first.kind == LITERAL:
+                self._by_first.setdefault(first.text, []).append((order, route, target))
+            else:
+                self._open.append((order, route, target))
+
+    def _ordered(self, path: str) -> Iterable[tuple[int, Route, T]]:
+        head = path[1:].split("/", 1)[0] if path.startswith("/") else None
+        bucket = self._by_first.get(head, []) if head else []
+        return sorted(bucket + self._open, key=lambda e: e[0]) if bucket and self._open else (bucket or self._open)
 
     def candidates(self, method: str, path: str) -> list[RouteMatch[T]]:
         """Every matching route, most specific first."""
         found = []
-        for route, target in self._entries:
+        for _, route, target in self._ordered(path):
             params = route.match(method, path)
             if params is not None:
                 found.append(RouteMatch(route, target, params))
         return found
 
     def find(self, method: str, path: str) -> RouteMatch[T] | None:
-        for route, target in self._entries:
+        for _, route, target in self._ordered(path):
             params = route.match(method, path)
             if params is not None:
                 return RouteMatch(route, target, params)

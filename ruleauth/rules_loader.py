@@ -194,7 +194,55 @@ class _Builder:
             usage_identifier_key=usage_key, response=response, tests=tests, engine=engine,
         )
         self._warn_untested(ruleset)
+        self._check_policy(ruleset)
         return ruleset
+
+    def _check_policy(self, ruleset: RuleSet) -> None:
+        """What a cached policy can say: exactness, size (8 KB) and ARN length (512)."""
+        from . import policy_synthesis as ps
+        from .response_check import MAX_RESOURCE_CHARS, MAX_RESPONSE_BYTES
+
+        for rule in ruleset.rules:
+            for route in rule.routes:
+                longest = ps.PREFIX_ESTIMATE + len(ps.route_pattern("OPTIONS", route))
+                if longest > MAX_RESOURCE_CHARS:
+                    self._source_of(rule).error(
+                        _pos_node(rule), f"route {route} makes resource ARNs of about {longest} characters; "
+                        f"API Gateway allows {MAX_RESOURCE_CHARS}", rule.name)
+        if ruleset.cache.mode != CACHE_IDENTITY or not ruleset.rules:
+            return
+        table = ps.build_table(ruleset)
+        ruleset.table = table
+        for conflict in table.conflicts:
+            self._source_of(conflict.denied.rule).error(
+                _pos_node(conflict.denied.rule),
+                f"under cache.mode: identity, denying {conflict.denied.label} needs a Deny on "
+                f"{conflict.denied.pattern}, which also covers {conflict.example} of rule "
+                f"{conflict.allowed.rule.name!r}: a cached policy cannot express these rules exactly. "
+                "Use cache.mode: route (route in the cache key) or disabled (TTL 0), or give the two "
+                "rules the same condition",
+                conflict.denied.rule.name,
+            )
+        for entry, gap in table.uncovered_gaps:
+            self._source_of(entry.rule).warning(
+                _pos_node(entry.rule),
+                f"the cached Allow for {entry.label} ({entry.pattern}) also covers deeper paths like "
+                f"{gap.replace('*', 'x')} that no rule lists; if your API has such routes, "
+                "list them in a rule (run validate --template to check)",
+                entry.rule.name,
+            )
+        report = ps.size_report(table)
+        budget = MAX_RESPONSE_BYTES - 1024  # room for principal and context
+        if report.all_allowed > budget:
+            self.first.error(
+                None, f"the cached policy for a caller allowed everywhere would be about {report.all_allowed} "
+                f"bytes; API Gateway's limit is {MAX_RESPONSE_BYTES} (with room for principal and context): "
+                "use cache.mode: route, or group routes under {proxy+} parameters")
+        elif report.worst_case > budget:
+            self.first.warning(
+                None, f"worst-case cached policy is about {report.worst_case} bytes (over the "
+                f"{MAX_RESPONSE_BYTES}-byte limit); callers whose policy does not fit get a policy "
+                "for the asked route only (correct, but the cache then saves fewer calls)")
 
     def _single(self, key: str) -> tuple[sy.Source, ScalarNode, Node] | None:
         return self.merged.single.get(key)
@@ -508,7 +556,10 @@ class _Builder:
                 source.error(node, "route must be a string like 'GET /orders/{id}' "
                              "(an unquoted {id} is a YAML mapping: quote the route)", rule)
                 return None
-            for item in sy.as_list(source, node, "route", rule) or []:
+            items = sy.as_list(source, node, "route", rule)
+            if items is None:
+                return None
+            for item in items:
                 if isinstance(item, MappingNode):
                     source.error(item, "route must be a string like 'GET /orders/{id}' "
                                  "(an unquoted {id} is a YAML mapping: quote the route)", rule)
@@ -516,8 +567,10 @@ class _Builder:
                 text = sy.as_string(source, item, "route", rule)
                 if text is not None:
                     texts.append((text, item))
-            if not texts:
+            if not items:
                 source.error(node, "route list is empty", rule)
+                return None
+            if len(texts) != len(items):  # each bad item is already reported
                 return None
         routes = []
         for text, item in texts:
@@ -577,6 +630,9 @@ class _Builder:
             entry = self._single(what.split(".")[0])
             node = entry[2] if entry else None
             source = entry[0] if entry else self.first
+            if what.startswith("context.") and isinstance(node, MappingNode):
+                # Point at this key's own expression, not at the whole `context:` mapping.
+                node = next((v for k, v in node.value if k.value == what[len("context."):]), node)
             # One principal and context is cached per caller, across routes: only route-level
             # values in `route` mode, nothing about the route in `identity` mode.
             bad = _unsafe_reads(compiled.reads, cache, route_level=cache.mode == CACHE_ROUTE)

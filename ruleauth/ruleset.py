@@ -103,3 +103,4 @@ class RuleSet:
     tests: list[TestCase] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     engine: str = "cel-python"
+    table: Any = None  # policy_synthesis.RouteTable under cache.mode identity
