@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import sys
-from typing import Any, TextIO
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, TextIO
 
 from .decision import Decision, RULE_ERROR
+from .errors import Problem, RulesError
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40}
 MAX_TEXT = 128
@@ -69,3 +72,39 @@ def emit(line: dict[str, Any], stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
     out.write(json.dumps(line, separators=(",", ":"), default=str) + "\n")
     out.flush()
+
+
+def sample_rate_from(environ: Mapping[str, str]) -> float:
+    """RULEAUTH_LOG_SAMPLE_ALLOW: the share of allow lines written (0 to 1; default 1).
+    Denials, 401s and errors are always written."""
+    text = environ.get("RULEAUTH_LOG_SAMPLE_ALLOW", "").strip()
+    if not text:
+        return 1.0
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise RulesError([Problem(f"RULEAUTH_LOG_SAMPLE_ALLOW must be a number from 0 to 1, not {text!r}")])
+    return rate
+
+
+@dataclass
+class DecisionLog:
+    """Writes the decision lines of one Lambda container."""
+
+    sample_allow: float = 1.0
+    stream: TextIO | None = None
+    draw: Callable[[], float] = random.random
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> "DecisionLog":
+        return cls(sample_rate_from(environ))
+
+    def write(self, decision: Decision, latency_ms: float, internal_error: str | None = None) -> None:
+        if decision.allowed and not decision.shadows and self.sample_allow < 1.0 and self.draw() >= self.sample_allow:
+            return
+        line = record(decision, latency_ms, internal_error)
+        if decision.allowed and self.sample_allow < 1.0:
+            line["sample_rate"] = self.sample_allow
+        emit(line, self.stream)

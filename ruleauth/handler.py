@@ -7,30 +7,37 @@ so the function never serves a request with half its rules.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
-from . import decision_log
 from .authorizer import Authorizer, locate_rules
+from .decision_log import DecisionLog
 from .errors import RulesError
+from .metrics import Metrics, mode_from
 
 
-def _load() -> Authorizer:
+def _load() -> tuple[Authorizer, DecisionLog, Metrics]:
     try:
-        return Authorizer.load(locate_rules())
+        return (Authorizer.load(locate_rules()), DecisionLog.from_environ(os.environ),
+                Metrics(mode_from(os.environ)))
     except RulesError as exc:
-        # Printed once per cold start; the import then fails, so no request is ever served.
+        # Printed once per cold start; the import then fails, so no request is ever served
+        # (API Gateway answers 500 and this line says why).
         sys.stdout.write(str(exc) + "\nFix the rules (run `ruleauth validate`) and redeploy.\n")
         sys.stdout.flush()
         raise
 
 
-AUTHORIZER = _load()
+AUTHORIZER, DECISION_LOG, METRICS = _load()
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
     result = AUTHORIZER.authorize(event)
-    decision_log.emit(decision_log.record(result.decision, result.latency_ms, result.internal_error))
+    DECISION_LOG.write(result.decision, result.latency_ms, result.internal_error)
+    METRICS.decision(result.decision, result.latency_ms)
+    if AUTHORIZER.verifier is not None:
+        METRICS.key_fetches(AUTHORIZER.verifier.fetch_stats())
     if result.response is None:
         raise Exception("Unauthorized")  # API Gateway's convention: exactly this text gives a 401
     return result.response

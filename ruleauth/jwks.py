@@ -667,6 +667,7 @@ class ProviderKeys:
         self._last_error: str | None = None
         self._lock = threading.Lock()
         self.fetch_count = 0  # attempts, for metrics and tests
+        self.fetch_failures = 0
 
     @property
     def is_static(self) -> bool:
@@ -726,6 +727,7 @@ class ProviderKeys:
             keys = self._fetch()
         except JwksError as exc:
             self._last_error = str(exc)
+            self.fetch_failures += 1
             log.warning("jwks fetch for provider %s failed: %s", self.provider.name, exc)
             return False
         for note in keys.dropped:

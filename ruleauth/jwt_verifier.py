@@ -406,6 +406,10 @@ class JwtVerifier:
         """The key cache of one provider (for diagnostics and tests)."""
         return self._by_name[name].keys
 
+    def fetch_stats(self) -> dict[str, tuple[int, int]]:
+        """Per provider name: key-set fetch attempts and failures so far (for metrics)."""
+        return {p.config.name: (p.keys.fetch_count, p.keys.fetch_failures) for p in self._providers.values()}
+
     def verify(self, token: str, allowed: Sequence[str] | None = None, now: float | None = None) -> VerifiedToken:
         """Verified claims of `token`, or JwtError.
 

@@ -1,0 +1,96 @@
+"""CloudWatch Embedded Metric Format lines (RULEAUTH_METRICS), no AWS SDK call."""
+
+import io
+import json
+
+import pytest
+
+from ruleauth.authorizer import Authorizer
+from ruleauth.errors import RulesError
+from ruleauth.metrics import OFF, ON, PER_RULE, Metrics, mode_from
+from ruleauth.synthetic_events import build_event
+
+
+def emf_lines(stream: io.StringIO) -> list[dict]:
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    for line in lines:
+        # Every metric CloudWatch is told about has a value, and every dimension key is present.
+        directive = line["_aws"]["CloudWatchMetrics"][0]
+        assert directive["Namespace"] == "ruleauth"
+        assert isinstance(line["_aws"]["Timestamp"], int)
+        for metric in directive["Metrics"]:
+            assert isinstance(line[metric["Name"]], (int, float))
+        for dimension_set in directive["Dimensions"]:
+            assert all(isinstance(line[key], str) for key in dimension_set)
+    return lines
+
+
+@pytest.fixture
+def demo(tmp_path):
+    (tmp_path / "rules.yaml").write_text(
+        "version: 1\ntoken: {header: Authorization}\ncache: {mode: disabled}\n"
+        "rules:\n  - name: odd numbers only\n    route: GET /hello\n    auth: token\n"
+        "    allow: int(token) % 2 == 1\n"
+        "  - name: stricter\n    route: GET /hello\n    auth: token\n    mode: shadow\n"
+        "    allow: int(token) % 4 == 1\n")
+    return Authorizer.load(tmp_path / "rules.yaml")
+
+
+def decide(authorizer, token):
+    return authorizer.authorize(build_event("rest-request", "GET", "/hello", headers={"Authorization": token}))
+
+
+@pytest.mark.parametrize("value, mode", [("", OFF), ("1", ON), ("true", ON), ("TRUE", ON), ("rule", PER_RULE)])
+def test_the_metrics_setting_is_read_from_the_environment(value, mode):
+    assert mode_from({"RULEAUTH_METRICS": value}) == mode
+
+
+def test_any_other_metrics_setting_is_a_load_error():
+    with pytest.raises(RulesError, match="RULEAUTH_METRICS"):
+        mode_from({"RULEAUTH_METRICS": "yes please"})
+
+
+def test_metrics_off_prints_nothing(demo):
+    stream = io.StringIO()
+    Metrics(OFF, stream).decision(decide(demo, "17").decision, 1.0)
+    assert stream.getvalue() == ""
+
+
+def test_decisions_are_counted_by_outcome_and_reason_with_their_latency(demo):
+    stream = io.StringIO()
+    metrics = Metrics(ON, stream)
+    for token in ("17", "2"):
+        result = decide(demo, token)
+        metrics.decision(result.decision, result.latency_ms)
+    lines = [line for line in emf_lines(stream) if "Decisions" in line]
+    assert [(line["Outcome"], line["Reason"], line["Decisions"]) for line in lines] == [
+        ("allow", "rule_true", 1), ("deny", "rule_false", 1)]
+    assert all(line["DecisionLatency"] >= 0 for line in lines)
+    assert all("Rule" not in line for line in lines)  # each rule value would be a billed metric
+
+
+def test_the_per_rule_dimension_is_added_only_when_asked(demo):
+    stream = io.StringIO()
+    result = decide(demo, "17")
+    Metrics(PER_RULE, stream).decision(result.decision, result.latency_ms)
+    line = next(line for line in emf_lines(stream) if "Decisions" in line)
+    assert line["Rule"] == "odd numbers only"
+    assert ["Rule", "Outcome"] in line["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+
+
+def test_shadow_outcomes_are_counted_with_whether_they_agree(demo):
+    stream = io.StringIO()
+    result = decide(demo, "3")  # enforced: allow (odd); shadow: 3 % 4 != 1 → deny
+    Metrics(PER_RULE, stream).decision(result.decision, result.latency_ms)
+    shadow = next(line for line in emf_lines(stream) if "ShadowDecisions" in line)
+    assert (shadow["ShadowRule"], shadow["ShadowOutcome"], shadow["AgreesWithEnforced"]) == ("stricter", "deny", "false")
+
+
+def test_jwks_fetches_and_failures_are_counted_once_each():
+    stream = io.StringIO()
+    metrics = Metrics(ON, stream)
+    metrics.key_fetches({"corp": (1, 0)})
+    metrics.key_fetches({"corp": (1, 0)})  # nothing new: no line
+    metrics.key_fetches({"corp": (3, 1)})
+    lines = emf_lines(stream)
+    assert [(l["Provider"], l["JwksFetches"], l["JwksFetchFailures"]) for l in lines] == [("corp", 1, 0), ("corp", 2, 1)]
