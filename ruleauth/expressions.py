@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -22,7 +23,7 @@ import celpy.evaluation
 import lark
 from celpy import celtypes
 
-from . import cel_functions
+from . import cel_functions, cel_parser
 
 MAX_SOURCE_CHARS = 2000
 MAX_DEPTH = 50
@@ -49,6 +50,20 @@ _NESTING = {
     "conditionalor", "conditionaland", "relation", "addition", "multiplication",
     "unary", "paren_expr", "member_index", "member_dot_arg", "ident_arg", "list_lit", "map_lit",
 }
+
+
+_ALWAYS_NESTS = {"paren_expr", "list_lit", "map_lit"}
+
+# cel-python's evaluator recurses, using about 50 Python frames per nesting level, and
+# `celpy.Environment()` sets the recursion limit to 2500: that leaves no headroom at the
+# MAX_DEPTH levels the loader accepts, so a rule that loads could still die of RecursionError
+# (caught, but a deny nobody intended). Measured with 200 nested levels: no C-stack trouble.
+RECURSION_LIMIT = 2500 + 60 * MAX_DEPTH
+
+
+def _ensure_recursion_headroom() -> None:
+    if sys.getrecursionlimit() < RECURSION_LIMIT:
+        sys.setrecursionlimit(RECURSION_LIMIT)
 
 
 class ExpressionError(ValueError):
@@ -85,11 +100,16 @@ class Compiler:
     """Holds the one cel-python Environment (its parser costs ~100 ms to build)."""
 
     def __init__(self, defines: Mapping[str, str] | None = None, jwt_configured: bool = True):
+        cel_parser.install()  # before the first Environment: ~10 ms instead of ~110 ms
         self._env = celpy.Environment()
         self._functions: dict[str, Callable[..., Any]] = dict(cel_functions.FUNCTIONS)
         self._define_sources = dict(defines or {})
         self._define_trees: dict[str, lark.Tree] = {}
+        # Definitions each definition uses, transitively: its stored tree is already inlined,
+        # so walking it again no longer shows their names.
+        self._define_uses: dict[str, frozenset[str]] = {}
         self.jwt_configured = jwt_configured
+        _ensure_recursion_headroom()
 
     def parse(self, text: str) -> lark.Tree:
         if len(text) > MAX_SOURCE_CHARS:
@@ -111,8 +131,10 @@ class Compiler:
             raise ExpressionError(f"define {name!r} refers to itself ({' → '.join(stack + (name,))})")
         if name not in self._define_trees:
             tree = self.parse(self._define_sources[name])
-            _Checker(self, stack + (name,)).visit(tree, frozenset(), 0)
+            checker = _Checker(self, stack + (name,))
+            checker.visit(tree, frozenset(), 0)
             self._define_trees[name] = tree
+            self._define_uses[name] = frozenset(checker.defines_used)
         return self._define_trees[name]
 
     def compile(self, text: str) -> Compiled:
@@ -143,7 +165,7 @@ class _Checker:
             return
         kind = node.data
         if kind == "primary" and _is_ident(node.children[0]):
-            self._primary_ident(node, scope)
+            self._primary_ident(node, scope, comprehension)
             return
         if kind in ("member_dot", "member_index"):
             chain = _access_chain(node, scope)
@@ -166,7 +188,7 @@ class _Checker:
         for child in node.children:
             self.visit(child, scope, comprehension)
 
-    def _primary_ident(self, primary: lark.Tree, scope: frozenset[str]) -> None:
+    def _primary_ident(self, primary: lark.Tree, scope: frozenset[str], comprehension: int = 0) -> None:
         name = primary.children[0].children[0].value
         if name in scope:
             return
@@ -174,9 +196,11 @@ class _Checker:
             # Inline the definition: the rule evaluates it as if written in place.
             tree = self.compiler.define_tree(name, self.define_stack)
             inner = _Checker(self.compiler, self.define_stack + (name,))
-            inner.visit(tree, frozenset(), 0)
+            # The definition is checked where it is used: inside a comprehension over data, a
+            # comprehension in the definition is nested (E6), just as if written in place.
+            inner.visit(tree, frozenset(), comprehension)
             self.reads |= inner.reads
-            self.defines_used |= inner.defines_used | {name}
+            self.defines_used |= inner.defines_used | {name} | self.compiler._define_uses.get(name, frozenset())
             primary.children[0] = lark.Tree("paren_expr", [copy.deepcopy(tree)])
             return
         self._record(_Chain([name], []), primary)
@@ -319,7 +343,9 @@ def _tree_depth(tree: lark.Tree) -> int:
         node, depth = stack.pop()
         if not isinstance(node, lark.Tree):
             continue
-        if node.data in _NESTING and (len(node.children) > 1 or node.data == "paren_expr"):
+        # List and map literals have one child (their item list) yet nest like brackets: each
+        # costs the evaluator as many stack frames as a parenthesis, so they count alike.
+        if node.data in _NESTING and (len(node.children) > 1 or node.data in _ALWAYS_NESTS):
             depth += 1
         deepest = max(deepest, depth)
         stack.extend((child, depth) for child in node.children)

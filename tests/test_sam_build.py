@@ -85,6 +85,7 @@ def test_bundle_holds_only_runtime_files(build: Path) -> None:
     assert not names & set(FORBIDDEN), f"dev files in the bundle: {sorted(names & set(FORBIDDEN))}"
     assert any((build / "rules").glob("*.y*ml")), "rules/ in the bundle has no rules file"
     assert (build / "ruleauth" / "handler.py").is_file()
+    assert list((build / "ruleauth" / "_prebuilt").glob("cel-parser-*.cache")), "no prebuilt CEL parser"
     # Bytecode for the runtime's Python (LAMBDA_PYTHON was given), and for no other.
     tag = "cpython-" + runtime_version().replace(".", "")
     assert (build / "ruleauth" / "__pycache__" / f"handler.{tag}.pyc").is_file(), "no bytecode built"
@@ -99,6 +100,10 @@ import json, os, sys
 root = os.environ["LAMBDA_TASK_ROOT"]
 import ruleauth.handler as module
 import yaml, celpy
+from celpy.celparser import CELParser
+from ruleauth import cel_parser
+# The parser came from the prebuilt cache the build made, not from grammar analysis.
+assert CELParser.CEL_PARSER is not None and cel_parser.cache_path().is_file(), "no prebuilt CEL parser"
 # Everything must come from the bundle, not from the interpreter's own site-packages.
 for mod in (module, yaml, celpy):
     assert os.path.realpath(mod.__file__).startswith(os.path.realpath(root)), mod.__file__
