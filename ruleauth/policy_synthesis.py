@@ -8,29 +8,26 @@ and `{proxy+}` become `*`, and `ANY` expands to one pattern per method.
 
 IAM's `*` matches any characters, `/` included, and an explicit Deny wins. So
 `GET/orders/*` (for `GET /orders/{id}`) also covers `GET/orders/1/items`. The
-table is analysed once at cold start on a pool of witness paths (every route
-instantiated with a fresh value and with the literals of the routes around it):
-for each Allow pattern we know which other routes' paths it also covers (they
-get a Deny when the caller is denied there) and which deeper paths no rule
-lists (they get a "gap" Deny `GET/orders/*/*` unless an allowed deeper route
-needs them). Rule sets whose Deny would have to cover another route's allowed
-paths cannot be expressed exactly: `validate` reports them; at run time the
-conflict resolves to deny, never to allow.
+table is analysed once at cold start with an exact, segment-level overlap test
+between patterns and routes: for each Allow pattern we know which other routes
+it may decide for (they get a Deny when the caller is denied there), and which
+deeper paths no rule lists (they get a "gap" Deny `GET/orders/*/*` unless an
+allowed route needs them). Where a relation cannot be settled exactly it is
+assumed, so errors fall on the side of denying. Rule sets whose Deny would have
+to cover another route's paths cannot be expressed exactly: the load (and so
+`validate`) refuses them, suggesting cache.mode route or disabled.
 """
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from .model import METHODS, WEBSOCKET_CONNECT
 from .policy_eval import resource_matches
-from .routes import GREEDY, LITERAL, PARAM, Route, Router
+from .routes import GREEDY, LITERAL, PARAM, Route
 from .ruleset import Rule, RuleSet
 
-MAX_WITNESSES_PER_ROUTE = 256
-FRESH = ("x1", "x2")
 # A long ARN prefix (the longest region, a 10-character API id, an 8-character stage): used to
 # estimate sizes before the real prefix is known; a real response that does not fit falls
 # back to a per-request policy, so the estimate only decides what validate reports.
@@ -73,6 +70,9 @@ class RouteTable:
     gaps: list[list[list[tuple[str, frozenset[int]]]]]
     conflicts: list[Conflict] = field(default_factory=list)
     uncovered_gaps: list[tuple[Entry, str]] = field(default_factory=list)
+    # asked_blockers[d]: entries whose paths pattern `d` overlaps (an explicit Deny for `d`
+    # must not cover an allowed one).
+    asked_blockers: list[frozenset[int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._by_cell = {(e.method, id(e.route)): e for e in self.entries}
@@ -96,7 +96,7 @@ class RouteTable:
         if asked is not None and not allowed[asked.index]:
             # An explicit Deny for the asked route gives callers the explicit-deny 403, as
             # hand-written authorizers do; only where it cannot shadow an allowed route.
-            if not any(allowed[other] for other in self.deny_if_allowed[asked.index]):
+            if not any(allowed[other] for other in self.asked_blockers[asked.index]):
                 denies.add(asked.pattern)
         return reduce_patterns(allows), reduce_patterns(sorted(denies))
 
@@ -117,89 +117,118 @@ def build_table(ruleset: RuleSet) -> RouteTable:
             methods = ("",) if route.websocket else (METHODS if route.method == "ANY" else (route.method,))
             for method in methods:
                 entries.append(Entry(len(entries), method, route, rule, route_pattern(method, route)))
-    routes = [e.route for e in entries]
-    router: Router[Rule] = ruleset.router
-    by_key = {(e.method, id(e.route)): e for e in entries}
-    pool = _witness_pool(routes)
-    methods = sorted({e.method for e in entries})
-    # (method, path) → winning entry index or None (no rule: a gap).
-    winners: dict[tuple[str, str], int | None] = {}
-    for method in methods:
-        for path in pool:
-            if method == "" and path != WEBSOCKET_CONNECT:
-                continue
-            match = router.find(method, path)
-            winners[(method, path)] = by_key[(method, id(match.route))].index if match else None
-    by_method: dict[str, _Witnesses] = {}
-    for (method, path), winner in winners.items():
-        by_method.setdefault(method, _Witnesses()).add(f"{method}/{path.lstrip('/')}" if method else path, winner)
+    index = _Index(entries)
 
     deny_if_allowed: list[frozenset[int]] = []
+    asked_blockers: list[frozenset[int]] = []
     gaps: list[list[list[tuple[str, frozenset[int]]]]] = []
-    blockers_of: dict[str, frozenset[int]] = {}
     uncovered: list[tuple[Entry, str]] = []
-    covered_by: list[list[tuple[str, int | None]]] = []
     for entry in entries:
-        witnesses = by_method.get(entry.method, _Witnesses())
-        covered = witnesses.matching(entry.pattern)
-        covered_by.append(covered)
-        deny_if_allowed.append(frozenset(w for _, w in covered if w is not None and w != entry.index))
+        overlapping = index.overlapping(entry.method, _glob(entry.route.segments)) - {entry.index}
+        asked_blockers.append(frozenset(overlapping))
+        deny_if_allowed.append(frozenset(d for d in overlapping if _may_win_inside(entry, entries[d], index)))
         entry_gaps = []
         for specific, general in _gap_patterns(entry):
-            candidates = []
-            for gap in (general, specific):
-                if gap not in blockers_of:
-                    blockers_of[gap] = frozenset(w for _, w in witnesses.matching(gap) if w is not None)
-                candidates.append((gap, blockers_of[gap]))
+            candidates = [(text, frozenset(index.overlapping(entry.method, tokens))) for text, tokens in (general, specific)]
             entry_gaps.append(candidates)
-            if blockers_of[specific]:
-                uncovered.append((entry, specific))
+            if candidates[1][1]:
+                uncovered.append((entry, specific[0]))
         gaps.append(entry_gaps)
-    coverers: dict[int, list[int]] = {}
-    for index, covered_entries in enumerate(deny_if_allowed):
-        for covered_entry in covered_entries:
-            coverers.setdefault(covered_entry, []).append(index)
+    needed_by: dict[int, list[int]] = {}
+    for allowed_entry, needed in enumerate(deny_if_allowed):
+        for denied_entry in needed:
+            needed_by.setdefault(denied_entry, []).append(allowed_entry)
     conflicts: list[Conflict] = []
     for denied in entries:
         # Denying `denied` takes a Deny only when another route's Allow covers its paths...
-        needs_deny = any(
-            not _decide_alike(entries[other].rule, denied.rule) for other in coverers.get(denied.index, ())
-        )
-        if not needs_deny:
+        if not any(not _decide_alike(entries[a].rule, denied.rule) for a in needed_by.get(denied.index, ())):
             continue
-        # ...and that Deny is wrong wherever it also covers paths another route allows.
-        for text, winner in covered_by[denied.index]:
-            if winner is not None and winner != denied.index and not _decide_alike(denied.rule, entries[winner].rule):
-                conflicts.append(Conflict(denied, entries[winner], text))
+        # ...and that Deny is wrong wherever it also covers paths another route decides.
+        for other in sorted(deny_if_allowed[denied.index]):
+            if not _decide_alike(denied.rule, entries[other].rule):
+                conflicts.append(Conflict(denied, entries[other], entries[other].label))
                 break
-    return RouteTable(entries, deny_if_allowed, gaps, _unique_conflicts(conflicts), uncovered)
+    return RouteTable(entries, deny_if_allowed, gaps, _unique_conflicts(conflicts), uncovered, asked_blockers)
 
 
-class _Witnesses:
-    """Witness ARN suffixes of one method, sorted so a pattern only tests those sharing its literal prefix."""
+# -- exact overlap of a resource pattern and a route, segment by segment ----------------------
+#
+# A pattern is a list of tokens: a literal segment, or STAR, which (delimited by '/') matches
+# one or more whole segments. A route's segments are literals, {x} (one segment) or {x+}
+# (one or more). Paths with empty segments match no route and are left out.
 
-    def __init__(self) -> None:
-        self._items: list[tuple[str, int | None]] = []
-        self._sorted = True
+STAR = None
 
-    def add(self, text: str, winner: int | None) -> None:
-        self._items.append((text, winner))
-        self._sorted = False
 
-    def matching(self, pattern: str) -> list[tuple[str, int | None]]:
-        if not self._sorted:
-            self._items.sort(key=lambda item: item[0])
-            self._keys = [text for text, _ in self._items]
-            self._sorted = True
-        prefix = pattern.split("*", 1)[0]
-        start = bisect.bisect_left(self._keys, prefix)
-        found = []
-        for text, winner in self._items[start:]:
-            if not text.startswith(prefix):
-                break
-            if resource_matches(pattern, text):
-                found.append((text, winner))
-        return found
+def _glob(segments) -> list[str | None]:
+    return [s.text if s.kind == LITERAL else STAR for s in segments]
+
+
+def _overlaps(tokens: Sequence[str | None], segments: Sequence) -> bool:
+    """Is there a path both the pattern and the route match? Breadth-first over the pairs of
+    positions (pattern token, route segment) reached at a segment boundary."""
+    end = (len(tokens), len(segments))
+    seen = {(0, 0)}
+    frontier = [(0, 0)]
+    while frontier:
+        i, j = frontier.pop()
+        if (i, j) == end:
+            return True
+        if i == len(tokens) or j == len(segments):
+            continue
+        token, segment = tokens[i], segments[j]
+        if token is not STAR and segment.kind == LITERAL and token != segment.text:
+            continue  # no one segment value satisfies both
+        next_i = (i, i + 1) if token is STAR else (i + 1,)
+        next_j = (j, j + 1) if segment.kind == GREEDY else (j + 1,)
+        for state in ((a, b) for a in next_i for b in next_j):
+            if state not in seen:
+                seen.add(state)
+                frontier.append(state)
+    return False
+
+
+class _Index:
+    """Entries by method and first literal, so an overlap test only meets plausible routes."""
+
+    def __init__(self, entries: Sequence[Entry]):
+        self.entries = entries
+        self._by_first: dict[tuple[str, str], list[Entry]] = {}
+        self._open: dict[str, list[Entry]] = {}
+        self._all: dict[str, list[Entry]] = {}
+        self._memo: dict[tuple[str, tuple], frozenset[int]] = {}
+        for entry in entries:
+            self._all.setdefault(entry.method, []).append(entry)
+            segments = entry.route.segments
+            if segments and segments[0].kind == LITERAL:
+                self._by_first.setdefault((entry.method, segments[0].text), []).append(entry)
+            else:
+                self._open.setdefault(entry.method, []).append(entry)
+
+    def overlapping(self, method: str, tokens: Sequence[str | None]) -> frozenset[int]:
+        key = (method, tuple(tokens))
+        if key not in self._memo:
+            if method == "":
+                found = {e.index for e in self._all.get("", [])}
+            else:
+                if tokens and tokens[0] is not STAR:
+                    candidates = self._by_first.get((method, tokens[0]), []) + self._open.get(method, [])
+                else:
+                    candidates = self._all.get(method, [])
+                found = {e.index for e in candidates if _overlaps(tokens, e.route.segments)}
+            self._memo[key] = frozenset(found)
+        return self._memo[key]
+
+
+def _may_win_inside(wide: Entry, other: Entry, index: _Index) -> bool:
+    """May `other` decide a path that `wide`'s pattern covers? Not when `wide` itself is more
+    specific and the overlap lies in wide's own paths (none in its multi-segment `*` spans):
+    there `wide` wins. Otherwise assume it may (a superfluous Deny only ever narrows)."""
+    if wide.route.websocket:
+        return False
+    if wide.route.specificity() >= other.route.specificity():
+        return True
+    return any(other.index in index.overlapping(wide.method, tokens) for _, tokens in _gap_patterns(wide, tokens_only=True))
 
 
 def _decide_alike(a: Rule, b: Rule) -> bool:
@@ -222,78 +251,27 @@ def _unique_conflicts(conflicts: list[Conflict]) -> list[Conflict]:
     return unique
 
 
-def _gap_patterns(entry: Entry) -> list[tuple[str, str]]:
+def _gap_patterns(entry: Entry, tokens_only: bool = False) -> list:
     """For each single-segment parameter, Denies for paths where its `*` spans two or more
     segments: the specific pattern (`GET/orders/*/*`) and a general one for every path at
-    least that deep (`GET/*/*/*`), which many routes share, so one Deny can serve them all."""
+    least that deep (`GET/*/*/*`), which many routes share, so one Deny can serve them all.
+    Each as (pattern text, tokens)."""
     if entry.route.websocket:
         return []
     found = []
     count = len(entry.route.segments)
-    general = f"{entry.method}/" + "/".join(["*"] * (count + 1))
-    for index, segment in enumerate(entry.route.segments):
+    general_tokens = [STAR] * (count + 1)
+    general = (f"{entry.method}/" + "/".join(["*"] * (count + 1)), general_tokens)
+    for position, segment in enumerate(entry.route.segments):
         if segment.kind != PARAM:
             continue
-        parts = [s.text if s.kind == LITERAL else "*" for s in entry.route.segments]
-        parts[index] = "*/*"
-        found.append((f"{entry.method}/" + "/".join(parts), general))
+        tokens = _glob(entry.route.segments)
+        tokens[position:position + 1] = [STAR, STAR]
+        text = f"{entry.method}/" + "/".join("*" if t is STAR else t for t in tokens)
+        found.append(((text, tokens), general))
+    if tokens_only:
+        return [specific for specific, _ in found]
     return found
-
-
-def _witness_pool(routes: Sequence[Route]) -> list[str]:
-    """Concrete paths to test patterns on: each route instantiated with fresh values and with
-    the literals that other routes have at the same depth under the same prefix."""
-    pool: set[str] = set()
-    # Greedy parameters also get one tail deeper than any pattern reaches, so that a general
-    # gap Deny (`GET/*/*/*`) is blocked by a greedy route that allows such paths.
-    deepest = max((len(r.segments) for r in routes), default=0) + 2
-    for route in routes:
-        if route.websocket:
-            pool.add(WEBSOCKET_CONNECT)
-            continue
-        produced: list[list[str]] = [[]]
-        for index, segment in enumerate(route.segments):
-            if segment.kind == LITERAL:
-                produced = [p + [segment.text] for p in produced]
-                continue
-            grown: list[list[str]] = []
-            for prefix in produced:
-                choices = _choices(routes, prefix, index, greedy=segment.kind == GREEDY)
-                if segment.kind == GREEDY and deepest - index > len(FRESH):
-                    choices.append([FRESH[0]] * (deepest - index))
-                grown.extend(prefix + choice for choice in choices)
-                if len(grown) >= MAX_WITNESSES_PER_ROUTE:
-                    break
-            produced = grown[:MAX_WITNESSES_PER_ROUTE]
-        pool.update("/" + "/".join(p) for p in produced)
-    return sorted(pool)
-
-
-def _choices(routes: Sequence[Route], prefix: list[str], index: int, greedy: bool) -> list[list[str]]:
-    """Values for a parameter at `index`: a fresh one, and what sibling routes have there."""
-    choices: list[list[str]] = [[FRESH[0]]]
-    if greedy:
-        choices.append(list(FRESH))
-    for other in routes:
-        segments = other.segments
-        if len(segments) <= index or not _compatible(segments, prefix):
-            continue
-        if greedy:
-            tail = [s.text if s.kind == LITERAL else FRESH[0] for s in segments[index:]]
-            if tail not in choices:
-                choices.append(tail)
-        elif segments[index].kind == LITERAL and [segments[index].text] not in choices:
-            choices.append([segments[index].text])
-    return choices
-
-
-def _compatible(segments: Sequence, prefix: list[str]) -> bool:
-    for segment, value in zip(segments, prefix):
-        if segment.kind == LITERAL and segment.text != value:
-            return False
-        if segment.kind == GREEDY:
-            return True
-    return True
 
 
 def _covers(wide: str, narrow: str) -> bool:
@@ -344,7 +322,7 @@ def size_report(table: RouteTable) -> SizeReport:
     all_patterns = sorted({e.pattern for e in table.entries})
     all_denies = sorted(
         {table.entries[d].pattern for ds in table.deny_if_allowed for d in ds}
-        | {candidates[-1][0] for gaps in table.gaps for candidates in gaps}
+            | {candidates[-1][0] for gaps in table.gaps for candidates in gaps}
         | set(all_patterns)
     )
     return SizeReport(estimated_size(allows, denies), estimated_size(all_patterns, all_denies))
