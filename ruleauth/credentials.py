@@ -12,7 +12,8 @@ from .ruleset import TokenConfig
 
 MAX_TOKEN_BYTES = 8 * 1024
 MISSING, BAD = "missing_credential", "bad_credential"
-_NO_SPACE = re.compile(r"^\S+$")
+# fullmatch, not `^…$`: `$` also matches before a final newline, which let "Bearer abc\n" through.
+_NO_SPACE = re.compile(r"\S+")
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ def extract(config: TokenConfig, request: Request) -> Credential:
         return Credential(raw)
     scheme, space, credential = raw.partition(" ")
     # RFC 6750: exactly "<scheme> <credential>", scheme case-insensitive, one space.
-    if not space or scheme.lower() != config.scheme.lower() or not _NO_SPACE.match(credential):
+    if not space or scheme.lower() != config.scheme.lower() or not _NO_SPACE.fullmatch(credential):
         return Credential("")
     return Credential(credential)
 

@@ -284,7 +284,7 @@ class Decider:
         usage = self.ruleset.usage_identifier_key
         if usage is not None and decision.allowed:
             result = ev.evaluate(usage, activation, budget)
-            if isinstance(result.value, celtypes.StringType) and str(result.value):
+            if isinstance(result.value, str) and str(result.value):
                 decision.usage_identifier_key = str(result.value)
 
     def _caller_identity(self, request: Request, now: float, claims: Mapping[str, Any] | None) -> Identity | None:
@@ -305,7 +305,7 @@ class Decider:
             return sub[:MAX_PRINCIPAL] if isinstance(sub, str) and sub else ANONYMOUS
         result = ev.evaluate(compiled, activation, budget)
         value = result.value
-        if isinstance(value, celtypes.StringType) and 0 < len(value) <= MAX_PRINCIPAL:
+        if isinstance(value, str) and 0 < len(value) <= MAX_PRINCIPAL:
             return str(value)
         return None
 

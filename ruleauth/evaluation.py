@@ -76,7 +76,20 @@ def classify(value: Any) -> Result:
         return Result(ERROR, error_class=_error_class(value))
     if isinstance(value, celtypes.BoolType):
         return Result(TRUE if value == True else FALSE, bool(value))  # noqa: E712 - BoolType is an int
-    return Result(NON_BOOL, value)
+    return Result(NON_BOOL, _as_cel(value))
+
+
+def _as_cel(value: Any) -> Any:
+    """cel-python returns some results as plain Python values (`'a' + b` is a `str`, `x * 2.0`
+    a `float`); the principal, context and usageIdentifierKey checks look for CEL types, so a
+    concatenated principal was refused. A Python bool is left alone: only BoolType allows."""
+    if type(value) is str:
+        return celtypes.StringType(value)
+    if type(value) is float:
+        return celtypes.DoubleType(value)
+    if type(value) is int:
+        return celtypes.IntType(value)
+    return value
 
 
 def _error_class(exc: CELEvalError) -> str:
@@ -131,8 +144,9 @@ def context_value(value: Any) -> str | int | float | bool | None:
     """A CEL result as an API Gateway context value: strings, numbers or booleans only."""
     if value is None or isinstance(value, CELEvalError):
         return None
-    if isinstance(value, celtypes.BoolType):
+    if isinstance(value, (celtypes.BoolType, bool)):  # Result keeps true/false as a Python bool
         return bool(value)
+    value = _as_cel(value)
     if isinstance(value, (celtypes.IntType, celtypes.UintType)):
         return int(value)
     if isinstance(value, celtypes.DoubleType):

@@ -194,7 +194,8 @@ class _Builder:
             usage_identifier_key=usage_key, response=response, tests=tests, engine=engine,
         )
         self._warn_untested(ruleset)
-        self._check_policy(ruleset)
+        if not any(p.severity == "error" for s in self.sources for p in s.problems):
+            self._check_policy(ruleset)  # the table analysis assumes well-formed, unique routes
         return ruleset
 
     def _check_policy(self, ruleset: RuleSet) -> None:
@@ -508,7 +509,7 @@ class _Builder:
         if not name:
             source.error(node, "every rule needs a non-empty `name`")
             name = None
-        sy.check_keys(source, entries, RULE_KEYS, f"rule {name!r}" if name else "a rule", name)
+        sy.check_keys(source, entries, RULE_KEYS, "this rule" if name else "a rule", name)
         if "route" not in values:
             source.error(node, "rule needs a `route`, e.g. route: GET /orders/{id}", name)
         if "allow" not in values:
@@ -766,8 +767,11 @@ class _Builder:
             else:
                 source.error(status_node, "expect.status must be a number like 403")
         context = None
-        if "context" in values and isinstance(values["context"], MappingNode):
-            context = _plain_data(values["context"])
+        if "context" in values:
+            if isinstance(values["context"], MappingNode):
+                context = _plain_data(values["context"])
+            else:
+                source.error(values["context"], f"expect.context must be a mapping (test {name!r})")
         return Expectation(
             decision=decision,
             rule=sy.as_string(source, values["rule"], "expect.rule") if "rule" in values else None,

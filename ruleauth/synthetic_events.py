@@ -50,7 +50,7 @@ def build_event(
     if event_type == WEBSOCKET or path == WEBSOCKET_CONNECT:
         arn = f"{prefix}/{WEBSOCKET_CONNECT}"
     else:
-        arn = f"{prefix}/{method}/{path.lstrip('/')}"
+        arn = f"{prefix}/{method}/{path[1:] if path.startswith('/') else path}"
     context = {
         "accountId": api["account_id"], "apiId": api["api_id"], "stage": api["stage"],
         "requestId": "dry-run",

@@ -1,0 +1,149 @@
+"""The decision log: one JSON line per decision with SPEC's fields, and never a secret (A10)."""
+
+import importlib
+import io
+import json
+import sys
+
+import pytest
+
+from ruleauth import decision_log
+from ruleauth.synthetic_events import build_event
+
+NOW = 1_800_000_000.0
+FIELDS = {"decision", "reason", "rule", "route", "principal", "provider", "latency_ms", "request_id"}
+
+TOKEN = "Q9zX7wV5uT3sR1pOk8Jh"
+COOKIE = "K8jH6gF4dS2aL0mNb7Vc"
+QUERY_SECRET = "Ww3Ee4Rr5Tt6Yy7Uu8Ii"
+HEADER_SECRET = "Zz1Xx2Cc3Vv4Bb5Nn6Mm"
+
+RULES = """\
+version: 1
+cache: {mode: disabled}
+token: {header: Authorization, scheme: Bearer}
+principal: "request.headers['x-user']"
+context:
+  user: "request.headers['x-user']"
+rules:
+  - name: orders
+    route: GET /orders/{id}
+    allow: "token.startsWith('Q9') && request.params.id == '1'"
+  - name: broken
+    route: GET /broken
+    allow: "request.headers['x-missing'] == token"
+"""
+
+
+def emitted(result):
+    stream = io.StringIO()
+    decision_log.emit(decision_log.record(result.decision, result.latency_ms, result.internal_error), stream)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    return lines[0]
+
+
+def secret_fragments(*secrets, size=6):
+    return {s[i:i + size] for s in secrets for i in range(len(s) - size + 1)}
+
+
+def event(path="/orders/1", token=TOKEN, user="alice", **extra):
+    headers = {"Authorization": f"Bearer {token}", "X-User": user, "X-Api-Key": HEADER_SECRET,
+               "Cookie": f"session={COOKIE}; theme=dark"}
+    return build_event("rest-request", "GET", path, headers=headers, query={"access_token": QUERY_SECRET}, **extra)
+
+
+def test_one_json_line_per_decision_with_the_spec_fields(authorizer):
+    result = authorizer(RULES).authorize(event(), now=NOW)
+    line = json.loads(emitted(result))
+    assert FIELDS <= set(line)
+    assert (line["decision"], line["reason"], line["rule"], line["route"], line["principal"]) == (
+        "allow", "rule_true", "orders", "GET /orders/{id}", "alice")
+    assert line["request_id"] == "dry-run" and isinstance(line["latency_ms"], (int, float))
+
+
+def test_cel_errors_log_the_error_class_only(authorizer):
+    result = authorizer(RULES).authorize(event("/broken"), now=NOW)
+    line = json.loads(emitted(result))
+    assert (line["reason"], line["error_class"], line["level"]) == ("rule_error", "KeyError", "WARNING")
+    assert "x-missing" not in emitted(result)
+
+
+@pytest.mark.parametrize("path", ["/orders/1", "/orders/2", "/broken", "/nowhere"])
+def test_A10_no_fragment_of_any_secret_appears_in_the_log(authorizer, path):
+    auth = authorizer(RULES)
+    results = [auth.authorize(event(path), now=NOW),
+               auth.authorize(event(path, token=TOKEN + " extra"), now=NOW),
+               auth.authorize(build_event("rest-token", "GET", path, headers={"Authorization": f"Bearer {TOKEN}"}), now=NOW)]
+    text = "\n".join(emitted(r) for r in results)
+    leaked = {f for f in secret_fragments(TOKEN, COOKIE, QUERY_SECRET, HEADER_SECRET) if f in text}
+    assert not leaked, text
+
+
+def test_A10_unauthorized_decisions_do_not_log_the_refused_credential(authorizer):
+    auth = authorizer(RULES)
+    twice = event()
+    twice["multiValueHeaders"]["Authorization"] = [f"Bearer {TOKEN}", f"Bearer {TOKEN[::-1]}"]
+    result = auth.authorize(twice, now=NOW)
+    assert result.response is None
+    text = emitted(result)
+    assert not {f for f in secret_fragments(TOKEN, TOKEN[::-1]) if f in text}
+
+
+INJECTED = "evil\n{\"decision\":\"allow\"}\r\x1b[31mred\x1b[0m\u2028" + "A" * 200  # under the 256-char principal limit, over the 128-char log cut
+
+
+def test_A10_caller_strings_are_escaped_and_cut_at_128_characters(authorizer):
+    result = authorizer(RULES).authorize(event(user=INJECTED), now=NOW)
+    text = emitted(result)
+    assert "\n" not in text.rstrip("\n") and "\r" not in text and "\x1b" not in text and "\u2028" not in text
+    line = json.loads(text)
+    assert len(line["principal"]) <= 128 and line["principal"].startswith("evil\\n")
+    assert line["decision"] == "allow"  # the injected `"decision":"allow"` stayed inside a string
+
+
+def test_A10_request_ids_are_escaped_too(authorizer):
+    bad = event()
+    bad["requestContext"]["requestId"] = "id\n\x1b[2J" + "x" * 500
+    line = json.loads(emitted(authorizer(RULES).authorize(bad, now=NOW)))
+    assert line["request_id"].startswith("id\\n\\x1b") and len(line["request_id"]) <= 128
+
+
+@pytest.mark.parametrize("value", ["plain", "line\nbreak", "\x1b[31m", "é", "\u2028", 42, None, "x" * 1000])
+def test_safe_text_is_printable_ascii_and_at_most_128(value):
+    text = decision_log.safe_text(value)
+    assert len(text) <= 128 and text.isascii() and text.isprintable()
+
+
+def test_log_level_filters_info_lines(monkeypatch, authorizer):
+    result = authorizer(RULES).authorize(event(), now=NOW)
+    stream = io.StringIO()
+    monkeypatch.setenv("RULEAUTH_LOG_LEVEL", "WARNING")
+    decision_log.emit(decision_log.record(result.decision, 1.0), stream)
+    assert stream.getvalue() == ""
+    monkeypatch.setenv("RULEAUTH_LOG_LEVEL", "DEBUG")
+    decision_log.emit(decision_log.record(result.decision, 1.0), stream)
+    assert len(stream.getvalue().splitlines()) == 1
+
+
+def test_A10_the_handler_writes_exactly_one_clean_line_per_invocation(write_rules, monkeypatch, capsys):
+    monkeypatch.setenv("RULEAUTH_RULES", str(write_rules(RULES)))
+    monkeypatch.setenv("RULEAUTH_LOG_LEVEL", "INFO")
+    monkeypatch.delenv("RULEAUTH_RESPONSE", raising=False)
+    sys.modules.pop("ruleauth.handler", None)
+    try:
+        handler = importlib.import_module("ruleauth.handler")
+        capsys.readouterr()
+        assert handler.handler(event(), None)["principalId"] == "alice"
+        with pytest.raises(Exception, match="^Unauthorized$"):
+            handler.handler(event(token="two words"), None)
+        handler.handler(event("/broken", user=INJECTED), None)
+        handler.handler({"junk": True}, None)
+    finally:
+        sys.modules.pop("ruleauth.handler", None)
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
+    assert len(lines) == 4 and [json.loads(x)["decision"] for x in lines] == ["allow", "unauthorized", "deny", "deny"]
+    everything = out.out + out.err
+    assert not {f for f in secret_fragments(TOKEN, COOKIE, QUERY_SECRET, HEADER_SECRET) if f in everything}
+    assert "\x1b" not in everything
