@@ -281,6 +281,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity != "error"]
     failed = bool(errors) or (args.strict and bool(warnings))
+    policy_size = _policy_size(ruleset)
     if args.json:
         print_json({
             "ok": not failed,
@@ -293,6 +294,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "errors": len(errors),
             "warnings": len(warnings),
             "problems": [problem_json(p) for p in problems],
+            "policy_size": policy_size,
         }, out)
         return FAILED if failed else OK
     style, lines = Style(out), _Lines()
@@ -311,7 +313,22 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         checked = f", checked against {args.template}" if template is not None else ""
         hint = "; run `ruleauth test` to run the tests" if ruleset.tests else ""
         out.write(f"{style.green('ok')}: {path}: {what}, {plural(len(warnings), 'warning')}{checked}{hint}\n")
+        if policy_size is not None:
+            out.write(f"cached policy (cache.mode {ruleset.cache.mode}): about {policy_size['all_allowed']} bytes "
+                      f"for a caller allowed on every route, at most {policy_size['worst_case']} bytes "
+                      f"before compression; API Gateway's limit is {policy_size['limit']}\n")
     return FAILED if failed else OK
+
+
+def _policy_size(ruleset: Any) -> dict[str, int] | None:
+    """The worst-case size of the cached policy (cache.mode identity), estimated with a long ARN prefix."""
+    if ruleset is None or ruleset.table is None:
+        return None
+    from .policy_synthesis import size_report
+    from .response_check import MAX_RESPONSE_BYTES
+
+    report = size_report(ruleset.table)
+    return {"all_allowed": report.all_allowed, "worst_case": report.worst_case, "limit": MAX_RESPONSE_BYTES}
 
 
 # -- dry-run ------------------------------------------------------------------------------

@@ -228,7 +228,7 @@ class _Builder:
             self._source_of(entry.rule).warning(
                 _pos_node(entry.rule),
                 f"the cached Allow for {entry.label} ({entry.pattern}) also covers deeper paths like "
-                f"{gap.replace('*', 'x')} that no rule lists; if your API has such routes, "
+                f"{_example_path(gap)} that no rule lists; if your API has such routes, "
                 "list them in a rule (run validate --template to check)",
                 entry.rule.name,
             )
@@ -496,7 +496,23 @@ class _Builder:
             rules.append(rule)
         if not rules and not any(s.problems for s in self.sources):
             self.first.warning(None, "no rules: every request is denied")
+        self._warn_shadowed(rules, shapes)
         return rules
+
+    def _warn_shadowed(self, rules: list[Rule], shapes: dict[tuple, tuple[str, sy.Source, Route]]) -> None:
+        """An ANY route whose every method has a route of its own never decides anything."""
+        from .model import METHODS
+
+        for rule in rules:
+            for route in rule.routes:
+                if route.method != "ANY" or rule.shadow:
+                    continue
+                explicit = [shapes.get(((m,) + route.shape[1:], False)) for m in METHODS]
+                if all(explicit):
+                    self._source_of(rule).warning(
+                        _pos_node(rule), f"route {route} is shadowed: every method has a more specific route "
+                        f"({', '.join(sorted({e[0] for e in explicit if e}))}), so this rule never decides",
+                        rule.name)
 
     def _rule(self, source: sy.Source, node: Node, default_auth: str) -> Rule | None:
         entries = sy.as_mapping(source, node, "a rule")
@@ -808,6 +824,13 @@ def _unsafe_reads(reads: frozenset[Read], cache: CacheConfig, route_level: bool)
             continue
         bad.add(read)
     return bad
+
+
+def _example_path(pattern: str) -> str:
+    """'GET/orders/*/*' → 'GET /orders/a/b': a concrete request a pattern covers."""
+    method, _, path = pattern.partition("/")
+    names = iter("abcdefghijklmnopqrstuvwxyz")
+    return f"{method} /" + re.sub(r"\*", lambda _: next(names, "z"), path)
 
 
 def _cache_advice(cache: CacheConfig) -> str:

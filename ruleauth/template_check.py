@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .errors import WARNING, Problem
+from .policy_eval import resource_matches
 from .model import ANY, METHODS, WEBSOCKET_CONNECT, SourcePos
 from .routes import GREEDY, PARAM, Route, RouteSyntaxError, parse_path
 from .ruleset import CACHE_DISABLED, CACHE_ROUTE, RESPONSE_SIMPLE, RuleSet
@@ -83,7 +84,28 @@ def _uncovered_routes(ruleset: RuleSet, routes: Iterable[Any], where: SourcePos)
             problems.append(Problem(
                 f"API route {api_route} has no rule, so every request to it is denied (403): "
                 f"add a rule with route: {api_route}", where, WARNING))
+        problems.extend(_cached_reach(ruleset, api_route, route, missing, where))
     return problems
+
+
+def _cached_reach(ruleset: RuleSet, api_route: Any, route: Route, missing: list[str],
+                  where: SourcePos) -> list[Problem]:
+    """An API route no rule lists may still sit under another rule's wildcard: a response
+    cached for that rule can then allow it (gap Denies cover it only for some callers)."""
+    table = ruleset.table
+    if table is None:
+        return []
+    found = []
+    for method in missing:
+        target = f"{method}/{sample_path(route).lstrip('/')}"
+        wide = next((e for e in table.entries if e.method == method and resource_matches(e.pattern, target)), None)
+        if wide is not None:
+            found.append(Problem(
+                f"API route {method} {api_route.path} has no rule, but the cached Allow of rule "
+                f"{wide.rule.name!r} ({wide.pattern}) also covers it: a caller allowed there may reach it "
+                f"through API Gateway's cache. Add a rule for {method} {api_route.path}, or use "
+                "cache.mode: route", where, WARNING, wide.rule.name))
+    return found
 
 
 def _unreached_rules(ruleset: RuleSet, routes: Iterable[Any], where: SourcePos) -> list[Problem]:
