@@ -28,6 +28,8 @@ from .policy_eval import resource_matches
 from .routes import GREEDY, LITERAL, PARAM, Route
 from .ruleset import Rule, RuleSet
 
+SYNTHESIS_MEMO = 256  # distinct (decisions, asked route) pairs remembered per container
+
 # A long ARN prefix (the longest region, a 10-character API id, an 8-character stage): used to
 # estimate sizes before the real prefix is known; a real response that does not fit falls
 # back to a per-request policy, so the estimate only decides what validate reports.
@@ -76,12 +78,26 @@ class RouteTable:
 
     def __post_init__(self) -> None:
         self._by_cell = {(e.method, id(e.route)): e for e in self.entries}
+        self._memo: dict[tuple[bytes, int], tuple[list[str], list[str]]] = {}
 
     def entry_for(self, method: str, route: Route) -> Entry | None:
         return self._by_cell.get((method, id(route)))
 
     def synthesise(self, allowed: Sequence[bool], asked: Entry | None) -> tuple[list[str], list[str]]:
-        """Allow and Deny patterns for one caller, given each entry's rule decision."""
+        """Allow and Deny patterns for one caller, given each entry's rule decision.
+
+        Callers with the same decisions (same roles, scopes) get the same patterns, so results
+        are remembered (bounded): the reduction costs milliseconds on large tables."""
+        key = (bytes(bool(a) for a in allowed), asked.index if asked is not None else -1)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._synthesise(allowed, asked)
+            if len(self._memo) >= SYNTHESIS_MEMO:
+                self._memo.pop(next(iter(self._memo)))
+            self._memo[key] = found
+        return list(found[0]), list(found[1])
+
+    def _synthesise(self, allowed: Sequence[bool], asked: Entry | None) -> tuple[list[str], list[str]]:
         allows = [e.pattern for e in self.entries if allowed[e.index]]
         denies: set[str] = set()
         for entry in self.entries:
