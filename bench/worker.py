@@ -1,0 +1,244 @@
+"""The measuring child of bench/run.py: one fresh interpreter per measurement.
+
+    worker.py cold {empty|baseline|ruleauth}   import time and peak RSS of a cold start
+    worker.py warm SPEC.json                   per-request decision times in one process
+    worker.py load RULES                       does this rules file load? (and how long)
+    worker.py profile SPEC.json                cProfile of a warm case, top functions
+
+Every mode prints one JSON object on stdout. Nothing here asserts: run.py reports.
+Configuration comes from the environment run.py sets (RULEAUTH_RULES, BASELINE_*).
+"""
+
+# Cold mode imports nothing heavy before the measured import: only what the
+# interpreter has loaded anyway (sys, os, time) and `resource`.
+import os
+import sys
+import time
+
+
+def cold(target: str) -> None:
+    import resource
+
+    started = time.perf_counter()
+    if target == "baseline":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import baseline_authorizer  # noqa: F401
+    elif target == "ruleauth":
+        import ruleauth.handler  # noqa: F401  (loads and compiles RULEAUTH_RULES at import)
+    elif target != "empty":
+        raise SystemExit(f"unknown cold target {target!r}")
+    elapsed = time.perf_counter() - started
+    rss_kb = peak_rss_kb()
+    maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    import json
+
+    print(json.dumps({"import_s": elapsed, "rss_kb": rss_kb, "ru_maxrss_kb": maxrss_kb,
+                      "modules": len(sys.modules)}))
+
+
+def peak_rss_kb() -> int:
+    """This process image's peak RSS: VmHWM, else ru_maxrss.
+
+    On Linux ru_maxrss also holds the peak of the image exec replaced (the kernel folds the
+    launching process's high-water mark into it at exec), so a child smaller than its
+    launcher would report the launcher's size; VmHWM belongs to the new image alone.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+# ---------------------------------------------------------------- warm
+
+
+def _percentile(sorted_values, fraction):
+    import math
+
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def _summary(samples_ns, capped):
+    import statistics
+
+    values = sorted(samples_ns)
+    return {
+        "n": len(values),
+        "capped": capped,
+        "p50_us": statistics.median(values) / 1000 if values else float("nan"),
+        "p99_us": _percentile(values, 0.99) / 1000,
+        "mean_us": statistics.fmean(values) / 1000 if values else float("nan"),
+        "min_us": values[0] / 1000 if values else float("nan"),
+    }
+
+
+def _events(spec, tokens):
+    """REST REQUEST events, one per token, cycling over the spec's request paths."""
+    from ruleauth.model import REST_REQUEST
+    from ruleauth.synthetic_events import build_event
+
+    paths = spec["paths"]
+    if spec.get("header_values"):
+        values = spec["header_values"]
+        return [build_event(REST_REQUEST, "GET", paths[i % len(paths)], headers={"Authorization": values[i % len(values)]})
+                for i in range(len(tokens) if tokens else 1)]
+    return [build_event(REST_REQUEST, "GET", paths[i % len(paths)], headers={"Authorization": f"Bearer {token}"})
+            for i, token in enumerate(tokens)]
+
+
+def _decider(spec):
+    """(decide(event) -> response or raises, describe(event) -> dict) for the spec's side."""
+    if spec["side"] == "baseline":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import baseline_authorizer as baseline
+
+        def describe(event):
+            import json
+
+            response = baseline.authorize(event)
+            return {"outcome": "allow", "response_bytes": len(json.dumps(response, separators=(",", ":"))),
+                    "resources": 1, "warnings": []}
+
+        return baseline.authorize, describe
+
+    from ruleauth.authorizer import Authorizer
+
+    authorizer = Authorizer.load(spec["rules"], environ={})
+
+    def decide(event):
+        return authorizer.authorize(event)
+
+    def describe(event):
+        import json
+
+        result = authorizer.authorize(event)
+        response = result.response or {}
+        resources = 0
+        for statement in (response.get("policyDocument") or {}).get("Statement", []):
+            resource = statement.get("Resource")
+            resources += len(resource) if isinstance(resource, list) else 1
+        return {
+            "outcome": result.decision.outcome, "reason": result.decision.reason,
+            "gateway": result.gateway_outcome,
+            "response_bytes": len(json.dumps(response, separators=(",", ":"))) if response else 0,
+            "statements": len((response.get("policyDocument") or {}).get("Statement", [])),
+            "resources": resources, "warnings": list(result.decision.warnings),
+            "internal_error": result.internal_error,
+        }
+
+    return decide, describe
+
+
+def _outcome_of(spec, result):
+    if spec["side"] == "baseline":
+        return "allow"
+    return result.decision.outcome
+
+
+def warm(spec_path: str) -> None:
+    import json
+
+    with open(spec_path, encoding="utf-8") as handle:
+        spec = json.load(handle)
+    tokens = []
+    if spec.get("tokens_file"):
+        with open(spec["tokens_file"], encoding="utf-8") as handle:
+            tokens = [line.strip() for line in handle if line.strip()]
+    decide, describe = _decider(spec)
+    out: dict = {"variants": {}}
+    for variant in spec["variants"]:  # "same" (one token repeated) or "fresh" (a new token each time)
+        n, warmup, budget = spec["n"], spec["warmup"], spec["budget_s"]
+        if variant == "fresh":
+            need = n + warmup
+            pool = tokens[:need]
+            if len(pool) < need:
+                raise SystemExit(f"need {need} tokens, have {len(pool)}")
+            events = _events(spec, pool)
+        else:
+            events = _events(spec, tokens[:1] * (n + warmup)) if tokens else _events(spec, [None] * (n + warmup))
+        sample = describe(events[0])
+        outcomes: dict[str, int] = {}
+        # Warm-up: `warmup` requests, but at most a twentieth of the time budget (at least 3).
+        warm_until = time.perf_counter() + budget / 20 if budget else None
+        for i, event in enumerate(events[:warmup]):
+            decide(event)
+            if warm_until is not None and i >= 2 and time.perf_counter() > warm_until:
+                break
+        samples = []
+        deadline = time.perf_counter() + budget if budget else None
+        capped = False
+        clock = time.perf_counter_ns
+        for i, event in enumerate(events[warmup:]):
+            started = clock()
+            result = decide(event)
+            samples.append(clock() - started)
+            outcome = _outcome_of(spec, result)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if deadline is not None and i >= 50 and i % 10 == 0 and time.perf_counter() > deadline:
+                capped = len(samples) < n
+                break
+        out["variants"][variant] = {**_summary(samples, capped), "outcomes": outcomes, "sample": sample}
+    out["rss_kb"] = peak_rss_kb()
+    print(json.dumps(out))
+
+
+def load(rules: str) -> None:
+    import json
+
+    from ruleauth.authorizer import Authorizer
+    from ruleauth.errors import RulesError
+
+    started = time.perf_counter()
+    try:
+        authorizer = Authorizer.load(rules, environ={})
+    except RulesError as exc:
+        print(json.dumps({"ok": False, "load_s": time.perf_counter() - started, "error": str(exc)}))
+        return
+    print(json.dumps({"ok": True, "load_s": time.perf_counter() - started,
+                      "warnings": [getattr(w, "message", str(w)) for w in authorizer.ruleset.warnings]}))
+
+
+def profile(spec_path: str) -> None:
+    import cProfile
+    import io
+    import json
+    import pstats
+
+    with open(spec_path, encoding="utf-8") as handle:
+        spec = json.load(handle)
+    tokens = []
+    if spec.get("tokens_file"):
+        with open(spec["tokens_file"], encoding="utf-8") as handle:
+            tokens = [line.strip() for line in handle if line.strip()]
+    decide, _ = _decider(spec)
+    variant = spec["variants"][0]
+    count = spec["n"]
+    pool = tokens[:count] if variant == "fresh" else tokens[:1] * count
+    events = _events(spec, pool)
+    for event in events[:5]:
+        decide(event)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for event in events:
+        decide(event)
+    profiler.disable()
+    stream = io.StringIO()
+    stats = pstats.Stats(profiler, stream=stream)
+    stats.sort_stats("cumulative").print_stats(spec.get("top", 25))
+    stream2 = io.StringIO()
+    pstats.Stats(profiler, stream=stream2).sort_stats("tottime").print_stats(spec.get("top", 25))
+    print(json.dumps({"requests": len(events), "cumulative": stream.getvalue(), "tottime": stream2.getvalue()}))
+
+
+if __name__ == "__main__":
+    mode, arg = sys.argv[1], sys.argv[2]
+    {"cold": cold, "warm": warm, "load": load, "profile": profile}[mode](arg)
