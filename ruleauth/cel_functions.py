@@ -1,8 +1,14 @@
-"""Functions rules can call beyond cel-python's core (the strings extension's common ones).
+"""Functions rules can call beyond CEL's core (the strings extension's common ones).
 
 Each works as a function or a method: `split(claims.scope, ' ')` or `claims.scope.split(' ')`.
 Arguments of the wrong type raise TypeError, which the evaluator turns into a
 `rule_error` deny like any other evaluation error.
+
+One plain-Python implementation serves both engines, so `split('')`, the part cap and
+ASCII-only case mapping behave the same on each: cel-cpp's own strings extension splits
+on an empty separator and has no cap, which would make one rule mean two things.
+`FUNCTIONS` wraps them for cel-python (which wants its own value types back);
+`PLAIN_FUNCTIONS` is what the cel-expr-python engine registers.
 """
 
 from __future__ import annotations
@@ -20,32 +26,49 @@ def _text(value: Any, what: str) -> str:
     return str(value)
 
 
-def split(value: Any, separator: Any) -> celtypes.ListType:
+def split_plain(value: Any, separator: Any) -> list[str]:
     text, sep = _text(value, "split"), _text(separator, "split")
     if sep == "":
         raise TypeError("split: empty separator")
-    parts = text.split(sep, MAX_SPLIT_PARTS)
-    return celtypes.ListType([celtypes.StringType(p) for p in parts[:MAX_SPLIT_PARTS]])
+    return text.split(sep, MAX_SPLIT_PARTS)[:MAX_SPLIT_PARTS]
+
+
+def join_plain(values: Any, separator: Any = "") -> str:
+    if not isinstance(values, list):
+        raise TypeError("join expects a list of strings")
+    return _text(separator, "join").join(_text(v, "join") for v in values)
+
+
+def lower_ascii_plain(value: Any) -> str:
+    return _text(value, "lowerAscii").translate(_LOWER)
+
+
+def upper_ascii_plain(value: Any) -> str:
+    return _text(value, "upperAscii").translate(_UPPER)
+
+
+def trim_plain(value: Any) -> str:
+    return _text(value, "trim").strip()
+
+
+def split(value: Any, separator: Any) -> celtypes.ListType:
+    return celtypes.ListType([celtypes.StringType(p) for p in split_plain(value, separator)])
 
 
 def join(values: Any, separator: Any = celtypes.StringType("")) -> celtypes.StringType:
-    if not isinstance(values, list):
-        raise TypeError("join expects a list of strings")
-    return celtypes.StringType(_text(separator, "join").join(_text(v, "join") for v in values))
+    return celtypes.StringType(join_plain(values, separator))
 
 
 def lower_ascii(value: Any) -> celtypes.StringType:
-    text = _text(value, "lowerAscii")
-    return celtypes.StringType(text.translate(_LOWER))
+    return celtypes.StringType(lower_ascii_plain(value))
 
 
 def upper_ascii(value: Any) -> celtypes.StringType:
-    text = _text(value, "upperAscii")
-    return celtypes.StringType(text.translate(_UPPER))
+    return celtypes.StringType(upper_ascii_plain(value))
 
 
 def trim(value: Any) -> celtypes.StringType:
-    return celtypes.StringType(_text(value, "trim").strip())
+    return celtypes.StringType(trim_plain(value))
 
 
 _LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -57,4 +80,12 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "lowerAscii": lower_ascii,
     "upperAscii": upper_ascii,
     "trim": trim,
+}
+
+PLAIN_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "split": split_plain,
+    "join": join_plain,
+    "lowerAscii": lower_ascii_plain,
+    "upperAscii": upper_ascii_plain,
+    "trim": trim_plain,
 }

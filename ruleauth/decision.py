@@ -224,6 +224,12 @@ class Decider:
 
     def activation(self, request: Request, match: RouteMatch[Rule] | None, identity: Identity,
                    now: float) -> dict[str, Any]:
+        """The variables in the form the rule set's engine evaluates."""
+        return ev.activation_for(self.ruleset.engine, self.plain_activation(request, match, identity, now))
+
+    def plain_activation(self, request: Request, match: RouteMatch[Rule] | None, identity: Identity,
+                         now: float) -> dict[str, Any]:
+        """The SPEC's variables as plain Python, built once per request and identity."""
         arn = request.arn
         route = match.route if match else None
         request_map = {
@@ -231,11 +237,11 @@ class Decider:
             "path": arn.path,
             "route": str(route) if route else "",
             "resource": request.resource,
-            "params": ev.string_map(match.params if match else {}),
-            "headers": ev.string_map(request.headers),
-            "query": ev.string_map(request.query),
-            "cookies": ev.string_map(request.cookies),
-            "stage_variables": ev.string_map(request.stage_variables),
+            "params": dict(match.params) if match else {},
+            "headers": dict(request.headers),
+            "query": dict(request.query),
+            "cookies": dict(request.cookies),
+            "stage_variables": dict(request.stage_variables),
             "source_ip": request.source_ip,
             "stage": arn.stage,
             "api_id": arn.api_id,
@@ -243,14 +249,13 @@ class Decider:
             "region": arn.region,
         }
         return {
-            "token": celtypes.StringType(identity.token),
-            "claims": ev.to_cel(dict(identity.claims)),
-            "scopes": ev.to_cel(ev.scopes_of(identity.claims)),
-            "auth": celtypes.MapType({celtypes.StringType("provider"): celtypes.StringType(identity.provider)}),
-            "request": celtypes.MapType({celtypes.StringType(k): ev.to_cel(v) if isinstance(v, str) else v
-                                         for k, v in request_map.items()}),
-            "now": ev.timestamp(now),
-            "now_unix": celtypes.IntType(int(now)),
+            "token": identity.token,
+            "claims": dict(identity.claims),
+            "scopes": ev.scopes_of(identity.claims),
+            "auth": {"provider": identity.provider},
+            "request": request_map,
+            "now": ev.utc_datetime(now),
+            "now_unix": int(now),
         }
 
     # -- principal, context, shadows --------------------------------------
@@ -334,7 +339,10 @@ class _AuthOnly:
     providers: tuple[str, ...] | None = None
 
 
-def _with_route(request_map: celtypes.MapType, method: str, route: str) -> celtypes.MapType:
+def _with_route(request_map: Any, method: str, route: str) -> Any:
+    """The request variable for another table cell, in the engine's own value types."""
+    if not isinstance(request_map, celtypes.MapType):  # the fast engine's plain dict
+        return {**request_map, "method": method, "route": route}
     updated = celtypes.MapType(request_map)
     updated[celtypes.StringType("method")] = celtypes.StringType(method)
     updated[celtypes.StringType("route")] = celtypes.StringType(route)

@@ -23,7 +23,7 @@ import lark
 from . import cel_functions
 from . import evaluation as ev
 from .credentials import without_credential
-from .expressions import Compiled, MACROS, VARIABLES
+from .expressions import CEL_PYTHON, Compiled, MACROS, VARIABLES
 
 HIDDEN = "<hidden: computed from the credential>"
 MAX_SHOWN = 160
@@ -94,7 +94,7 @@ def explain(authorizer: Any, authorization: Any) -> Explanation:
         if rule is not None:
             activation = activation_for(authorizer, decision)
             return explain_expression(rule.allow, activation, sensitive_inputs(authorizer.ruleset),
-                                      f"rule {rule.name!r}: allow")
+                                      f"rule {rule.name!r}: allow", decided=decision.result)
     if reason == "rule_true":
         return Explanation(f"rule {decision.rule!r}: allow evaluated to true")
     if reason == "no_route":
@@ -118,7 +118,8 @@ def activation_for(authorizer: Any, decision: Any) -> dict[str, Any]:
     ruleset = authorizer.ruleset
     match = ruleset.router.find(request.method, request.path)
     visible = without_credential(ruleset.token, request)
-    return authorizer.decider.activation(visible, match, decision.identity, decision.now)
+    # Sub-expressions are run with cel-python whichever engine decided, so its value types.
+    return ev.celpy_activation(authorizer.decider.plain_activation(visible, match, decision.identity, decision.now))
 
 
 def sensitive_inputs(ruleset: Any) -> tuple[frozenset[str], frozenset[str]]:
@@ -135,16 +136,26 @@ def sensitive_inputs(ruleset: Any) -> tuple[frozenset[str], frozenset[str]]:
 
 def explain_expression(compiled: Compiled, activation: Mapping[str, Any],
                        sensitive: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset()),
-                       label: str = "allow") -> Explanation:
+                       label: str = "allow", decided: ev.Result | None = None) -> Explanation:
+    """`activation` in cel-python's types; `decided` is the deciding engine's own result, which
+    the summary reports when another engine than cel-python decided."""
     walker = _Walker(compiled, activation, sensitive)
-    result = walker.evaluate(compiled.program.ast)
+    tree = compiled.tree if compiled.tree is not None else compiled.program.ast
+    stepwise = walker.evaluate(tree)
+    fast = compiled.engine != CEL_PYTHON
+    result = decided if fast and decided is not None else stepwise
     summary = {
         ev.TRUE: f"{label} was true",
         ev.FALSE: f"{label} was false",
         ev.ERROR: f"{label} failed ({result.error_class}), which denies",
         ev.NON_BOOL: f"{label} gave {walker.kind_of(result.value)}, not a boolean: only an exact true allows",
     }[result.kind]
-    walker.visit(compiled.program.ast, 0, result)
+    if fast:
+        # The same source, re-run step by step with cel-python: say so, since the engines
+        # can differ at the edges (e.g. `1 == 1.0` is true on cel-cpp, an error on cel-python).
+        summary += f" (decided by {compiled.engine}; the steps below are re-run with cel-python"
+        summary += ")" if stepwise.kind == result.kind else f", which gives {stepwise.kind} here)"
+    walker.visit(tree, 0, stepwise)
     return Explanation(summary, walker.steps)
 
 
@@ -158,7 +169,7 @@ class _Walker:
         self.activation = activation
         self.sensitive_headers, self.sensitive_query = sensitive
         self.steps: list[Step] = []
-        tree = compiled.program.ast
+        tree = compiled.tree if compiled.tree is not None else compiled.program.ast
         # Inlined `define:` trees carry positions in their own text, not the rule's.
         self.foreign: set[int] = set()
         for node in tree.iter_subtrees():

@@ -7,12 +7,17 @@ evaluator recurses, so a deep expression would otherwise be a RecursionError
 at run time), to inline `define:` names, and to record which inputs each
 expression reads, so the loader can refuse rules whose result API Gateway's
 authorizer cache would replay for the wrong caller.
+
+Those checks are the same for both engines. With `engine: cel-expr-python` the
+expression, with its defines inlined as text, is then compiled by cel-cpp, whose
+type checker adds load errors of its own (`1 + 'a'`); see fast_engine.py.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -23,7 +28,14 @@ import celpy.evaluation
 import lark
 from celpy import celtypes
 
-from . import cel_functions, cel_parser
+from . import cel_functions, cel_parser, fast_engine
+
+CEL_PYTHON = "cel-python"
+CEL_EXPR_PYTHON = fast_engine.NAME
+ENGINES = (CEL_PYTHON, CEL_EXPR_PYTHON)
+# A testing and operations knob: forces the engine whatever the rules file says, so one
+# rule test suite runs on both engines, or an operator can switch without editing rules.
+ENGINE_ENV = "RULEAUTH_ENGINE"
 
 MAX_SOURCE_CHARS = 2000
 MAX_DEPTH = 50
@@ -66,8 +78,21 @@ def _ensure_recursion_headroom() -> None:
         sys.setrecursionlimit(RECURSION_LIMIT)
 
 
+def engine_override(environ: Mapping[str, str] | None = None) -> str | None:
+    """`RULEAUTH_ENGINE` if set (not validated here: the loader reports a bad value)."""
+    value = (os.environ if environ is None else environ).get(ENGINE_ENV, "").strip()
+    return value or None
+
+
 class ExpressionError(ValueError):
-    """A CEL expression that cannot be accepted; the message says how to fix it."""
+    """A CEL expression that cannot be accepted; the message says how to fix it.
+
+    `where` is a 1-based (line, column) inside the expression's own text, when known.
+    """
+
+    def __init__(self, message: str, where: tuple[int, int] | None = None):
+        super().__init__(message)
+        self.where = where
 
 
 @dataclass(frozen=True)
@@ -84,22 +109,38 @@ class Read:
 @dataclass
 class Compiled:
     source: str
-    program: celpy.Runner
+    program: Any  # celpy.Runner, or a cel-cpp Expression for the fast engine
     reads: frozenset[Read]
     defines: frozenset[str] = field(default_factory=frozenset)
+    engine: str = CEL_PYTHON
+    # The checked parse tree with defines inlined: dry-run explanations walk it (with
+    # cel-python, whichever engine decides).
+    tree: lark.Tree | None = None
 
     @property
     def uses_now(self) -> bool:
         return any(r.input in ("now", "now_unix") for r in self.reads)
 
     def evaluate(self, activation: Mapping[str, Any]) -> Any:
+        """The engine's raw result: classify it with evaluation.evaluate, never use it as is."""
+        if self.engine == CEL_EXPR_PYTHON:
+            return fast_engine.evaluate(self.program, activation)
         return self.program.evaluate(activation)
 
 
 class Compiler:
-    """Holds the one cel-python Environment (its parser costs ~100 ms to build)."""
+    """Holds the one cel-python Environment (its parser costs ~100 ms to build).
 
-    def __init__(self, defines: Mapping[str, str] | None = None, jwt_configured: bool = True):
+    `engine` defaults to `RULEAUTH_ENGINE`, else cel-python.
+    """
+
+    def __init__(self, defines: Mapping[str, str] | None = None, jwt_configured: bool = True,
+                 engine: str | None = None):
+        self.engine = engine or engine_override() or CEL_PYTHON
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown CEL engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if self.engine == CEL_EXPR_PYTHON:
+            fast_engine.environment()  # raises EngineUnavailable before any rule is compiled
         cel_parser.install()  # before the first Environment: ~10 ms instead of ~110 ms
         self._env = celpy.Environment()
         self._functions: dict[str, Callable[..., Any]] = dict(cel_functions.FUNCTIONS)
@@ -108,6 +149,9 @@ class Compiler:
         # Definitions each definition uses, transitively: its stored tree is already inlined,
         # so walking it again no longer shows their names.
         self._define_uses: dict[str, frozenset[str]] = {}
+        # Where each definition's text names other definitions, for inlining as text.
+        self._define_spans: dict[str, list[_Span]] = {}
+        self._define_texts: dict[str, str] = {}
         self.jwt_configured = jwt_configured
         _ensure_recursion_headroom()
 
@@ -135,6 +179,7 @@ class Compiler:
             checker.visit(tree, frozenset(), 0)
             self._define_trees[name] = tree
             self._define_uses[name] = frozenset(checker.defines_used)
+            self._define_spans[name] = checker.define_spans
         return self._define_trees[name]
 
     def compile(self, text: str) -> Compiled:
@@ -147,8 +192,84 @@ class Compiler:
                 f"expression nests {depth} levels deep; the limit is {MAX_DEPTH}: "
                 "split it into named `define:` expressions"
             )
+        reads, defines = frozenset(checker.reads), frozenset(checker.defines_used)
+        if self.engine == CEL_EXPR_PYTHON:
+            program = self._fast_program(text, checker.define_spans)
+            return Compiled(text, program, reads, defines, CEL_EXPR_PYTHON, tree)
         program = self._env.program(tree, functions=self._functions)
-        return Compiled(text, program, frozenset(checker.reads), frozenset(checker.defines_used))
+        return Compiled(text, program, reads, defines, CEL_PYTHON, tree)
+
+    # -- the fast engine: defines inlined as text, then cel-cpp's compiler --------------
+
+    def _fast_program(self, text: str, spans: list["_Span"]) -> Any:
+        expanded, pieces = _inline(text, spans, self._define_text)
+        try:
+            return fast_engine.compile_expression(expanded)
+        except fast_engine.CompileError as exc:
+            message = f"engine {CEL_EXPR_PYTHON}: {exc.message}"
+            if exc.line is None or exc.column is None:
+                raise ExpressionError(message) from None
+            offset = _offset_of(expanded, exc.line, exc.column)
+            for start, end, origin in pieces:
+                if start <= offset < end or (offset == end == len(expanded)):
+                    if isinstance(origin, str):
+                        raise ExpressionError(f"{message} (in define {origin!r})") from None
+                    raise ExpressionError(message, _line_col(text, origin + offset - start)) from None
+            raise ExpressionError(message) from None
+
+    def _define_text(self, name: str) -> str:
+        """A definition's text with the definitions it uses inlined, recursively."""
+        if name not in self._define_texts:
+            self.define_tree(name)  # parsed and checked, so its spans are known
+            expanded, _ = _inline(self._define_sources[name], self._define_spans[name], self._define_text)
+            self._define_texts[name] = expanded
+        return self._define_texts[name]
+
+
+@dataclass(frozen=True)
+class _Span:
+    """Where a text names a definition: character offsets of the identifier token."""
+
+    start: int
+    end: int
+    name: str
+
+
+def _inline(text: str, spans: list[_Span], define_text: Callable[[str], str]) -> tuple[str, list[tuple[int, int, Any]]]:
+    """`text` with each define name replaced by `(its text, newline, )`.
+
+    The newline before `)` ends a `//` comment the definition may close with. The pieces
+    map offsets of the result back: (start, end, offset in `text`) for the text's own
+    characters, (start, end, define name) for an inlined definition.
+    """
+    parts: list[str] = []
+    pieces: list[tuple[int, int, Any]] = []
+    cursor = length = 0
+    for span in sorted(spans, key=lambda s: s.start):
+        own = text[cursor:span.start]
+        parts.append(own)
+        pieces.append((length, length + len(own), cursor))
+        length += len(own)
+        inlined = "(" + define_text(span.name) + "\n)"
+        parts.append(inlined)
+        pieces.append((length, length + len(inlined), span.name))
+        length += len(inlined)
+        cursor = span.end
+    rest = text[cursor:]
+    parts.append(rest)
+    pieces.append((length, length + len(rest), cursor))
+    return "".join(parts), pieces
+
+
+def _offset_of(text: str, line: int, column: int) -> int:
+    lines = text.split("\n")
+    line = max(1, min(line, len(lines)))
+    return sum(len(l) + 1 for l in lines[:line - 1]) + max(column - 1, 0)
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
 
 
 class _Checker:
@@ -159,6 +280,9 @@ class _Checker:
         self.define_stack = define_stack
         self.reads: set[Read] = set()
         self.defines_used: set[str] = set()
+        # Define names in this checker's own text (not in inlined trees, whose positions are
+        # offsets in the definitions' texts), for the fast engine's textual inlining.
+        self.define_spans: list[_Span] = []
 
     def visit(self, node: Any, scope: frozenset[str], comprehension: int) -> None:
         if not isinstance(node, lark.Tree):
@@ -194,6 +318,8 @@ class _Checker:
             return
         if name in self.compiler._define_sources:
             # Inline the definition: the rule evaluates it as if written in place.
+            token = primary.children[0].children[0]
+            self.define_spans.append(_Span(token.start_pos, token.end_pos, name))
             tree = self.compiler.define_tree(name, self.define_stack)
             inner = _Checker(self.compiler, self.define_stack + (name,))
             # The definition is checked where it is used: inside a comprehension over data, a

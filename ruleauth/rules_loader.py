@@ -17,8 +17,9 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from . import strict_yaml as sy
-from .errors import Problem, RulesError
-from .expressions import Compiled, Compiler, ExpressionError, Read
+from . import fast_engine
+from .errors import ERROR, Problem, RulesError
+from .expressions import ENGINES, Compiled, Compiler, ExpressionError, Read, engine_override as _env_engine
 from .model import EVENT_TYPES, JwtProvider, SourcePos
 from .routes import Route, RouteSyntaxError, Router, parse_route
 from .ruleset import (
@@ -45,7 +46,6 @@ TEST_KEYS = ("name", "request", "claims", "now", "event_type", "event", "expect"
 REQUEST_KEYS = ("method", "path", "headers", "query", "cookies", "stage_variables", "source_ip", "token")
 EXPECT_KEYS = ("decision", "rule", "reason", "status", "principal", "context")
 DECISIONS = ("allow", "deny", "unauthorized")
-ENGINES = ("cel-python",)
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONTEXT_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -86,7 +86,13 @@ def rule_files(path: str | os.PathLike[str]) -> list[Path]:
 
 
 def load(path: str | os.PathLike[str], engine_override: str | None = None) -> RuleSet:
-    """Load, check and compile every rule under `path`. Raises RulesError listing every problem."""
+    """Load, check and compile every rule under `path`. Raises RulesError listing every problem.
+
+    `engine_override` (else the `RULEAUTH_ENGINE` environment variable) replaces the file's `engine:`.
+    """
+    override = engine_override or _env_engine()
+    if override is not None and override not in ENGINES:
+        raise RulesError([Problem(f"RULEAUTH_ENGINE must be one of {', '.join(ENGINES)}, not {override!r}")])
     sources: list[sy.Source] = []
     merged = _Merged()
     for file in rule_files(path):
@@ -100,7 +106,7 @@ def load(path: str | os.PathLike[str], engine_override: str | None = None) -> Ru
     problems = [p for s in sources for p in s.problems]
     if problems:
         raise RulesError(problems)
-    builder = _Builder(merged, sources)
+    builder = _Builder(merged, sources, override)
     ruleset = builder.build()
     problems = [p for s in sources for p in s.problems]
     errors = [p for p in problems if p.severity == "error"]
@@ -160,10 +166,11 @@ def _collect(source: sy.Source, root: Node, merged: _Merged) -> None:
 
 
 class _Builder:
-    def __init__(self, merged: _Merged, sources: list[sy.Source]):
+    def __init__(self, merged: _Merged, sources: list[sy.Source], engine_override: str | None = None):
         self.merged = merged
         self.sources = sources
         self.first = sources[0]
+        self.engine_override = engine_override
 
     # -- top level ---------------------------------------------------------
 
@@ -174,10 +181,10 @@ class _Builder:
             cache = CacheConfig(mode=cache.mode, query=(token.query,))
         providers = self._providers()
         defines = self._defines()
-        self.compiler = Compiler(defines, jwt_configured=bool(providers))
+        engine = self._engine()
+        self.compiler = Compiler(defines, jwt_configured=bool(providers), engine=engine)
         self.provider_names = {p.name for p in providers}
         response = self._choice("response", (RESPONSE_IAM, RESPONSE_SIMPLE), RESPONSE_IAM)
-        engine = self._choice("engine", ENGINES, ENGINES[0])
         principal = self._top_expression("principal")
         usage_key = self._top_expression("usage_identifier_key")
         context = self._context()
@@ -244,6 +251,18 @@ class _Builder:
                 None, f"worst-case cached policy is about {report.worst_case} bytes (over the "
                 f"{MAX_RESPONSE_BYTES}-byte limit); callers whose policy does not fit get a policy "
                 "for the asked route only (correct, but the cache then saves fewer calls)")
+
+    def _engine(self) -> str:
+        """`engine:` (or RULEAUTH_ENGINE); the fast engine must be installed, else a load error."""
+        engine = self._choice("engine", ENGINES, ENGINES[0])
+        if self.engine_override is not None:
+            engine = self.engine_override
+        if engine == fast_engine.NAME and not fast_engine.available():
+            entry = self._single("engine")
+            source, node = (entry[0], entry[2]) if entry else (self.first, None)
+            source.error(node, f"engine {engine} is not installed: {fast_engine.INSTALL_HINT}")
+            return ENGINES[0]  # go on checking the rest with the default engine
+        return engine
 
     def _single(self, key: str) -> tuple[sy.Source, ScalarNode, Node] | None:
         return self.merged.single.get(key)
@@ -430,7 +449,8 @@ class _Builder:
         try:
             return self.compiler.compile(text)
         except ExpressionError as exc:
-            source.error(node, f"{what}: {exc}", rule)
+            pos = _position_in(source, node, text, exc.where) if exc.where else source.pos(node)
+            source.problems.append(Problem(f"{what}: {exc}", pos, ERROR, rule))
             return None
 
     def _top_expression(self, key: str) -> Compiled | None:
@@ -824,6 +844,30 @@ def _unsafe_reads(reads: frozenset[Read], cache: CacheConfig, route_level: bool)
             continue
         bad.add(read)
     return bad
+
+
+def _position_in(source: sy.Source, node: Node, text: str, where: tuple[int, int]) -> SourcePos:
+    """The file position of (line, column) inside an expression, where the scalar's text
+    appears verbatim in the file (plain or quoted one-line scalars, literal blocks);
+    otherwise the scalar's own position, which is never wrong, only less precise."""
+    fallback = source.pos(node)
+    line, column = where
+    lines = text.split("\n")
+    if not isinstance(node, ScalarNode) or not 0 < line <= len(lines):
+        return fallback
+    wanted = lines[line - 1]
+    start = node.start_mark
+    if node.style in (None, "'", '"') and len(lines) == 1:
+        first = start.column + (1 if node.style else 0)
+        if source.line(start.line + 1)[first:first + len(wanted)] == wanted:
+            return SourcePos(source.file, start.line + 1, first + column)
+    elif node.style == "|" and wanted:
+        # Content starts on the line after the `|` indicator, one file line per text line.
+        candidate = source.line(start.line + 1 + line)
+        at = candidate.find(wanted)
+        if at >= 0 and not candidate[:at].strip():
+            return SourcePos(source.file, start.line + 1 + line, at + column)
+    return fallback
 
 
 def _example_path(pattern: str) -> str:
