@@ -79,7 +79,7 @@ def demo() -> int:
 ENGINE_SUITE = tuple(f"tests/{name}.py" for name in (
     "test_demo", "test_rules_loader", "test_expressions", "test_evaluation", "test_routing",
     "test_responses", "test_events", "test_credentials", "test_policy_cache", "test_shadow_rules",
-    "test_cli_test", "test_fuzz_events",
+    "test_cli_test", "test_fuzz_events", "test_caller_views",
 ))
 
 

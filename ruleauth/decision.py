@@ -103,6 +103,9 @@ class Decider:
         self.ruleset = ruleset
         self.verifier = verifier
         self.table = ruleset.table
+        from .caller_views import CallerViews
+
+        self.views = CallerViews(self)
 
     def decide(self, request: Request, now: float | None = None,
                claims: Mapping[str, Any] | None = None) -> Decision:
@@ -113,10 +116,9 @@ class Decider:
         if match is None:
             decision = Decision(Outcome.DENY, NO_ROUTE, request, now=now,
                                 detail=f"no rule matches {request.method or 'WebSocket'} {request.path}")
-            self._shadows(decision, request, None, now, claims, budget)
+            self._shadows(decision, request, now, claims, budget)
             if self.table is not None:
-                decision.table_allowed = self.table_decisions(request, now, claims, budget)
-                self._principal_and_context(decision, request, Identity(), None, now, claims, budget)
+                self._apply_view(decision, self.views.view(request, now, claims, budget))
             return decision
         rule = match.target
         decision = Decision(Outcome.DENY, RULE_FALSE, request, rule=rule.name, route=str(match.route),
@@ -132,21 +134,49 @@ class Decider:
         if any(len(v) > ev.MAX_VALUE_BYTES for v in visible.headers.values()):
             decision.reason, decision.detail = BAD_EVENT, f"a header value is larger than {ev.MAX_VALUE_BYTES} bytes"
             return decision
-        activation = self.activation(visible, match, decision.identity, now)
-        result = ev.evaluate(rule.allow, activation, budget)
+        if self.table is not None:
+            # The caller's answers for the whole table include the asked route's: one evaluation.
+            view = self.views.view(request, now, claims, budget)
+            entry = self.table.entry_for(request.method, match.route)
+            result = view.results[entry.index] if entry is not None else None
+            if result is None:  # cannot happen: the same credential check just passed
+                result = ev.Result(ev.ERROR, error_class="NoTableCell")
+            self._set_result(decision, result)
+            self._apply_view(decision, view)
+        else:
+            activation = self.activation(visible, match, decision.identity, now)
+            self._set_result(decision, ev.evaluate(rule.allow, activation, budget))
+            self._principal_and_context(decision, decision.identity, activation, budget)
+        self._shadows(decision, request, now, claims, budget)
+        return decision
+
+    @staticmethod
+    def _set_result(decision: Decision, result: ev.Result) -> None:
         decision.result = result
         decision.outcome = Outcome.ALLOW if result.allows else Outcome.DENY
         decision.reason = {ev.TRUE: ALLOWED, ev.FALSE: RULE_FALSE, ev.NON_BOOL: RULE_NON_BOOL}.get(
             result.kind, RULE_ERROR)
-        self._principal_and_context(decision, request, decision.identity, activation, now, claims, budget)
-        self._shadows(decision, visible, activation, now, claims, budget)
-        if self.table is not None:
-            decision.table_allowed = self.table_decisions(request, now, claims, budget)
-        return decision
 
-    def table_decisions(self, request: Request, now: float, claims: Mapping[str, Any] | None,
-                        budget: ev.Budget) -> list[bool]:
-        """This caller's rule decision for every cell of the route table (cache.mode identity).
+    def _apply_view(self, decision: Decision, view: "CallerView") -> None:
+        decision.table_allowed = [r is not None and r.allows for r in view.results]
+        self._apply_caller(decision, view.caller)
+
+    def _apply_caller(self, decision: Decision, caller: "CallerFacts") -> None:
+        if caller.principal is None:
+            if decision.allowed:
+                decision.outcome, decision.reason = Outcome.DENY, PRINCIPAL_ERROR
+                decision.detail = "principal did not evaluate to a non-empty string of at most 256 characters"
+        else:
+            decision.principal = caller.principal
+        decision.context = dict(caller.context)
+        decision.omitted_context = list(caller.omitted)
+        if decision.allowed:
+            decision.usage_identifier_key = caller.usage_identifier_key
+
+    def table_results(self, request: Request, now: float, claims: Mapping[str, Any] | None,
+                      budget: ev.Budget) -> list[ev.Result | None]:
+        """This caller's result for every cell of the route table (cache.mode identity); None
+        where the credential does not satisfy the cell's `auth`.
 
         Each distinct expression is evaluated once per identity; only expressions that read
         request.method or request.route (which mean each rule's own route here) are
@@ -155,9 +185,9 @@ class Decider:
         assert self.table is not None
         visible = without_credential(self.ruleset.token, request)
         identities: dict[tuple, Identity | None] = {}
-        activations: dict[tuple, dict[str, Any]] = {}
-        results: dict[tuple, bool] = {}
-        allowed: list[bool] = []
+        activations: dict[tuple, Mapping[str, Any]] = {}
+        results: dict[tuple, ev.Result] = {}
+        cells: list[ev.Result | None] = []
         for entry in self.table.entries:
             rule = entry.rule
             who = (rule.auth, rule.providers)
@@ -168,7 +198,7 @@ class Decider:
                     identities[who] = None
             identity = identities[who]
             if identity is None:
-                allowed.append(False)
+                cells.append(None)
                 continue
             per_cell = any(r.input in ("request.method", "request.route") for r in rule.allow.reads)
             key = (rule.allow.source, who) + ((entry.method, str(entry.route)) if per_cell else ())
@@ -179,9 +209,24 @@ class Decider:
                 if per_cell:
                     activation = dict(activation)
                     activation["request"] = _with_route(activation["request"], entry.method, str(entry.route))
-                results[key] = ev.evaluate(rule.allow, activation, budget).allows
-            allowed.append(results[key])
-        return allowed
+                results[key] = ev.evaluate(rule.allow, activation, budget)
+            cells.append(results[key])
+        return cells
+
+    def table_decisions(self, request: Request, now: float, claims: Mapping[str, Any] | None,
+                        budget: ev.Budget) -> list[bool]:
+        return [r is not None and r.allows for r in self.table_results(request, now, claims, budget)]
+
+    def caller_facts(self, request: Request, now: float, claims: Mapping[str, Any] | None,
+                     budget: ev.Budget) -> tuple["CallerFacts", Identity]:
+        """Principal and context of the caller. Under cache.mode identity one response serves
+        every route, so they come from the caller's credential even when the asked route
+        needs none (a cached copy from a public route must not say "anonymous")."""
+        identity = self._caller_identity(request, now, claims) or Identity()
+        activation = self.activation(without_credential(self.ruleset.token, request), None, identity, now)
+        facts = CallerFacts()
+        self._fill_caller(facts, identity, activation, budget)
+        return facts, identity
 
     # -- credentials ------------------------------------------------------
 
@@ -260,37 +305,27 @@ class Decider:
 
     # -- principal, context, shadows --------------------------------------
 
-    def _principal_and_context(self, decision: Decision, request: Request, identity: Identity,
-                               activation: Mapping[str, Any] | None, now: float,
-                               claims: Mapping[str, Any] | None, budget: ev.Budget) -> None:
-        """Principal and context describe the caller. Under cache.mode identity one response
-        serves every route, so they come from the caller's credential even when the asked
-        route needs none (a cached copy from a public route must not say "anonymous")."""
-        if self.table is not None:
-            caller = self._caller_identity(request, now, claims)
-            if caller is not None and caller != identity:
-                identity, activation = caller, None
-        if activation is None:
-            activation = self.activation(without_credential(self.ruleset.token, request), None, identity, now)
-        principal = self._principal(identity, activation, budget)
-        if principal is None:
-            if decision.allowed:
-                decision.outcome, decision.reason = Outcome.DENY, PRINCIPAL_ERROR
-                decision.detail = "principal did not evaluate to a non-empty string of at most 256 characters"
-        else:
-            decision.principal = principal
+    def _principal_and_context(self, decision: Decision, identity: Identity, activation: Mapping[str, Any],
+                               budget: ev.Budget) -> None:
+        facts = CallerFacts()
+        self._fill_caller(facts, identity, activation, budget)
+        self._apply_caller(decision, facts)
+
+    def _fill_caller(self, facts: "CallerFacts", identity: Identity, activation: Mapping[str, Any],
+                     budget: ev.Budget) -> None:
+        facts.principal = self._principal(identity, activation, budget)
         for key, compiled in self.ruleset.context.items():
             result = ev.evaluate(compiled, activation, budget)
             value = ev.context_value(result.value) if result.kind != ev.ERROR else None
             if value is None:
-                decision.omitted_context.append((key, result.error_class or "null"))
+                facts.omitted.append((key, result.error_class or "null"))
             else:
-                decision.context[key] = value
+                facts.context[key] = value
         usage = self.ruleset.usage_identifier_key
-        if usage is not None and decision.allowed:
+        if usage is not None:
             result = ev.evaluate(usage, activation, budget)
             if isinstance(result.value, str) and str(result.value):
-                decision.usage_identifier_key = str(result.value)
+                facts.usage_identifier_key = str(result.value)
 
     def _caller_identity(self, request: Request, now: float, claims: Mapping[str, Any] | None) -> Identity | None:
         strongest = _AuthOnly(AUTH_JWT if self.ruleset.providers else AUTH_TOKEN)
@@ -314,8 +349,8 @@ class Decider:
             return str(value)
         return None
 
-    def _shadows(self, decision: Decision, request: Request, activation: Mapping[str, Any] | None,
-                 now: float, claims: Mapping[str, Any] | None, budget: ev.Budget) -> None:
+    def _shadows(self, decision: Decision, request: Request, now: float,
+                 claims: Mapping[str, Any] | None, budget: ev.Budget) -> None:
         """Shadow rules are evaluated and reported, never enforced."""
         match = self.ruleset.shadow_router.find(request.method, request.path)
         if match is None:
@@ -329,6 +364,26 @@ class Decider:
         visible = without_credential(self.ruleset.token, request)
         result = ev.evaluate(rule.allow, self.activation(visible, match, identity, now), budget)
         decision.shadows.append(RuleOutcome(rule.name, str(match.route), result, True))
+
+
+@dataclass
+class CallerFacts:
+    """What a response says about the caller, whatever route they call."""
+
+    principal: str | None = ANONYMOUS  # None: the principal expression failed
+    context: dict[str, Any] = field(default_factory=dict)
+    omitted: list[tuple[str, str]] = field(default_factory=list)
+    usage_identifier_key: str | None = None
+
+
+@dataclass
+class CallerView:
+    """One caller's answers for the whole route table (cache.mode identity)."""
+
+    results: list[ev.Result | None]
+    caller: CallerFacts
+    identity: Identity
+    expires: float = 0.0
 
 
 @dataclass(frozen=True)

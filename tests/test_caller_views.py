@@ -1,0 +1,123 @@
+"""A warm container reuses one caller's answers for the route table (cache.mode identity).
+
+Reuse never skips the credential check, never outlives the token or VIEW_TTL, is keyed
+on the decoded token (two spellings share one entry) and is off when rules read `now`.
+"""
+
+import pytest
+
+from ruleauth import evaluation
+from ruleauth.authorizer import Authorizer
+from ruleauth.caller_views import VIEW_TTL
+from ruleauth.synthetic_events import build_event
+from tests.jwt_support import AUDIENCE, ISSUER, NOW, default_jwks, token
+
+RULES = """\
+version: 1
+token: {header: Authorization, scheme: Bearer}
+jwt:
+  issuer: %s
+  audience: [%s]
+  algorithms: [RS256]
+  jwks_file: jwks.json
+principal: claims.sub
+context:
+  scope: "has(claims.scope) ? claims.scope : ''"
+rules:
+  - name: read
+    route: GET /orders/{id}
+    allow: "'read:orders' in scopes"
+  - name: write
+    route: POST /orders
+    allow: "'write:orders' in scopes"
+"""
+
+
+@pytest.fixture
+def authorizer(tmp_path):
+    (tmp_path / "jwks.json").write_bytes(default_jwks())
+    (tmp_path / "rules.yaml").write_text(RULES % (ISSUER, AUDIENCE))
+    return Authorizer.load(tmp_path / "rules.yaml")
+
+
+def ask(authorizer, bearer, method="GET", path="/orders/1", now=NOW + 1):
+    event = build_event("rest-request", method, path, headers={"Authorization": f"Bearer {bearer}"})
+    return authorizer.authorize(event, now=now)
+
+
+@pytest.fixture
+def evaluations(monkeypatch):
+    calls = []
+    real = evaluation.evaluate
+
+    def counting(compiled, activation, budget=None):
+        calls.append(compiled.source)
+        return real(compiled, activation, budget)
+
+    monkeypatch.setattr(evaluation, "evaluate", counting)
+    return calls
+
+
+def test_a_repeated_caller_is_answered_from_its_view_without_evaluating_again(authorizer, evaluations):
+    first = ask(authorizer, token())
+    count = len(evaluations)
+    second = ask(authorizer, token(), method="POST", path="/orders")
+    assert count > 0 and len(evaluations) == count  # nothing evaluated the second time
+    assert first.decision.outcome == "allow" and second.decision.outcome == "deny"
+    assert second.decision.principal == "user-1" and second.decision.context == {"scope": "read:orders"}
+    assert len(authorizer.decider.views) == 1
+
+
+def test_the_asked_rule_is_evaluated_once_per_request(authorizer, evaluations):
+    ask(authorizer, token())
+    assert evaluations.count("'read:orders' in scopes") == 1
+
+
+def test_K10_different_callers_get_independent_answers(authorizer):
+    reader, writer = token(), token(scope="write:orders", sub="user-2")
+    for _ in range(2):
+        assert ask(authorizer, reader).decision.outcome == "allow"
+        assert ask(authorizer, writer).decision.outcome == "deny"
+        assert ask(authorizer, writer, "POST", "/orders").decision.principal == "user-2"
+    assert len(authorizer.decider.views) == 2
+
+
+def test_J16_two_spellings_of_one_token_share_one_view(authorizer):
+    plain = token()
+    header, payload, signature = plain.split(".")
+    padded = ".".join(part + "=" * (-len(part) % 4) for part in (header, payload, signature))
+    assert padded != plain
+    assert ask(authorizer, plain).decision.outcome == ask(authorizer, padded).decision.outcome == "allow"
+    assert len(authorizer.decider.views) == 1
+
+
+def test_a_view_never_outlives_the_token_or_its_ttl(authorizer, evaluations):
+    short = token(exp=int(NOW) + 5)
+    ask(authorizer, short)
+    count = len(evaluations)
+    assert ask(authorizer, short, now=NOW + 6).decision.outcome == "unauthorized"  # expired: checked first
+    long = token(exp=int(NOW) + 10 * VIEW_TTL)
+    ask(authorizer, long)
+    count = len(evaluations)
+    ask(authorizer, long, now=NOW + VIEW_TTL + 2)
+    assert len(evaluations) > count  # recomputed after VIEW_TTL
+
+
+def test_a_bad_token_is_refused_even_when_a_view_exists_for_its_claims(authorizer):
+    good = token()
+    ask(authorizer, good)
+    header, payload, signature = good.split(".")
+    tampered = ".".join((header, payload, signature[:-4] + ("AAAA" if signature[-4:] != "AAAA" else "BBBB")))
+    assert ask(authorizer, tampered).decision.outcome == "unauthorized"
+
+
+def test_rules_that_read_now_are_never_answered_from_a_view(tmp_path, evaluations):
+    (tmp_path / "jwks.json").write_bytes(default_jwks())
+    (tmp_path / "rules.yaml").write_text((RULES % (ISSUER, AUDIENCE)).replace(
+        "allow: \"'read:orders' in scopes\"", "allow: \"'read:orders' in scopes && now_unix > 0\""))
+    authorizer = Authorizer.load(tmp_path / "rules.yaml")
+    ask(authorizer, token())
+    count = len(evaluations)
+    ask(authorizer, token())
+    assert len(evaluations) > count
+    assert len(authorizer.decider.views) == 0
