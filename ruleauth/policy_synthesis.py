@@ -28,7 +28,7 @@ from .policy_eval import resource_matches
 from .routes import GREEDY, LITERAL, PARAM, Route
 from .ruleset import Rule, RuleSet
 
-SYNTHESIS_MEMO = 256  # distinct (decisions, asked route) pairs remembered per container
+SYNTHESIS_MEMO = 256  # distinct decision vectors remembered per container
 
 # A long ARN prefix (the longest region, a 10-character API id, an 8-character stage): used to
 # estimate sizes before the real prefix is known; a real response that does not fit falls
@@ -78,7 +78,7 @@ class RouteTable:
 
     def __post_init__(self) -> None:
         self._by_cell = {(e.method, id(e.route)): e for e in self.entries}
-        self._memo: dict[tuple[bytes, int], tuple[list[str], list[str]]] = {}
+        self._memo: dict[bytes, tuple[list[str], list[str]]] = {}
 
     def entry_for(self, method: str, route: Route) -> Entry | None:
         return self._by_cell.get((method, id(route)))
@@ -86,18 +86,26 @@ class RouteTable:
     def synthesise(self, allowed: Sequence[bool], asked: Entry | None) -> tuple[list[str], list[str]]:
         """Allow and Deny patterns for one caller, given each entry's rule decision.
 
-        Callers with the same decisions (same roles, scopes) get the same patterns, so results
-        are remembered (bounded): the reduction costs milliseconds on large tables."""
-        key = (bytes(bool(a) for a in allowed), asked.index if asked is not None else -1)
+        Callers with the same decisions (same roles, scopes) get the same patterns, so the
+        table part is remembered (bounded): its reduction costs milliseconds on large tables.
+        The asked route only adds, at most, its own explicit Deny."""
+        key = bytes(bool(a) for a in allowed)
         found = self._memo.get(key)
         if found is None:
-            found = self._synthesise(allowed, asked)
+            found = self._synthesise(allowed)
             if len(self._memo) >= SYNTHESIS_MEMO:
                 self._memo.pop(next(iter(self._memo)))
             self._memo[key] = found
-        return list(found[0]), list(found[1])
+        allows, denies = list(found[0]), list(found[1])
+        if asked is not None and not allowed[asked.index]:
+            # An explicit Deny for the asked route gives callers the explicit-deny 403, as
+            # hand-written authorizers do; only where it cannot shadow an allowed route.
+            if not any(allowed[other] for other in self.asked_blockers[asked.index]) and not any(
+                    _covers(deny, asked.pattern) for deny in denies):
+                denies = sorted(denies + [asked.pattern])
+        return allows, denies
 
-    def _synthesise(self, allowed: Sequence[bool], asked: Entry | None) -> tuple[list[str], list[str]]:
+    def _synthesise(self, allowed: Sequence[bool]) -> tuple[list[str], list[str]]:
         allows = [e.pattern for e in self.entries if allowed[e.index]]
         denies: set[str] = set()
         for entry in self.entries:
@@ -109,11 +117,6 @@ class RouteTable:
                     if not any(allowed[b] for b in blockers):
                         denies.add(pattern)
                         break
-        if asked is not None and not allowed[asked.index]:
-            # An explicit Deny for the asked route gives callers the explicit-deny 403, as
-            # hand-written authorizers do; only where it cannot shadow an allowed route.
-            if not any(allowed[other] for other in self.asked_blockers[asked.index]):
-                denies.add(asked.pattern)
         return reduce_patterns(allows), reduce_patterns(sorted(denies))
 
 
