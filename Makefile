@@ -20,7 +20,8 @@ LAMBDA_PYTHON ?= python$(LAMBDA_PYTHON_VERSION)
 
 # The runtime dependencies are pyproject.toml's [project].dependencies, nothing else
 # (tomllib: the build host needs Python 3.11+).
-READ_DEPS := import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))
+# RULEAUTH_EXTRAS=fast also bundles an optional extra (cel-expr-python, for `engine: cel-expr-python`).
+READ_DEPS := import os, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; extras = [e for e in os.environ.get("RULEAUTH_EXTRAS", "").split(",") if e]; print("\n".join(p["dependencies"] + [d for e in extras for d in p["optional-dependencies"][e]]))
 
 WHEEL_ARCH := $(if $(filter arm64 aarch64,$(LAMBDA_ARCHITECTURE)),aarch64,x86_64)
 # Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34).
