@@ -47,14 +47,15 @@ class CallerViews:
         self._enabled = not any(c.uses_now for c in compiled)
 
     def view(self, request: Request, now: float, claims: Mapping[str, Any] | None,
-             budget: ev.Budget) -> "CallerView":
+             budget: ev.Budget, known: dict | None = None) -> "CallerView":
+        """`known`: identities already checked for this request, by (auth, providers)."""
         key = self._key(request) if self._enabled and claims is None else None
         if key is not None:
             found = self._views.get(key)
             if found is not None and now < found.expires:
                 self._views.move_to_end(key)
                 return found
-        view = self._compute(request, now, claims, budget)
+        view = self._compute(request, now, claims, budget, dict(known or {}))
         if key is not None and not _cut_short(view):
             self._views[key] = view
             self._views.move_to_end(key)
@@ -66,12 +67,12 @@ class CallerViews:
         return len(self._views)
 
     def _compute(self, request: Request, now: float, claims: Mapping[str, Any] | None,
-                 budget: ev.Budget) -> "CallerView":
+                 budget: ev.Budget, identities: dict) -> "CallerView":
         from .decision import CallerView
 
         decider = self._decider
-        results = decider.table_results(request, now, claims, budget)
-        facts, identity = decider.caller_facts(request, now, claims, budget)
+        results = decider.table_results(request, now, claims, budget, identities)
+        facts, identity = decider.caller_facts(request, now, claims, budget, identities)
         expires = now + self._ttl
         exp = identity.claims.get("exp")
         if isinstance(exp, (int, float)) and not isinstance(exp, bool) and math.isfinite(exp):

@@ -13,9 +13,8 @@ from typing import Any, Mapping, Protocol, Sequence
 from celpy import celtypes
 
 from . import evaluation as ev
-from .credentials import BAD, MISSING, Credential, extract, without_credential
+from .credentials import MISSING, Credential, extract, without_credential
 from .errors import CredentialError
-from .expressions import Compiled
 from .model import Outcome, Request, VerifiedToken
 from .routes import RouteMatch
 from .ruleset import AUTH_JWT, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, Rule, RuleSet
@@ -74,6 +73,7 @@ class Decision:
     rule: str | None = None
     route: str | None = None
     params: Mapping[str, str] = field(default_factory=dict)
+    matched: Any = None  # the winning routes.Route, for the policy builder
     identity: Identity = field(default_factory=Identity)
     principal: str = ANONYMOUS
     context: dict[str, Any] = field(default_factory=dict)
@@ -103,6 +103,15 @@ class Decider:
         self.ruleset = ruleset
         self.verifier = verifier
         self.table = ruleset.table
+        # Per table cell, fixed at cold start: whose identity it needs, and the key under which
+        # its result is shared (the expression, plus the cell when it reads its own route).
+        self._cells: list[tuple[Any, tuple, tuple, bool]] = []
+        for entry in (self.table.entries if self.table is not None else []):
+            rule = entry.rule
+            who = (rule.auth, rule.providers)
+            per_cell = any(r.input in ("request.method", "request.route") for r in rule.allow.reads)
+            key = (rule.allow.source, who) + ((entry.method, str(entry.route)) if per_cell else ())
+            self._cells.append((entry, who, key, per_cell))
         from .caller_views import CallerViews
 
         self.views = CallerViews(self)
@@ -110,7 +119,7 @@ class Decider:
     def decide(self, request: Request, now: float | None = None,
                claims: Mapping[str, Any] | None = None) -> Decision:
         """`claims` (dry-run and tests) replaces JWT verification with the given, unverified claims."""
-        now = time.time() if now is None else now
+        now = _ClockNow(time.time()) if now is None else now
         budget = ev.Budget()
         match = self.ruleset.router.find(request.method, request.path)
         if match is None:
@@ -122,7 +131,7 @@ class Decider:
             return decision
         rule = match.target
         decision = Decision(Outcome.DENY, RULE_FALSE, request, rule=rule.name, route=str(match.route),
-                            params=dict(match.params), now=now)
+                            params=dict(match.params), now=now, matched=match.route)
         if request.resource and request.resource != match.route.path:
             decision.warnings.append("route_mismatch")
         try:
@@ -136,7 +145,8 @@ class Decider:
             return decision
         if self.table is not None:
             # The caller's answers for the whole table include the asked route's: one evaluation.
-            view = self.views.view(request, now, claims, budget)
+            known: Identities = {(rule.auth, rule.providers): decision.identity}
+            view = self.views.view(request, now, claims, budget, known)
             entry = self.table.entry_for(request.method, match.route)
             result = view.results[entry.index] if entry is not None else None
             if result is None:  # cannot happen: the same credential check just passed
@@ -174,7 +184,7 @@ class Decider:
             decision.usage_identifier_key = caller.usage_identifier_key
 
     def table_results(self, request: Request, now: float, claims: Mapping[str, Any] | None,
-                      budget: ev.Budget) -> list[ev.Result | None]:
+                      budget: ev.Budget, identities: "Identities | None" = None) -> list[ev.Result | None]:
         """This caller's result for every cell of the route table (cache.mode identity); None
         where the credential does not satisfy the cell's `auth`.
 
@@ -184,24 +194,15 @@ class Decider:
         """
         assert self.table is not None
         visible = without_credential(self.ruleset.token, request)
-        identities: dict[tuple, Identity | None] = {}
+        identities = {} if identities is None else identities
         activations: dict[tuple, Mapping[str, Any]] = {}
         results: dict[tuple, ev.Result] = {}
         cells: list[ev.Result | None] = []
-        for entry in self.table.entries:
-            rule = entry.rule
-            who = (rule.auth, rule.providers)
-            if who not in identities:
-                try:
-                    identities[who] = self.identify(rule, request, now, claims)
-                except CredentialError:
-                    identities[who] = None
-            identity = identities[who]
+        for entry, who, key, per_cell in self._cells:
+            identity = self._identity_for(who, request, now, claims, identities)
             if identity is None:
                 cells.append(None)
                 continue
-            per_cell = any(r.input in ("request.method", "request.route") for r in rule.allow.reads)
-            key = (rule.allow.source, who) + ((entry.method, str(entry.route)) if per_cell else ())
             if key not in results:
                 if who not in activations:
                     activations[who] = self.activation(visible, None, identity, now)
@@ -209,7 +210,7 @@ class Decider:
                 if per_cell:
                     activation = dict(activation)
                     activation["request"] = _with_route(activation["request"], entry.method, str(entry.route))
-                results[key] = ev.evaluate(rule.allow, activation, budget)
+                results[key] = ev.evaluate(entry.rule.allow, activation, budget)
             cells.append(results[key])
         return cells
 
@@ -218,15 +219,27 @@ class Decider:
         return [r is not None and r.allows for r in self.table_results(request, now, claims, budget)]
 
     def caller_facts(self, request: Request, now: float, claims: Mapping[str, Any] | None,
-                     budget: ev.Budget) -> tuple["CallerFacts", Identity]:
+                     budget: ev.Budget, identities: "Identities | None" = None) -> tuple["CallerFacts", Identity]:
         """Principal and context of the caller. Under cache.mode identity one response serves
         every route, so they come from the caller's credential even when the asked route
         needs none (a cached copy from a public route must not say "anonymous")."""
-        identity = self._caller_identity(request, now, claims) or Identity()
+        strongest = (AUTH_JWT if self.ruleset.providers else AUTH_TOKEN, None)
+        identity = self._identity_for(strongest, request, now, claims, {} if identities is None else identities)
+        identity = identity or Identity()
         activation = self.activation(without_credential(self.ruleset.token, request), None, identity, now)
         facts = CallerFacts()
         self._fill_caller(facts, identity, activation, budget)
         return facts, identity
+
+    def _identity_for(self, who: tuple, request: Request, now: float, claims: Mapping[str, Any] | None,
+                      identities: "Identities") -> Identity | None:
+        """The caller's identity under one (auth, providers) pair, checked once per request."""
+        if who not in identities:
+            try:
+                identities[who] = self.identify(_AuthOnly(*who), request, now, claims)  # type: ignore[arg-type]
+            except CredentialError:
+                identities[who] = None
+        return identities[who]
 
     # -- credentials ------------------------------------------------------
 
@@ -259,7 +272,10 @@ class Decider:
         from .jwt_verifier import JwtError
 
         try:
-            verified = self.verifier.verify(credential.value, rule.providers, now=now)
+            # Only a chosen decision time (dry-run --now) is passed on: with its own clock the
+            # verifier can answer a token it already verified from its cache.
+            verified = self.verifier.verify(credential.value, rule.providers,
+                                            now=None if isinstance(now, _ClockNow) else now)
         except JwtError as exc:
             raise CredentialError(exc.reason, str(exc)) from None
         return Identity(token=credential.value, claims=dict(verified.claims),
@@ -327,13 +343,6 @@ class Decider:
             if isinstance(result.value, str) and str(result.value):
                 facts.usage_identifier_key = str(result.value)
 
-    def _caller_identity(self, request: Request, now: float, claims: Mapping[str, Any] | None) -> Identity | None:
-        strongest = _AuthOnly(AUTH_JWT if self.ruleset.providers else AUTH_TOKEN)
-        try:
-            return self.identify(strongest, request, now, claims)  # type: ignore[arg-type]
-        except CredentialError:
-            return None
-
     def _principal(self, identity: Identity, activation: Mapping[str, Any], budget: ev.Budget) -> str | None:
         """None means the principal expression failed. A caller without a credential is
         "anonymous": the expression describes credentialed callers (e.g. claims.sub)."""
@@ -364,6 +373,13 @@ class Decider:
         visible = without_credential(self.ruleset.token, request)
         result = ev.evaluate(rule.allow, self.activation(visible, match, identity, now), budget)
         decision.shadows.append(RuleOutcome(rule.name, str(match.route), result, True))
+
+
+Identities = dict  # (auth, providers) → Identity, or None where the credential fails that auth
+
+
+class _ClockNow(float):
+    """The decision time as read from the clock, not chosen by the caller (dry-run --now)."""
 
 
 @dataclass

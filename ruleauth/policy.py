@@ -58,11 +58,7 @@ def statements(decision: Decision, ruleset: RuleSet, table: RouteTable | None = 
 
 
 def _matched_route(decision: Decision, ruleset: RuleSet) -> Route | None:
-    request = decision.request
-    if request is None or decision.rule is None:
-        return None
-    match = ruleset.router.find(request.method, request.path)
-    return match.route if match else None
+    return decision.matched if decision.rule is not None else None
 
 
 def _asked_literal(decision: Decision) -> str:
