@@ -44,9 +44,10 @@ build-RuleauthFunction:
 	cp -R ruleauth rules "$(ARTIFACTS_DIR)/"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
 	@# The CEL parser prebuilt with the bundle's own lark and grammar saves ~100 ms per cold
-	@# start (ruleauth/cel_parser.py). -S keeps the build host's site-packages out of it.
+	@# start (ruleauth/cel_parser.py). -S keeps the build host's site-packages out of it, -B its
+	@# bytecode (the bundle's .pyc files are for the runtime's Python only).
 	rm -rf "$(ARTIFACTS_DIR)/ruleauth/_prebuilt"
-	cd "$(ARTIFACTS_DIR)" && $(PYTHON) -S -c 'import sys; sys.path.insert(0, "."); from ruleauth import cel_parser; print("prebuilt", cel_parser.build())'
+	cd "$(ARTIFACTS_DIR)" && $(PYTHON) -S -B -c 'import sys; sys.path.insert(0, "."); from ruleauth import cel_parser; print("prebuilt", cel_parser.build())'
 	@# Lambda's code directory is read-only, so modules imported without bytecode are
 	@# compiled again on every cold start. unchecked-hash .pyc files stay valid whatever
 	@# timestamps the zip gives the sources.
