@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -41,6 +42,8 @@ class CallerViews:
         self._size = size
         self._ttl = ttl
         self._views: OrderedDict[tuple, "CallerView"] = OrderedDict()
+        # Lambda runs one request at a time; `ruleauth serve` runs threads.
+        self._lock = threading.Lock()
         ruleset = decider.ruleset
         compiled = [r.allow for r in ruleset.rules] + list(ruleset.context.values())
         compiled += [c for c in (ruleset.principal, ruleset.usage_identifier_key) if c is not None]
@@ -51,16 +54,18 @@ class CallerViews:
         """`known`: identities already checked for this request, by (auth, providers)."""
         key = self._key(request) if self._enabled and claims is None else None
         if key is not None:
-            found = self._views.get(key)
-            if found is not None and now < found.expires:
-                self._views.move_to_end(key)
-                return found
+            with self._lock:
+                found = self._views.get(key)
+                if found is not None and now < found.expires:
+                    self._views.move_to_end(key)
+                    return found
         view = self._compute(request, now, claims, budget, dict(known or {}))
         if key is not None and not _cut_short(view):
-            self._views[key] = view
-            self._views.move_to_end(key)
-            while len(self._views) > self._size:
-                self._views.popitem(last=False)
+            with self._lock:
+                self._views[key] = view
+                self._views.move_to_end(key)
+                while len(self._views) > self._size:
+                    self._views.popitem(last=False)
         return view
 
     def __len__(self) -> int:

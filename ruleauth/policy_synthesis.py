@@ -20,6 +20,7 @@ to cover another route's paths cannot be expressed exactly: the load (and so
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -79,6 +80,7 @@ class RouteTable:
     def __post_init__(self) -> None:
         self._by_cell = {(e.method, id(e.route)): e for e in self.entries}
         self._memo: dict[bytes, tuple[list[str], list[str]]] = {}
+        self._memo_lock = threading.Lock()
 
     def entry_for(self, method: str, route: Route) -> Entry | None:
         return self._by_cell.get((method, id(route)))
@@ -93,9 +95,10 @@ class RouteTable:
         found = self._memo.get(key)
         if found is None:
             found = self._synthesise(allowed)
-            if len(self._memo) >= SYNTHESIS_MEMO:
-                self._memo.pop(next(iter(self._memo)))
-            self._memo[key] = found
+            with self._memo_lock:  # `ruleauth serve` decides on several threads
+                if len(self._memo) >= SYNTHESIS_MEMO:
+                    self._memo.pop(next(iter(self._memo)))
+                self._memo[key] = found
         allows, denies = list(found[0]), list(found[1])
         if asked is not None and not allowed[asked.index]:
             # An explicit Deny for the asked route gives callers the explicit-deny 403, as

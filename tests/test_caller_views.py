@@ -121,3 +121,27 @@ def test_rules_that_read_now_are_never_answered_from_a_view(tmp_path, evaluation
     ask(authorizer, token())
     assert len(evaluations) > count
     assert len(authorizer.decider.views) == 0
+
+
+def test_views_stay_consistent_when_ruleauth_serve_decides_on_several_threads(tmp_path):
+    import threading
+
+    from pathlib import Path
+
+    authorizer = Authorizer.load(Path(__file__).resolve().parents[1] / "rules")
+    authorizer.decider.views._size = 8  # force constant eviction
+    outcomes: list[tuple[int, str]] = []
+
+    def work(n: int) -> None:
+        for i in range(300):
+            value = (n * 1000 + i) % 50
+            event = build_event("rest-request", "GET", "/hello", headers={"Authorization": str(value)})
+            outcomes.append((value, authorizer.authorize(event).decision.outcome))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 1800
+    assert all(outcome == ("allow" if value % 2 else "deny") for value, outcome in outcomes)
