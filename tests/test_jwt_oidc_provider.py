@@ -65,10 +65,12 @@ def test_provider_discovery_and_jwks_are_real(oidc_provider: OidcProvider) -> No
 
 def test_provider_tokens_verify_rs256_and_es256(oidc_provider: OidcProvider) -> None:
     oidc_provider.start(private_jwks(("r1", rsa_key(2048, 0)), ("e1", ec_key("P-256", 0))))
-    clock = FakeClock(time.time())
-    verifier = JwtVerifier([config(oidc_provider)], clock=clock)
     rs = oidc_provider.client_credentials_token("rs-client", "rs-secret")
     es = oidc_provider.client_credentials_token("es-client", "es-secret", scope="read:orders write:orders")
+    # The clock starts once the tokens exist: a clock read before issuance can sit in the
+    # second before their `iat`, and a future iat is (rightly) refused.
+    clock = FakeClock(time.time())
+    verifier = JwtVerifier([config(oidc_provider)], clock=clock)
     rs_claims = verifier.verify(rs).claims
     es_claims = verifier.verify(es).claims
     assert rs_claims["client_id"] == "rs-client" and rs_claims["aud"] == AUDIENCE
@@ -95,9 +97,9 @@ def test_provider_tokens_verify_rs256_and_es256(oidc_provider: OidcProvider) -> 
 def test_K09_J28_provider_key_rotation(oidc_provider: OidcProvider) -> None:
     r1, r2, e1 = rsa_key(2048, 0), rsa_key(2048, 1), ec_key("P-256", 0)
     oidc_provider.start(private_jwks(("r1", r1), ("e1", e1)))
-    clock = FakeClock(time.time())
-    verifier = JwtVerifier([config(oidc_provider)], clock=clock)  # lifespan 300 s, cooldown 30 s
     old = oidc_provider.client_credentials_token("rs-client", "rs-secret")
+    clock = FakeClock(time.time())  # after issuance: see test_provider_tokens_verify_rs256_and_es256
+    verifier = JwtVerifier([config(oidc_provider)], clock=clock)  # lifespan 300 s, cooldown 30 s
     assert verifier.verify(old)
 
     # rotation: r2 is published (and signs), r1 is withdrawn
@@ -113,9 +115,9 @@ def test_K09_J28_provider_key_rotation(oidc_provider: OidcProvider) -> None:
 
     # a verifier that cached r1 earlier keeps it only for the lifespan
     oidc_provider.restart(private_jwks(("r1", r1), ("e1", e1)))
+    token_r1 = oidc_provider.client_credentials_token("rs-client", "rs-secret")
     clock2 = FakeClock(time.time())
     warm = JwtVerifier([config(oidc_provider)], clock=clock2)
-    token_r1 = oidc_provider.client_credentials_token("rs-client", "rs-secret")
     assert warm.verify(token_r1)
     oidc_provider.restart(private_jwks(("r2", r2), ("e1", e1)))
     clock2.advance(299)
