@@ -134,14 +134,19 @@ def caller_claims(now: int, i: int) -> dict:
     }
 
 
-def make_tokens(key, count: int, path: Path) -> None:
+def make_tokens(key, count: int, path: Path, distinct_callers: bool = False) -> None:
+    """Signed tokens. By default one user's tokens (only jti differs); with distinct_callers,
+    each token also has its own sub and an extra group, so rules reading groups see a new caller."""
     import jwt
 
     now = int(time.time())
     with path.open("w") as handle:
         for i in range(count):
-            handle.write(jwt.encode(caller_claims(now, i), key, algorithm="RS256",
-                                    headers={"kid": "k1", "typ": "JWT"}) + "\n")
+            claims = caller_claims(now, i)
+            if distinct_callers:
+                claims["sub"] = f"user-{i}"
+                claims["groups"] = claims["groups"] + [f"user-{i}"]
+            handle.write(jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1", "typ": "JWT"}) + "\n")
 
 
 def _q(text: str) -> str:
@@ -364,6 +369,7 @@ def bench(work: Path, info: dict, args, runs: int, requests: int, warmup: int, b
           budget_500: float) -> dict:
     key = make_keys(work)
     make_tokens(key, requests + warmup, work / "tokens.txt")
+    make_tokens(key, requests + warmup, work / "callers.txt", distinct_callers=True)
     engine = args.engine
     cold10 = write_rules(work, "cold10", 1, "distinct", "nested", engine)
     cold100 = write_rules(work, "cold100", 10, "distinct", "nested", engine)
@@ -399,7 +405,8 @@ def bench(work: Path, info: dict, args, runs: int, requests: int, warmup: int, b
     print(f"measuring warm decisions: {requests} requests per case after {warmup} warm-up "
           f"(time cap per variant: {budget:g} s, 500 routes {budget_500:g} s) ...", flush=True)
     tokens_file = str(work / "tokens.txt")
-    common = {"n": requests, "warmup": warmup, "budget_s": budget, "tokens_file": tokens_file}
+    common = {"n": requests, "warmup": warmup, "budget_s": budget, "tokens_file": tokens_file,
+              "callers_file": str(work / "callers.txt")}
     warm = {}
     warm["baseline"] = warm_case(work, "baseline", {
         **common, "side": "baseline", "variants": ["same", "fresh"], "paths": request_paths(SERVICES_50)})
@@ -407,10 +414,10 @@ def bench(work: Path, info: dict, args, runs: int, requests: int, warmup: int, b
         **common, "side": "ruleauth", "rules": str(REPO / "rules"), "variants": ["same"],
         "paths": ["/hello"], "header_values": ["17"], "tokens_file": None})
     warm["jwt50"] = warm_case(work, "jwt50", {
-        **common, "side": "ruleauth", "rules": str(warm50), "variants": ["same", "fresh"],
+        **common, "side": "ruleauth", "rules": str(warm50), "variants": ["same", "fresh", "callers"],
         "paths": request_paths(SERVICES_50)})
     warm["jwt500"] = warm_case(work, "jwt500", {
-        **common, "budget_s": budget_500, "side": "ruleauth", "rules": str(warm500), "variants": ["same", "fresh"],
+        **common, "budget_s": budget_500, "side": "ruleauth", "rules": str(warm500), "variants": ["same", "fresh", "callers"],
         "paths": request_paths(SERVICES_500)})
     results["warm"] = warm
 
@@ -480,8 +487,10 @@ def report(results: dict, work: Path) -> None:
         ("(a) odd-number demo, Authorization: 17", "demo", "same"),
         ("(b) JWT + 50 routes, same token repeated", "jwt50", "same"),
         ("(b) JWT + 50 routes, fresh token per request", "jwt50", "fresh"),
+        ("(b) JWT + 50 routes, a new caller per request", "jwt50", "callers"),
         ("(c) JWT + 500 routes, same token repeated", "jwt500", "same"),
         ("(c) JWT + 500 routes, fresh token per request", "jwt500", "fresh"),
+        ("(c) JWT + 500 routes, a new caller per request", "jwt500", "callers"),
     ]
     for label, case, variant in rows:
         data = warm.get(case, {})
@@ -536,12 +545,16 @@ def report(results: dict, work: Path) -> None:
          None),
         ("cold init, 100 rules / hand-written import", div(cold["ruleauth N=100"]["import_ms"], base["import_ms"]),
          GOAL_COLD),
-        ("warm p50, JWT+50 routes fresh token / hand-written", div(p50("jwt50", "fresh"), p50("baseline", "fresh")),
+        ("warm p50, JWT+50 routes new caller / hand-written", div(p50("jwt50", "callers"), p50("baseline", "fresh")),
          GOAL_WARM),
+        ("warm p50, JWT+50 routes fresh token / hand-written", div(p50("jwt50", "fresh"), p50("baseline", "fresh")),
+         None),
         ("warm p50, JWT+50 routes same token / hand-written", div(p50("jwt50", "same"), p50("baseline", "fresh")),
          None),
-        ("warm p50, 500 routes / 50 routes (fresh token)", div(p50("jwt500", "fresh"), p50("jwt50", "fresh")),
+        ("warm p50, 500 routes / 50 routes (new caller)", div(p50("jwt500", "callers"), p50("jwt50", "callers")),
          GOAL_SCALE),
+        ("warm p50, 500 routes / 50 routes (fresh token)", div(p50("jwt500", "fresh"), p50("jwt50", "fresh")),
+         None),
         ("warm p50, 500 routes / 50 routes (same token)", div(p50("jwt500", "same"), p50("jwt50", "same")), None),
         ("peak RSS, ruleauth N=100 / hand-written", div(cold["ruleauth N=100"]["rss_mb"], base["rss_mb"]), GOAL_RSS),
     ]

@@ -153,13 +153,19 @@ def warm(spec_path: str) -> None:
     if spec.get("tokens_file"):
         with open(spec["tokens_file"], encoding="utf-8") as handle:
             tokens = [line.strip() for line in handle if line.strip()]
+    callers = []
+    if spec.get("callers_file"):
+        with open(spec["callers_file"], encoding="utf-8") as handle:
+            callers = [line.strip() for line in handle if line.strip()]
     decide, describe = _decider(spec)
     out: dict = {"variants": {}}
-    for variant in spec["variants"]:  # "same" (one token repeated) or "fresh" (a new token each time)
+    # "same": one token repeated; "fresh": a new token of the same user each time;
+    # "callers": a new caller each time (own sub and groups, so the rules' inputs differ).
+    for variant in spec["variants"]:
         n, warmup, budget = spec["n"], spec["warmup"], spec["budget_s"]
-        if variant == "fresh":
+        if variant in ("fresh", "callers"):
             need = n + warmup
-            pool = tokens[:need]
+            pool = (tokens if variant == "fresh" else callers)[:need]
             if len(pool) < need:
                 raise SystemExit(f"need {need} tokens, have {len(pool)}")
             events = _events(spec, pool)

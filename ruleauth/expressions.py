@@ -353,6 +353,9 @@ class _Checker:
             if chain.names[1] not in AUTH_FIELDS:
                 raise ExpressionError(_unknown("field of auth", chain.names[1], AUTH_FIELDS))
             self.reads.add(Read("auth.provider"))
+        elif root == "claims" and len(chain.names) > 1:
+            # Which claims: answers can then be shared by callers whose read claims agree.
+            self.reads.add(Read("claims", chain.names[1]))
         else:
             self.reads.add(Read(root))
 

@@ -145,3 +145,28 @@ def test_views_stay_consistent_when_ruleauth_serve_decides_on_several_threads(tm
         thread.join()
     assert len(outcomes) == 1800
     assert all(outcome == ("allow" if value % 2 else "deny") for value, outcome in outcomes)
+
+
+def test_tokens_whose_read_claims_agree_share_the_table_answers_but_not_principal_or_context(
+        authorizer, evaluations):
+    first = ask(authorizer, token(sub="user-1", jti="a"))
+    count = len(evaluations)
+    second = ask(authorizer, token(sub="user-2", jti="b"))  # same scope: rules read only scopes
+    table_evaluations = [e for e in evaluations[count:] if "in scopes" in e]
+    assert table_evaluations == []
+    assert (first.decision.outcome, second.decision.outcome) == ("allow", "allow")
+    assert (first.decision.principal, second.decision.principal) == ("user-1", "user-2")
+    other = ask(authorizer, token(sub="user-3", scope="write:orders"))
+    assert other.decision.outcome == "deny" and len(authorizer.decider.views) == 2
+
+
+def test_a_rule_that_reads_all_claims_shares_nothing_between_different_claims(tmp_path, evaluations):
+    (tmp_path / "jwks.json").write_bytes(default_jwks())
+    (tmp_path / "rules.yaml").write_text((RULES % (ISSUER, AUDIENCE)).replace(
+        "allow: \"'read:orders' in scopes\"", "allow: \"'read:orders' in scopes && size(claims) > 3\""))
+    authorizer = Authorizer.load(tmp_path / "rules.yaml")
+    ask(authorizer, token(jti="a"))
+    count = len(evaluations)
+    ask(authorizer, token(jti="b"))
+    assert any("size(claims)" in e for e in evaluations[count:])
+    assert len(authorizer.decider.views) == 2
