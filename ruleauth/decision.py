@@ -214,10 +214,6 @@ class Decider:
             cells.append(results[key])
         return cells
 
-    def table_decisions(self, request: Request, now: float, claims: Mapping[str, Any] | None,
-                        budget: ev.Budget) -> list[bool]:
-        return [r is not None and r.allows for r in self.table_results(request, now, claims, budget)]
-
     def caller_facts(self, request: Request, now: float, claims: Mapping[str, Any] | None,
                      budget: ev.Budget, identities: "Identities | None" = None) -> tuple["CallerFacts", Identity]:
         """Principal and context of the caller. Under cache.mode identity one response serves

@@ -138,7 +138,7 @@ def _collect(source: sy.Source, root: Node, merged: _Merged) -> None:
     if entries is None:
         return
     keys = {k for k, _, _ in entries}
-    for key, key_node, value in entries:
+    for key, key_node, _ in entries:
         if key in RESERVED_TOP_KEYS:
             source.error(key_node, f"top-level key {key!r} is reserved for a later version of the rules format")
     sy.check_keys(source, [e for e in entries if e[0] not in RESERVED_TOP_KEYS], TOP_KEYS, "the rules file")
@@ -155,7 +155,7 @@ def _collect(source: sy.Source, root: Node, merged: _Merged) -> None:
             for item in sy.as_list(source, value, "tests") or []:
                 merged.tests.append((source, item))
         elif key == "define":
-            for name, name_node, expr in sy.as_mapping(source, value, "define") or []:
+            for _, name_node, expr in sy.as_mapping(source, value, "define") or []:
                 merged.defines.append((source, name_node, expr))
         elif key in TOP_KEYS:
             if key in merged.single:
