@@ -35,9 +35,10 @@ AUTHORIZER, DECISION_LOG, METRICS = _load()
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
     result = AUTHORIZER.authorize(event)
     DECISION_LOG.write(result.decision, result.latency_ms, result.internal_error)
-    METRICS.decision(result.decision, result.latency_ms)
-    if AUTHORIZER.verifier is not None:
-        METRICS.key_fetches(AUTHORIZER.verifier.fetch_stats())
+    if METRICS.enabled:
+        METRICS.decision(result.decision, result.latency_ms)
+        if AUTHORIZER.verifier is not None:
+            METRICS.key_fetches(AUTHORIZER.verifier.fetch_stats())
     if result.response is None:
         raise Exception("Unauthorized")  # API Gateway's convention: exactly this text gives a 401
     return result.response
