@@ -94,3 +94,26 @@ def test_jwks_fetches_and_failures_are_counted_once_each():
     metrics.key_fetches({"corp": (3, 1)})
     lines = emf_lines(stream)
     assert [(l["Provider"], l["JwksFetches"], l["JwksFetchFailures"]) for l in lines] == [("corp", 1, 0), ("corp", 2, 1)]
+
+
+def test_the_lambda_handler_prints_a_decision_line_and_an_emf_line_per_request():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = (
+        "from ruleauth.handler import handler\n"
+        "from ruleauth.synthetic_events import build_event\n"
+        "handler(build_event('rest-request', 'GET', '/hello', headers={'Authorization': '900000000000001'}))\n"
+    )
+    env = {**os.environ, "RULEAUTH_RULES": str(root / "rules"), "RULEAUTH_METRICS": "rule"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=root,
+                          check=True)
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    decision = next(line for line in lines if line.get("message") == "ruleauth decision")
+    emf = next(line for line in lines if "_aws" in line)
+    assert decision["decision"] == "allow" and decision["rule"] == "odd numbers only"
+    assert (emf["Outcome"], emf["Rule"], emf["Decisions"]) == ("allow", "odd numbers only", 1)
+    assert "900000000000001" not in done.stdout  # the credential never reaches a log line
