@@ -138,6 +138,14 @@ def _decider(spec):
     return decide, describe
 
 
+def _lines(path):
+    """The non-empty lines of a tokens file, or [] without one."""
+    if not path:
+        return []
+    with open(path, encoding="utf-8") as handle:
+        return [line.strip() for line in handle if line.strip()]
+
+
 def _outcome_of(spec, result):
     if spec["side"] == "baseline":
         return "allow"
@@ -149,14 +157,8 @@ def warm(spec_path: str) -> None:
 
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
-    tokens = []
-    if spec.get("tokens_file"):
-        with open(spec["tokens_file"], encoding="utf-8") as handle:
-            tokens = [line.strip() for line in handle if line.strip()]
-    callers = []
-    if spec.get("callers_file"):
-        with open(spec["callers_file"], encoding="utf-8") as handle:
-            callers = [line.strip() for line in handle if line.strip()]
+    tokens = _lines(spec.get("tokens_file"))
+    callers = _lines(spec.get("callers_file"))
     decide, describe = _decider(spec)
     out: dict = {"variants": {}}
     # "same": one token repeated; "fresh": a new token of the same user each time;
@@ -221,10 +223,7 @@ def profile(spec_path: str) -> None:
 
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
-    tokens = []
-    if spec.get("tokens_file"):
-        with open(spec["tokens_file"], encoding="utf-8") as handle:
-            tokens = [line.strip() for line in handle if line.strip()]
+    tokens = _lines(spec.get("tokens_file"))
     decide, _ = _decider(spec)
     variant = spec["variants"][0]
     count = spec["n"]

@@ -118,7 +118,7 @@ def _error_class(exc: CELEvalError) -> str:
     return "CELEvalError"
 
 
-def within_bounds(value: Any, depth: int = 0) -> bool:
+def within_bounds(value: Any) -> bool:
     """Claims (and test data) must be at most 32 deep with lists of at most 256 items."""
     stack = [(value, 0)]
     while stack:
