@@ -74,8 +74,9 @@ def demo() -> int:
     return 0
 
 
-# The rule-semantics tests, run a second time with the fast engine forced (RULEAUTH_ENGINE):
-# the same rules must decide alike on cel-python and cel-expr-python.
+# The rule-semantics tests, run again with the fast engine forced (RULEAUTH_ENGINE), then with
+# cel-python's interpreter for every expression (RULEAUTH_CEL_INTERPRETER; the first pass runs
+# most on compiled closures): the same rules must decide alike every way they can run.
 ENGINE_SUITE = tuple(f"tests/{name}.py" for name in (
     "test_demo", "test_rules_loader", "test_expressions", "test_evaluation", "test_routing",
     "test_responses", "test_events", "test_credentials", "test_policy_cache", "test_shadow_rules",
@@ -88,16 +89,20 @@ def test(pytest_args: list[str]) -> int:
     ensure_venv(VENV, "test-fast", editable=f"{ROOT}[test]")
     ensure_venv(SAM_VENV, "sam", *SAM_TOOLS)
     ensure_node_provider()
-    env = {k: v for k, v in os.environ.items() if k != "RULEAUTH_ENGINE"}
+    env = {k: v for k, v in os.environ.items() if k not in ("RULEAUTH_ENGINE", "RULEAUTH_CEL_INTERPRETER")}
     env["RULEAUTH_SAM_VENV"] = str(SAM_VENV)
     python = bin_of(VENV, "python")
     done = subprocess.run([python, "-m", "pytest", *pytest_args], cwd=ROOT, env=env)
     if done.returncode != 0 or any(not a.startswith("-") for a in pytest_args):
-        return done.returncode  # a failure, or a run of chosen tests: no second pass
-    print("\n=== the rule tests again on engine cel-expr-python (RULEAUTH_ENGINE) ===", flush=True)
-    fast = subprocess.run([python, "-m", "pytest", *pytest_args, *ENGINE_SUITE], cwd=ROOT,
-                          env={**env, "RULEAUTH_ENGINE": "cel-expr-python"})
-    return fast.returncode
+        return done.returncode  # a failure, or a run of chosen tests: no more passes
+    for label, variable, value in (("engine cel-expr-python", "RULEAUTH_ENGINE", "cel-expr-python"),
+                                   ("cel-python's interpreter only", "RULEAUTH_CEL_INTERPRETER", "1")):
+        print(f"\n=== the rule tests again on {label} ({variable}) ===", flush=True)
+        again = subprocess.run([python, "-m", "pytest", *pytest_args, *ENGINE_SUITE], cwd=ROOT,
+                               env={**env, variable: value})
+        if again.returncode != 0:
+            return again.returncode
+    return 0
 
 
 def main(argv: list[str]) -> int:

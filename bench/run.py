@@ -3,7 +3,7 @@
     python bench/run.py                 # the full run (about 2-3 minutes on 2 cores)
     python bench/run.py --quick         # a smoke run: fewer runs and requests (figures are rough)
     python bench/run.py --json out.json # also write every figure as JSON
-    python bench/run.py --profile       # also cProfile the JWT + 50-route case (top functions)
+    python bench/run.py --profile       # also cProfile the JWT + 500-route case, a new caller each time
 
 Run it from the repository root with the project venv's python. Every measurement runs
 in a fresh child process of bench/.venv (created on first use: the same base interpreter,
@@ -330,7 +330,7 @@ def main() -> int:
                         help="warm JWT rules: 4 rules per 10-route service (grouped, default) "
                              "or one distinct rule per route")
     parser.add_argument("--engine", help="write `engine: NAME` into the generated rules files")
-    parser.add_argument("--profile", action="store_true", help="also cProfile the JWT + 50-route case")
+    parser.add_argument("--profile", action="store_true", help="also cProfile the JWT + 500-route case, a new caller per request")
     args = parser.parse_args()
     runs = args.runs or (3 if args.quick else 7)
     requests = args.requests or (300 if args.quick else 2000)
@@ -424,12 +424,12 @@ def bench(work: Path, info: dict, args, runs: int, requests: int, warmup: int, b
     report(results, work)
 
     if args.profile:
-        spec = {**common, "n": min(requests, 300), "side": "ruleauth", "rules": str(warm50),
-                "variants": ["fresh"], "paths": request_paths(SERVICES_50), "top": 25}
+        spec = {**common, "n": min(requests, 300), "side": "ruleauth", "rules": str(warm500),
+                "variants": ["callers"], "paths": request_paths(SERVICES_500), "top": 25}
         path = work / "profile.json"
         path.write_text(json.dumps(spec))
         prof, _ = run_child(["profile", str(path)], child_env())
-        print("\ncProfile, JWT + 50 routes, fresh token per request, sorted by cumulative time:")
+        print("\ncProfile, JWT + 500 routes, a new caller per request, sorted by cumulative time:")
         print(prof.get("cumulative") or prof.get("error"))
         print("sorted by own time:")
         print(prof.get("tottime") or "")

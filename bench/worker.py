@@ -227,7 +227,10 @@ def profile(spec_path: str) -> None:
     decide, _ = _decider(spec)
     variant = spec["variants"][0]
     count = spec["n"]
-    pool = tokens[:count] if variant == "fresh" else tokens[:1] * count
+    if variant == "callers":
+        pool = _lines(spec.get("callers_file"))[:count]
+    else:
+        pool = tokens[:count] if variant == "fresh" else tokens[:1] * count
     events = _events(spec, pool)
     for event in events[:5]:
         decide(event)

@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
-from celpy import celtypes
 
 from . import evaluation as ev
 from .credentials import MISSING, Credential, extract, without_credential
@@ -407,13 +406,8 @@ class _AuthOnly:
 
 
 def _with_route(request_map: Any, method: str, route: str) -> Any:
-    """The request variable for another table cell, in the engine's own value types."""
-    if not isinstance(request_map, celtypes.MapType):  # the fast engine's plain dict
-        return {**request_map, "method": method, "route": route}
-    updated = celtypes.MapType(request_map)
-    updated[celtypes.StringType("method")] = celtypes.StringType(method)
-    updated[celtypes.StringType("route")] = celtypes.StringType(route)
-    return updated
+    """The request variable for another table cell (activations are plain Python)."""
+    return {**request_map, "method": method, "route": route}
 
 
 def route_of_test(ruleset: RuleSet, case: Any) -> str | None:

@@ -1,12 +1,16 @@
 """Running compiled expressions: the activation every rule sees, and strict result handling.
 
-Only an exact CEL `true` allows. cel-python returns errors either raised or as
-`CELEvalError` values (which are truthy), and `BoolType` is an `int` subclass;
-cel-expr-python returns errors as ERROR values whose `.value()` is a truthy message.
-So every result, of either engine, is classified here and nowhere else.
+Only an exact CEL `true` allows. Each way an expression runs has its own result form:
+- compiled closures (cel_closures.py, most cel-python rules) return plain Python values
+  and raise errors; only a Python `bool` True allows;
+- cel-python's interpreter returns errors either raised or as `CELEvalError` values
+  (which are truthy), and its `BoolType` is an `int` subclass;
+- cel-expr-python returns errors as ERROR values whose `.value()` is a truthy message.
+So every result is classified here and nowhere else.
 
-Activations start as plain Python (`activation_for`): the fast engine takes them as
-they are, cel-python gets them converted to its own value types.
+Activations are plain Python (`activation_for`). cel-python's interpreter gets them
+converted to its own value types, once per activation and only when an expression
+needs it (celpy_values.py).
 """
 
 from __future__ import annotations
@@ -18,12 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import celpy
-from celpy import celtypes
-from celpy.evaluation import CELEvalError
-
 from . import fast_engine
-from .expressions import CEL_EXPR_PYTHON, Compiled
+from .expressions import CEL_EXPR_PYTHON, CLOSURES, Compiled
 
 MAX_CLAIM_DEPTH = 32
 MAX_LIST_ITEMS = 256
@@ -61,30 +61,41 @@ class Budget:
 
 
 def evaluate(compiled: Compiled, activation: Mapping[str, Any], budget: Budget | None = None) -> Result:
+    # Explanations evaluate bare cel-python sub-programs, which say nothing of how they run.
+    runs_on = getattr(compiled, "runs_on", None)
     try:
         if budget is not None:
             budget.check()
         value = compiled.evaluate(activation)
-        # Explanations evaluate bare cel-python sub-programs, which name no engine.
-        if getattr(compiled, "engine", None) == CEL_EXPR_PYTHON:
+        if runs_on == CLOSURES:
+            return classify_plain(value)
+        if runs_on == CEL_EXPR_PYTHON:
             return classify_fast(value)
     except DeadlineExceeded:
         return Result(ERROR, error_class="DeadlineExceeded")
     except RecursionError:
         return Result(ERROR, error_class="RecursionError")
-    except CELEvalError as exc:
+    except Exception as exc:  # closures raise; so does cel-python, from some operators
         return Result(ERROR, error_class=_error_class(exc))
-    except Exception as exc:  # cel-python raises plain Python errors from some operators
-        return Result(ERROR, error_class=type(exc).__name__)
     return classify(value)
 
 
+def classify_plain(value: Any) -> Result:
+    """A compiled closure's result: plain Python, errors raised. Only a Python bool is a boolean."""
+    if type(value) is bool:
+        return Result(TRUE if value else FALSE, value)
+    return Result(NON_BOOL, value)
+
+
 def classify(value: Any) -> Result:
+    """A result of cel-python's interpreter (which has loaded celpy by the time it returns one)."""
+    from .celpy_values import CELEvalError, as_cel, celtypes, error_class
+
     if isinstance(value, CELEvalError):
-        return Result(ERROR, error_class=_error_class(value))
+        return Result(ERROR, error_class=error_class(value))
     if isinstance(value, celtypes.BoolType):
         return Result(TRUE if value == True else FALSE, bool(value))  # noqa: E712 - BoolType is an int
-    return Result(NON_BOOL, _as_cel(value))
+    return Result(NON_BOOL, as_cel(value))
 
 
 def classify_fast(value: Any) -> Result:
@@ -97,25 +108,12 @@ def classify_fast(value: Any) -> Result:
     return Result(NON_BOOL, fast_engine.plain(value))
 
 
-def _as_cel(value: Any) -> Any:
-    """cel-python returns some results as plain Python values (`'a' + b` is a `str`, `x * 2.0`
-    a `float`); the principal, context and usageIdentifierKey checks look for CEL types, so a
-    concatenated principal was refused. A Python bool is left alone: only BoolType allows."""
-    if type(value) is str:
-        return celtypes.StringType(value)
-    if type(value) is float:
-        return celtypes.DoubleType(value)
-    if type(value) is int:
-        return celtypes.IntType(value)
-    return value
+def _error_class(exc: Exception) -> str:
+    if type(exc).__name__ == "CELEvalError":
+        from .celpy_values import error_class
 
-
-def _error_class(exc: CELEvalError) -> str:
-    # args are (message, exception class, exception args); the message and args can embed
-    # inputs, so only the class name leaves this function.
-    if len(exc.args) > 1 and isinstance(exc.args[1], type):
-        return exc.args[1].__name__
-    return "CELEvalError"
+        return error_class(exc)
+    return type(exc).__name__
 
 
 def within_bounds(value: Any) -> bool:
@@ -134,40 +132,28 @@ def within_bounds(value: Any) -> bool:
     return True
 
 
-def to_cel(value: Any) -> Any:
-    return celpy.json_to_cel(value)
+class Activation(dict):
+    """One request's variables as plain Python, with cel-python's form made on first use.
+
+    Compiled closures read the plain values; an expression on cel-python's interpreter
+    needs them converted, which is done once per activation, not once per expression.
+    """
+
+    _converted: dict[str, Any] | None = None
+
+    def celpy(self) -> dict[str, Any]:
+        if self._converted is None:
+            from .celpy_values import celpy_activation
+
+            self._converted = celpy_activation(self)
+        return self._converted
 
 
 def activation_for(engine: str, plain: Mapping[str, Any]) -> dict[str, Any]:
     """The activation an engine evaluates: `plain` holds str, int, list, dict and a datetime `now`."""
     if engine == CEL_EXPR_PYTHON:
         return fast_engine.Activation(plain)
-    return celpy_activation(plain)
-
-
-def celpy_activation(plain: Mapping[str, Any]) -> dict[str, Any]:
-    """Plain variables as cel-python values (it evaluates plain dicts and strings to errors)."""
-    converted: dict[str, Any] = {}
-    for name, value in plain.items():
-        if name == "request" and isinstance(value, Mapping):
-            converted[name] = celtypes.MapType({
-                celtypes.StringType(k): string_map(v) if isinstance(v, Mapping) else to_cel(v)
-                for k, v in value.items()})
-        elif name == "auth" and isinstance(value, Mapping):
-            converted[name] = string_map(value)
-        elif isinstance(value, datetime.datetime):
-            converted[name] = value if isinstance(value, celtypes.TimestampType) else celtypes.TimestampType(value)
-        else:
-            converted[name] = to_cel(value)
-    return converted
-
-
-def string_map(values: Mapping[str, str]) -> celtypes.MapType:
-    return celtypes.MapType({celtypes.StringType(k): celtypes.StringType(v) for k, v in values.items()})
-
-
-def timestamp(now: float) -> celtypes.TimestampType:
-    return celtypes.TimestampType(utc_datetime(now))
+    return Activation(plain)
 
 
 def utc_datetime(now: float) -> datetime.datetime:
@@ -189,13 +175,37 @@ def scopes_of(claims: Mapping[str, Any]) -> list[str]:
 def context_value(value: Any) -> str | int | float | bool | None:
     """A CEL result as an API Gateway context value: strings, numbers or booleans only.
 
-    Either engine's values: cel-python's types, or the fast engine's plain Python ones.
+    Any engine's values: plain Python (closures, the fast engine) or cel-python's types.
     """
-    if value is None or isinstance(value, CELEvalError):
+    kind = type(value)
+    if value is None or kind in (bool, str, int):
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind in (list, dict):
+        return _json_text(value)
+    if isinstance(value, datetime.datetime) and type(value).__module__ == "datetime":
+        return fast_engine.format_timestamp(value)
+    if isinstance(value, datetime.timedelta) and type(value).__module__ == "datetime":
+        return fast_engine.format_duration(value)
+    return _celpy_context_value(value)
+
+
+def _json_text(value: Any) -> str | None:
+    try:
+        return json.dumps(to_plain(value), separators=(",", ":"), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):
         return None
-    if isinstance(value, (celtypes.BoolType, bool)):  # Result keeps true/false as a Python bool
+
+
+def _celpy_context_value(value: Any) -> str | int | float | bool | None:
+    from .celpy_values import CELEvalError, as_cel, celtypes
+
+    if isinstance(value, CELEvalError):
+        return None
+    if isinstance(value, celtypes.BoolType):
         return bool(value)
-    value = _as_cel(value)
+    value = as_cel(value)
     if isinstance(value, (celtypes.IntType, celtypes.UintType)):
         return int(value)
     if isinstance(value, celtypes.DoubleType):
@@ -203,22 +213,34 @@ def context_value(value: Any) -> str | int | float | bool | None:
         return number if math.isfinite(number) else None
     if isinstance(value, celtypes.StringType):
         return str(value)
-    if isinstance(value, (list, dict)):  # cel-python's ListType and MapType included
-        try:
-            return json.dumps(to_plain(value), separators=(",", ":"), sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError):
-            return None
+    if isinstance(value, (list, dict)):  # cel-python's ListType and MapType
+        return _json_text(value)
     if isinstance(value, (celtypes.TimestampType, celtypes.DurationType)):
         return str(value)
-    if isinstance(value, datetime.datetime):
-        return fast_engine.format_timestamp(value)
-    if isinstance(value, datetime.timedelta):
-        return fast_engine.format_duration(value)
     return None
 
 
 def to_plain(value: Any) -> Any:
-    """A CEL value as JSON-ready Python."""
+    """A CEL value, of any engine, as JSON-ready Python."""
+    kind = type(value)
+    if value is None or kind in (bool, int, float, str):
+        return value
+    if kind is list:
+        return [to_plain(v) for v in value]
+    if kind is dict:
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, datetime.datetime) and type(value).__module__ == "datetime":
+        return fast_engine.format_timestamp(value)
+    if isinstance(value, datetime.timedelta) and type(value).__module__ == "datetime":
+        return fast_engine.format_duration(value)
+    if isinstance(value, (bytes, bytearray)) and kind in (bytes, bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return _celpy_plain(value)
+
+
+def _celpy_plain(value: Any) -> Any:
+    from .celpy_values import celtypes
+
     if isinstance(value, celtypes.BoolType):
         return bool(value)
     if isinstance(value, (celtypes.IntType, celtypes.UintType)):
@@ -227,18 +249,10 @@ def to_plain(value: Any) -> Any:
         return float(value)
     if isinstance(value, celtypes.StringType):
         return str(value)
-    if isinstance(value, (bool, int, float, str)):  # the fast engine's plain results
-        return value
     if isinstance(value, (celtypes.BytesType, bytes, bytearray)):
         return bytes(value).decode("utf-8", "replace")
     if isinstance(value, list):
         return [to_plain(v) for v in value]
     if isinstance(value, dict):
         return {str(k): to_plain(v) for k, v in value.items()}
-    if value is None:
-        return None
-    if isinstance(value, datetime.datetime) and not isinstance(value, celtypes.TimestampType):
-        return fast_engine.format_timestamp(value)
-    if isinstance(value, datetime.timedelta) and not isinstance(value, celtypes.DurationType):
-        return fast_engine.format_duration(value)
     return str(value)

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping
 import celpy
 import lark
 
-from . import cel_functions
+from . import cel_functions, celpy_values
 from . import evaluation as ev
 from .credentials import without_credential
 from .expressions import CEL_PYTHON, Compiled, MACROS, VARIABLES
@@ -119,7 +119,7 @@ def activation_for(authorizer: Any, decision: Any) -> dict[str, Any]:
     match = ruleset.router.find(request.method, request.path)
     visible = without_credential(ruleset.token, request)
     # Sub-expressions are run with cel-python whichever engine decided, so its value types.
-    return ev.celpy_activation(authorizer.decider.plain_activation(visible, match, decision.identity, decision.now))
+    return celpy_values.celpy_activation(authorizer.decider.plain_activation(visible, match, decision.identity, decision.now))
 
 
 def sensitive_inputs(ruleset: Any) -> tuple[frozenset[str], frozenset[str]]:

@@ -28,7 +28,7 @@ import celpy.evaluation
 import lark
 from celpy import celtypes
 
-from . import cel_functions, cel_parser, fast_engine
+from . import cel_closures, cel_functions, cel_parser, fast_engine
 
 CEL_PYTHON = "cel-python"
 CEL_EXPR_PYTHON = fast_engine.NAME
@@ -36,6 +36,11 @@ ENGINES = (CEL_PYTHON, CEL_EXPR_PYTHON)
 # A testing and operations knob: forces the engine whatever the rules file says, so one
 # rule test suite runs on both engines, or an operator can switch without editing rules.
 ENGINE_ENV = "RULEAUTH_ENGINE"
+# How a cel-python expression runs: compiled to closures, else on cel-python's interpreter.
+CLOSURES, INTERPRETER = "closures", "interpreter"
+# RULEAUTH_CEL_INTERPRETER=1 runs every cel-python expression on the interpreter: the rule
+# test suite runs that way too, and it is the way back should a compiled rule ever misbehave.
+INTERPRETER_ENV = "RULEAUTH_CEL_INTERPRETER"
 
 MAX_SOURCE_CHARS = 2000
 MAX_DEPTH = 50
@@ -121,21 +126,37 @@ class Compiled:
     def uses_now(self) -> bool:
         return any(r.input in ("now", "now_unix") for r in self.reads)
 
+    @property
+    def runs_on(self) -> str:
+        """CLOSURES, INTERPRETER (both cel-python) or CEL_EXPR_PYTHON."""
+        if self.engine == CEL_EXPR_PYTHON:
+            return CEL_EXPR_PYTHON
+        return CLOSURES if isinstance(self.program, cel_closures.Program) else INTERPRETER
+
     def evaluate(self, activation: Mapping[str, Any]) -> Any:
-        """The engine's raw result: classify it with evaluation.evaluate, never use it as is."""
+        """The raw result: classify it with evaluation.evaluate, never use it as is.
+
+        `activation` holds plain values (evaluation.activation_for).
+        """
         if self.engine == CEL_EXPR_PYTHON:
             return fast_engine.evaluate(self.program, activation)
-        return self.program.evaluate(activation)
+        if isinstance(self.program, cel_closures.Program):
+            return self.program.evaluate(activation)
+        from .celpy_values import converted
+
+        return self.program.evaluate(converted(activation))
 
 
 class Compiler:
     """Holds the one cel-python Environment (its parser costs ~100 ms to build).
 
-    `engine` defaults to `RULEAUTH_ENGINE`, else cel-python.
+    `engine` defaults to `RULEAUTH_ENGINE`, else cel-python. With cel-python, each
+    expression is compiled to closures when it can be (cel_closures.py), else run on the
+    interpreter; `interpreter_only` (default: `RULEAUTH_CEL_INTERPRETER`) skips the closures.
     """
 
     def __init__(self, defines: Mapping[str, str] | None = None, jwt_configured: bool = True,
-                 engine: str | None = None):
+                 engine: str | None = None, interpreter_only: bool | None = None):
         self.engine = engine or engine_override() or CEL_PYTHON
         if self.engine not in ENGINES:
             raise ValueError(f"unknown CEL engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
@@ -153,6 +174,9 @@ class Compiler:
         self._define_spans: dict[str, list[_Span]] = {}
         self._define_texts: dict[str, str] = {}
         self.jwt_configured = jwt_configured
+        if interpreter_only is None:
+            interpreter_only = os.environ.get(INTERPRETER_ENV, "").strip() not in ("", "0")
+        self._interpreter_only = interpreter_only
         _ensure_recursion_headroom()
 
     def parse(self, text: str) -> lark.Tree:
@@ -196,8 +220,15 @@ class Compiler:
         if self.engine == CEL_EXPR_PYTHON:
             program = self._fast_program(text, checker.define_spans)
             return Compiled(text, program, reads, defines, CEL_EXPR_PYTHON, tree)
-        program = self._env.program(tree, functions=self._functions)
-        return Compiled(text, program, reads, defines, CEL_PYTHON, tree)
+        return Compiled(text, self._celpy_program(tree), reads, defines, CEL_PYTHON, tree)
+
+    def _celpy_program(self, tree: lark.Tree) -> Any:
+        if not self._interpreter_only:
+            try:
+                return cel_closures.compile_tree(tree, cel_functions.PLAIN_FUNCTIONS)
+            except cel_closures.Unsupported:
+                pass  # timestamps, bytes, ...: cel-python's interpreter runs this one
+        return self._env.program(tree, functions=self._functions)
 
     # -- the fast engine: defines inlined as text, then cel-cpp's compiler --------------
 

@@ -6,7 +6,7 @@ from celpy.evaluation import CELEvalError
 
 from ruleauth import decision as decision_module
 from ruleauth import evaluation as ev
-from ruleauth.expressions import CEL_EXPR_PYTHON, Compiler
+from ruleauth.expressions import CEL_EXPR_PYTHON, INTERPRETER, Compiler
 from ruleauth.synthetic_events import build_event
 
 NOW = 1_800_000_000.0
@@ -267,7 +267,7 @@ def test_plain_python_results_from_cel_are_typed_for_principal_and_context(compi
     # usable as a principal or context value (and still never allow).
     concatenated = evaluate(compiler, "'user-' + token", token="7")
     assert concatenated.kind == ev.NON_BOOL and isinstance(concatenated.value, str)
-    if compiler.engine != CEL_EXPR_PYTHON:  # the fast engine's results are plain Python throughout
+    if compiler.compile("'user-' + token").runs_on == INTERPRETER:  # the others return plain Python
         assert isinstance(concatenated.value, celtypes.StringType)
     assert ev.context_value(concatenated.value) == "user-7"
     product = evaluate(compiler, "claims.f * 2.0", claims={"f": 1.5})

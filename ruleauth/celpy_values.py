@@ -1,0 +1,64 @@
+"""cel-python's value types at the edges of its interpreter: activations in, results out.
+
+Only expressions that run on cel-python's interpreter (see cel_closures.py for
+which) need these; everything else works on plain Python values.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Mapping
+
+import celpy
+from celpy import celtypes
+from celpy.evaluation import CELEvalError
+
+__all__ = ["CELEvalError", "celtypes", "converted", "celpy_activation", "error_class", "as_cel"]
+
+
+def converted(activation: Mapping[str, Any]) -> dict[str, Any]:
+    """The interpreter's activation for a plain one, made once per request activation."""
+    cached = getattr(activation, "celpy", None)
+    return cached() if cached is not None else celpy_activation(activation)
+
+
+def celpy_activation(plain: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain variables as cel-python values (it evaluates plain dicts and strings to errors)."""
+    result: dict[str, Any] = {}
+    for name, value in plain.items():
+        if name == "request" and isinstance(value, Mapping):
+            result[name] = celtypes.MapType({
+                celtypes.StringType(k): string_map(v) if isinstance(v, Mapping) else celpy.json_to_cel(v)
+                for k, v in value.items()})
+        elif name == "auth" and isinstance(value, Mapping):
+            result[name] = string_map(value)
+        elif isinstance(value, datetime.datetime):
+            result[name] = value if isinstance(value, celtypes.TimestampType) else celtypes.TimestampType(value)
+        else:
+            result[name] = celpy.json_to_cel(value)
+    return result
+
+
+def string_map(values: Mapping[str, str]) -> celtypes.MapType:
+    return celtypes.MapType({celtypes.StringType(k): celtypes.StringType(v) for k, v in values.items()})
+
+
+def error_class(exc: CELEvalError) -> str:
+    # args are (message, exception class, exception args); the message and args can embed
+    # inputs, so only the class name leaves this function.
+    if len(exc.args) > 1 and isinstance(exc.args[1], type):
+        return exc.args[1].__name__
+    return "CELEvalError"
+
+
+def as_cel(value: Any) -> Any:
+    """cel-python returns some results as plain Python values (`'a' + b` is a `str`, `x * 2.0`
+    a `float`); the principal, context and usageIdentifierKey checks look for CEL types, so a
+    concatenated principal was refused. A Python bool is left alone: only BoolType allows."""
+    if type(value) is str:
+        return celtypes.StringType(value)
+    if type(value) is float:
+        return celtypes.DoubleType(value)
+    if type(value) is int:
+        return celtypes.IntType(value)
+    return value

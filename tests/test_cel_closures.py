@@ -1,0 +1,304 @@
+"""Rules compiled to closures answer as cel-python's interpreter does, or with an error.
+
+cel-python rules run as compiled closures (ruleauth/cel_closures.py) unless they use
+something outside the compiled subset. The interpreter is the reference: on generated
+expressions over a fixed request, the two answers are equal or the compiled one is an
+error (which denies, even under `!`). The differences, each chosen on purpose, are
+listed in test_the_compiled_form_is_stricter_where_cel_python_departs_from_the_spec.
+Where the interpreter fails and the compiled form answers, cel-cpp is the reference.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ruleauth import cel_closures
+from ruleauth import evaluation as ev
+from ruleauth.expressions import CLOSURES, INTERPRETER, Compiler, ExpressionError
+
+PLAIN = {
+    "token": "tok-17",
+    "claims": {
+        "sub": "user-1", "n": 7, "big": 2 ** 62, "f": 1.5, "neg": -3, "zero": 0, "ok": True, "no": False,
+        "none": None, "tenant": "acme", "csv": "a,b,c", "empty": "", "MiXeD": "Hello World",
+        "groups": ["admin", "team-a", "team-b"], "nums": [1, 2, 3], "mixed": [1, "a", True],
+        "nested": {"team": {"id": "t1", "level": 3}, "tags": ["x"]},
+    },
+    "scopes": ["orders:read", "orders:write"],
+    "auth": {"provider": "corp"},
+    "request": {
+        "method": "GET", "path": "/orders/42", "route": "/orders/{id}", "params": {"id": "42"},
+        "headers": {"x-tenant": "acme", "x-num": "12"}, "query": {"q": "1"}, "cookies": {},
+        "stage_variables": {}, "source_ip": "10.0.0.1", "stage": "prod", "resource": "/orders/{id}",
+        "api_id": "abc", "account_id": "123456789012", "region": "eu-west-1",
+    },
+    "now_unix": 1_800_000_000,
+}
+
+CLOSURE_COMPILER = Compiler({}, jwt_configured=True, engine="cel-python", interpreter_only=False)
+INTERPRETER_COMPILER = Compiler({}, jwt_configured=True, engine="cel-python", interpreter_only=True)
+FAST_COMPILER = Compiler({}, jwt_configured=True, engine="cel-expr-python")
+
+
+def both(text: str) -> tuple[ev.Result, ev.Result]:
+    compiled = CLOSURE_COMPILER.compile(text)
+    reference = INTERPRETER_COMPILER.compile(text)
+    assert compiled.runs_on == CLOSURES and reference.runs_on == INTERPRETER
+    return (ev.evaluate(compiled, ev.activation_for("cel-python", PLAIN)),
+            ev.evaluate(reference, ev.activation_for("cel-python", PLAIN)))
+
+
+def same_answer(compiled: ev.Result, reference: ev.Result) -> bool:
+    if compiled.kind != reference.kind:
+        return False
+    if compiled.kind == ev.NON_BOOL:
+        value, expected = ev.to_plain(compiled.value), ev.to_plain(reference.value)
+        return value == expected and _types(value) == _types(expected)
+    return compiled.kind == ev.ERROR or compiled.value == reference.value
+
+
+def _types(value):
+    if isinstance(value, list):
+        return [_types(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _types(v) for k, v in value.items()}
+    return type(value).__name__
+
+
+def agrees_or_denies(text: str) -> None:
+    compiled, reference = both(text)
+    if same_answer(compiled, reference) or compiled.kind == ev.ERROR:
+        return
+    # cel-python fails where CEL answers: a method call on a string it made itself
+    # (`('a' + 'b').contains('a')`: its `+` returns a plain str, an AttributeError), an error
+    # raised inside filter() escaping `true || ...`. There, Google's cel-cpp is the reference.
+    assert reference.kind == ev.ERROR, (text, compiled, reference)
+    try:
+        fast = FAST_COMPILER.compile(text)
+    except ExpressionError:
+        return  # ill-typed (`(0).exists(x, x) && false`): cel-cpp refuses it, nothing answers it
+    assert same_answer(compiled, ev.evaluate(fast, ev.activation_for(fast.engine, PLAIN))), text
+
+
+# -- the same answers ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("'orders:read' in scopes", ev.TRUE),
+    ("'admin' in claims.groups && claims.tenant == 'acme'", ev.TRUE),
+    ("has(claims.groups) && claims.groups.exists(g, g.startsWith('team-'))", ev.TRUE),
+    ("claims.groups.all(g, g.size() > 3)", ev.TRUE),
+    ("claims.groups.exists_one(g, g == 'admin')", ev.TRUE),
+    ("claims.nums.map(n, n * 2) == [2, 4, 6]", ev.TRUE),
+    ("claims.nums.filter(n, n % 2 == 1) == [1, 3]", ev.TRUE),
+    ("claims.nested.team.level >= 3 && claims.nested['team'].id == 't1'", ev.TRUE),
+    ("request.headers['x-tenant'] == claims.tenant", ev.TRUE),
+    ("int(request.headers['x-num']) + 1 == 13", ev.TRUE),
+    ("int(claims.f) == 1 && double(claims.n) == 7.0", ev.TRUE),
+    ("string(claims.n) + '-' + token == '7-tok-17'", ev.TRUE),
+    ("claims.csv.split(',').size() == 3 && ['a', 'b'].join('+') == 'a+b'", ev.TRUE),
+    ("claims.MiXeD.lowerAscii() == 'hello world' && '  x '.trim() == 'x'", ev.TRUE),
+    ("request.path.matches('^/orders/[0-9]+$')", ev.TRUE),
+    ("claims.none == null", ev.TRUE),
+    ("claims.ok ? claims.n > 5 : false", ev.TRUE),
+    ("{'a': claims.n}.a == 7 && 'a' in {'a': 1}", ev.TRUE),
+    ("-claims.neg == 3 && 7 / -2 == -3 && -7 % 2 == -1", ev.TRUE),
+    ("now_unix - 60 > 1700000000", ev.TRUE),
+    ("'orders:admin' in scopes", ev.FALSE),
+    ("!claims.ok", ev.FALSE),
+    ("claims.missing == 'x'", ev.ERROR),
+    ("claims.missing == 'x' || true", ev.TRUE),
+    ("false && claims.missing == 'x'", ev.FALSE),
+    ("claims.missing == 'x' && true", ev.ERROR),
+    ("1 / claims.zero == 1", ev.ERROR),
+    ("claims.big * 4 > 0", ev.ERROR),
+    ("claims.nums[3] == 1", ev.ERROR),
+    ("[0, 1].all(x, 1 / x > 0)", ev.ERROR),
+    ("[0, 1].exists(x, 1 / x > 0)", ev.TRUE),
+    ("claims.n", ev.NON_BOOL),
+    ("'user-' + claims.sub", ev.NON_BOOL),
+    ("claims.groups.map(g, g.upperAscii())", ev.NON_BOOL),
+])
+def test_compiled_rules_answer_as_the_interpreter_does(text, kind):
+    compiled, reference = both(text)
+    assert compiled.kind == kind
+    assert same_answer(compiled, reference), (compiled, reference)
+
+
+def test_only_an_exact_boolean_true_allows():
+    assert ev.classify_plain(True).allows
+    for value in (1, "true", [True], {"a": True}, None, 1.0):
+        assert not ev.classify_plain(value).allows
+
+
+def test_compiled_errors_name_no_input_values():
+    compiled = CLOSURE_COMPILER.compile("claims.secret_claim_name == 'x'")
+    result = ev.evaluate(compiled, ev.activation_for("cel-python", PLAIN))
+    assert result.kind == ev.ERROR and result.error_class == "KeyError"
+    with pytest.raises(KeyError) as raised:
+        compiled.evaluate(PLAIN)
+    assert "secret" not in str(raised.value) and "user-1" not in str(raised.value)
+
+
+# -- deliberate differences: the compiled form denies --------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "claims.n == 'a'",            # cel-python: error too; the spec: false
+    "claims.ok == 1",             # cel-python: true (its bool is an int)
+    "true && claims.n == 7 && claims.n",  # cel-python returns 7, the spec an error
+    "claims.f * 2 == 3.0",        # cel-python multiplies a double by an int
+    "true in claims.nums",        # cel-python: Python's `in`, where true == 1
+    "has(claims.tenant.x)",       # cel-python: false on a string; the spec: an error
+    "!has(claims.tenant.x)",      # ... so its negation cannot allow either
+    "claims.nums[-1] == 3",       # cel-python indexes from the end
+    "int(claims.ok) == 1",
+    "string(claims.ok) == 'True'",
+    "!(true in claims.nums)",
+])
+def test_the_compiled_form_is_stricter_where_cel_python_departs_from_the_spec(text):
+    compiled, reference = both(text)
+    assert compiled.kind == ev.ERROR, (compiled, reference)
+
+
+@pytest.mark.parametrize("text", [
+    "now > timestamp('2020-01-01T00:00:00Z')",
+    "duration('1h') > duration('1m')",
+    "b'x' == b'x'",
+    "1u < 2u",
+    "'a\\n'.size() == 2",
+    "{1: 'a'}[1] == 'a'",
+    "bool('true')",
+])
+def test_expressions_outside_the_compiled_subset_run_on_the_interpreter(text):
+    with pytest.raises(cel_closures.Unsupported):
+        cel_closures.compile_tree(CLOSURE_COMPILER.parse(text), {})
+    compiled = CLOSURE_COMPILER.compile(text)
+    assert compiled.runs_on == INTERPRETER
+    activation = ev.activation_for("cel-python", {**PLAIN, "now": ev.utc_datetime(1_800_000_000)})
+    assert ev.evaluate(compiled, activation).kind == ev.TRUE
+
+
+def test_the_interpreter_can_be_forced_for_every_expression(monkeypatch):
+    monkeypatch.setenv("RULEAUTH_CEL_INTERPRETER", "1")
+    assert Compiler({}).compile("'a' in scopes").runs_on == INTERPRETER
+    monkeypatch.setenv("RULEAUTH_CEL_INTERPRETER", "0")
+    assert Compiler({}).compile("'a' in scopes").runs_on == CLOSURES
+
+
+# -- generated expressions -----------------------------------------------------------
+
+_INTS = st.sampled_from(["0", "1", "-1", "7", "3", "9223372036854775807", "-9223372036854775808", "0x10"])
+_LITERALS = st.one_of(
+    _INTS, st.sampled_from(["1.5", "0.0", "-2.0", "1e3"]),
+    st.sampled_from(["'a'", "'acme'", "''", "'team-a'", "\"admin\"", "'a,b'", "r'x'", "'''ml'''"]),
+    st.sampled_from(["true", "false", "null", "[]", "[1, 2]", "['a', 'b']", "{}", "{'a': 1}"]),
+)
+_VARIABLES = st.sampled_from([
+    "token", "scopes", "now_unix", "auth.provider", "claims.sub", "claims.n", "claims.big", "claims.f",
+    "claims.neg", "claims.zero", "claims.ok", "claims.no", "claims.none", "claims.tenant", "claims.csv",
+    "claims.empty", "claims.groups", "claims.nums", "claims.mixed", "claims.nested", "claims.nested.team",
+    "claims.nested.team.level", "claims['tenant']", "claims.missing", "request.headers['x-tenant']",
+    "request.headers", "request.params.id", "request.method", "request.path", "claims.nested.tags",
+])
+_BINARY = ["==", "!=", "<", "<=", ">", ">=", "in", "+", "-", "*", "/", "%", "&&", "||"]
+_METHODS = ["size", "contains", "startsWith", "endsWith", "split", "lowerAscii", "upperAscii", "trim",
+            "matches", "join"]
+_FUNCTIONS = ["size", "int", "double", "string", "dyn"]
+_MACROS = ["exists", "all", "exists_one", "map", "filter"]
+
+
+def _extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    binary = st.tuples(inner, st.sampled_from(_BINARY), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})")
+    unary = st.tuples(st.sampled_from(["!", "-"]), inner).map(lambda t: f"{t[0]}({t[1]})")
+    ternary = st.tuples(inner, inner, inner).map(lambda t: f"({t[0]} ? {t[1]} : {t[2]})")
+    method = st.tuples(inner, st.sampled_from(_METHODS), st.lists(inner, max_size=1)).map(
+        lambda t: f"({t[0]}).{t[1]}({', '.join(t[2])})")
+    function = st.tuples(st.sampled_from(_FUNCTIONS), inner).map(lambda t: f"{t[0]}({t[1]})")
+    index = st.tuples(inner, inner).map(lambda t: f"({t[0]})[{t[1]}]")
+    listing = st.lists(inner, max_size=3).map(lambda items: f"[{', '.join(items)}]")
+    # The body refers to the bound variable `x` through the inner expressions' `x` leaves.
+    macro = st.tuples(inner, st.sampled_from(_MACROS), inner).map(lambda t: f"({t[0]}).{t[1]}(x, {t[2]})")
+    has = st.sampled_from(["has(claims.tenant)", "has(claims.missing)", "has(claims.nested.team)",
+                           "has(claims.tenant.x)", "has(request.headers.x)", "has(x.a)"])
+    return st.one_of(binary, unary, ternary, method, function, index, listing, macro, has)
+
+
+EXPRESSIONS = st.recursive(st.one_of(_LITERALS, _VARIABLES, st.just("x")), _extend, max_leaves=8)
+
+
+# Well-typed expressions, so that most of them decide rather than fail: strings, ints,
+# lists of strings and booleans over the request, with `x` a string bound by a macro.
+def _typed():
+    def binary(left, operators, right):
+        return st.tuples(left, st.sampled_from(operators), right).map(lambda t: f"({t[0]} {t[1]} {t[2]})")
+
+    strings = st.deferred(lambda: st.one_of(
+        st.sampled_from(["'a'", "'acme'", "'team-a'", "''", "'A,b'", "claims.sub", "claims.tenant", "token",
+                         "request.method", "request.headers['x-tenant']", "auth.provider", "x", "claims.csv"]),
+        binary(strings, ["+"], strings),
+        st.tuples(strings, st.sampled_from(["lowerAscii", "upperAscii", "trim"])).map(lambda t: f"{t[0]}.{t[1]}()"),
+        ints.map(lambda i: f"string({i})"),
+        st.tuples(bools, strings, strings).map(lambda t: f"({t[0]} ? {t[1]} : {t[2]})"),
+        st.tuples(lists, st.sampled_from(["0", "1", "2"])).map(lambda t: f"{t[0]}[{t[1]}]"),
+    ))
+    ints = st.deferred(lambda: st.one_of(
+        st.sampled_from(["0", "1", "-3", "7", "9223372036854775807", "claims.n", "claims.neg", "claims.zero",
+                         "now_unix", "claims.big"]),
+        binary(ints, ["+", "-", "*", "/", "%"], ints),
+        ints.map(lambda i: f"-({i})"),
+        strings.map(lambda t: f"size({t})"), lists.map(lambda t: f"{t}.size()"),
+        st.sampled_from(["int(request.headers['x-num'])", "int(claims.f)", "int('-12')", "int(claims.sub)"]),
+    ))
+    lists = st.deferred(lambda: st.one_of(
+        st.sampled_from(["scopes", "claims.groups", "['a', 'team-a']", "[]", "claims.nested.tags"]),
+        strings.map(lambda t: f"{t}.split(',')"),
+        binary(lists, ["+"], lists),
+        st.tuples(lists, bools).map(lambda t: f"{t[0]}.filter(x, {t[1]})"),
+        st.tuples(lists, strings).map(lambda t: f"{t[0]}.map(x, {t[1]})"),
+    ))
+    bools = st.deferred(lambda: st.one_of(
+        st.sampled_from(["true", "false", "claims.ok", "claims.no", "has(claims.tenant)", "has(claims.missing)",
+                         "claims.none == null", "has(claims.nested.team)"]),
+        binary(strings, ["==", "!=", "<", ">="], strings),
+        binary(ints, ["==", "!=", "<", "<=", ">", ">="], ints),
+        binary(strings, ["in"], lists),
+        binary(lists, ["==", "!="], lists),
+        st.tuples(strings, st.sampled_from(["startsWith", "endsWith", "contains"]), strings).map(
+            lambda t: f"{t[0]}.{t[1]}({t[2]})"),
+        strings.map(lambda t: f"{t}.matches('^[a-z]+$')"),
+        bools.map(lambda b: f"!({b})"),
+        binary(bools, ["&&", "||", "==", "!="], bools),
+        st.tuples(bools, bools, bools).map(lambda t: f"({t[0]} ? {t[1]} : {t[2]})"),
+        st.tuples(lists, st.sampled_from(["exists", "all", "exists_one"]), bools).map(
+            lambda t: f"{t[0]}.{t[1]}(x, {t[2]})"),
+    ))
+    return bools
+
+
+TYPED = _typed()
+
+
+def _compiles(text: str) -> bool:
+    try:
+        CLOSURE_COMPILER.compile(text)
+        INTERPRETER_COMPILER.compile(text)
+    except ExpressionError:
+        return False  # refused at load (e.g. `x` outside a comprehension): nothing runs
+    return CLOSURE_COMPILER.compile(text).runs_on == CLOSURES
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(EXPRESSIONS)
+def test_generated_expressions_agree_with_the_interpreter_or_deny(text):
+    if _compiles(text):
+        agrees_or_denies(text)
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=list(HealthCheck))
+@given(TYPED)
+def test_generated_well_typed_rules_agree_with_the_interpreter_or_deny(text):
+    if _compiles(text):
+        agrees_or_denies(text)
