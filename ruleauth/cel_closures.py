@@ -29,6 +29,7 @@ or the compiled one is an error.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Callable, Mapping
 
@@ -42,6 +43,21 @@ _NO_OVERLOAD = "no such overload"
 
 class Unsupported(Exception):
     """A construct outside the compiled subset: the expression runs on cel-python's interpreter."""
+
+
+class DefineUse(lark.Tree):
+    """A `define:` inlined where a rule names it: a parenthesis that remembers the name.
+
+    Its value is computed once per request activation, however many rules use it (a
+    50-service API's `is_admin` was evaluated in 100 rules for each new caller).
+    """
+
+    def __init__(self, name: str, tree: lark.Tree, meta: Any = None):
+        super().__init__("paren_expr", [tree], meta)
+        self.define = name
+
+    def __deepcopy__(self, memo: dict) -> "DefineUse":
+        return DefineUse(self.define, copy.deepcopy(self.children[0], memo), self._meta)
 
 
 class Program:
@@ -399,7 +415,8 @@ class _Builder:
     _primary = _member
 
     def _paren_expr(self, node: lark.Tree) -> Closure:
-        return self.build(node.children[0])
+        inner = self.build(node.children[0])
+        return _shared(node.define, inner) if isinstance(node, DefineUse) else inner
 
     # names, fields, indexes
 
@@ -529,6 +546,37 @@ class _Builder:
             return not decisive
 
         return quantifier
+
+
+def _shared(name: str, inner: Closure) -> Closure:
+    """`inner` evaluated once per activation that carries `shared_values` (a request's own;
+    the copies made for comprehensions and for other table cells carry none)."""
+
+    def shared(a: Mapping[str, Any]) -> Any:
+        memo = getattr(a, "shared_values", None)
+        if memo is None:
+            return inner(a)
+        if name in memo:
+            value = memo[name]
+            if isinstance(value, _Raised):
+                raise value.error.with_traceback(None)
+            return value
+        try:
+            value = inner(a)
+        except Exception as exc:
+            memo[name] = _Raised(exc)
+            raise
+        memo[name] = value
+        return value
+
+    return shared
+
+
+class _Raised:
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception):
+        self.error = error
 
 
 def _must_bool(value: Any) -> bool:

@@ -137,9 +137,15 @@ class Activation(dict):
 
     Compiled closures read the plain values; an expression on cel-python's interpreter
     needs them converted, which is done once per activation, not once per expression.
+    Activations are never changed once made: other table cells get a copy.
     """
 
     _converted: dict[str, Any] | None = None
+
+    def __init__(self, plain: Mapping[str, Any]):
+        super().__init__(plain)
+        # The value of each `define:` once computed for this activation (cel_closures.py).
+        self.shared_values: dict[str, Any] = {}
 
     def celpy(self) -> dict[str, Any]:
         if self._converted is None:

@@ -358,7 +358,7 @@ class _Checker:
             inner.visit(tree, frozenset(), comprehension)
             self.reads |= inner.reads
             self.defines_used |= inner.defines_used | {name} | self.compiler._define_uses.get(name, frozenset())
-            primary.children[0] = lark.Tree("paren_expr", [copy.deepcopy(tree)])
+            primary.children[0] = cel_closures.DefineUse(name, copy.deepcopy(tree))
             return
         self._record(_Chain([name], []), primary)
 

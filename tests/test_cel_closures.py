@@ -142,6 +142,26 @@ def test_compiled_errors_name_no_input_values():
     assert "secret" not in str(raised.value) and "user-1" not in str(raised.value)
 
 
+def test_a_define_is_computed_once_per_request_activation():
+    compiler = Compiler({"is_admin": "'admin' in claims.groups"}, engine="cel-python", interpreter_only=False)
+    first, second = compiler.compile("is_admin && true"), compiler.compile("false || is_admin")
+    activation = ev.activation_for("cel-python", PLAIN)
+    assert ev.evaluate(first, activation).kind == ev.TRUE
+    assert activation.shared_values == {"is_admin": True}
+    activation.shared_values["is_admin"] = False  # what the second rule reads is the shared value
+    assert ev.evaluate(second, activation).kind == ev.FALSE
+    # A copy (another table cell's request, a comprehension's scope) computes its own.
+    assert ev.evaluate(second, dict(activation)).kind == ev.TRUE
+
+
+def test_a_shared_define_that_fails_fails_every_rule_that_uses_it():
+    compiler = Compiler({"broken": "claims.missing == 'x'"}, engine="cel-python", interpreter_only=False)
+    activation = ev.activation_for("cel-python", PLAIN)
+    for text in ("broken", "broken && true", "broken || false"):
+        assert ev.evaluate(compiler.compile(text), activation).kind == ev.ERROR
+    assert ev.evaluate(compiler.compile("broken || true"), activation).kind == ev.TRUE
+
+
 # -- deliberate differences: the compiled form denies --------------------------------
 
 

@@ -101,6 +101,38 @@ def test_A02_never_allow_star_and_a_param_wildcard_does_not_reach_deeper_denied_
     assert policy_eval.evaluate_response(response, arn_of("GET", "/user/1/other/thing")) != "allow"
 
 
+ROUTE_DEFINE = """
+version: 1
+token: {header: Authorization}
+cache:
+  mode: MODE
+  sources: {headers: [Authorization]}
+define:
+  reads_orders: "request.method == 'GET' && request.route.contains('/orders/')"
+rules:
+  - name: orders
+    route:
+      - GET /orders/{id}
+      - POST /orders/{id}
+    auth: token
+    allow: reads_orders
+  - name: things
+    route: GET /things/{id}
+    auth: token
+    allow: reads_orders || token == 'x'
+"""
+
+
+@pytest.mark.parametrize("asked", [("GET", "/orders/1"), ("POST", "/orders/1"), ("GET", "/things/1")])
+def test_a_define_that_reads_the_route_is_decided_per_route_in_the_cached_policy(tmp_path, asked):
+    # A define is computed once per request and shared by the rules that use it, but not
+    # across table cells whose request.method and request.route differ.
+    response = authorizer(tmp_path, ROUTE_DEFINE).authorize(event(*asked, "y")).response
+    assert policy_eval.evaluate_response(response, arn_of("GET", "/orders/1")) == "allow"
+    assert policy_eval.evaluate_response(response, arn_of("POST", "/orders/1")) != "allow"
+    assert policy_eval.evaluate_response(response, arn_of("GET", "/things/1")) != "allow"
+
+
 def resources_of(response: dict) -> list[str]:
     return [r for s in response["policyDocument"]["Statement"]
             for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])]
