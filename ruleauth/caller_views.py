@@ -169,5 +169,5 @@ def _digest(text: str) -> bytes:
 
 
 def _cut_short(results: list) -> bool:
-    return any(r is not None and r.error_class == "DeadlineExceeded" for r in results)
+    return ev.DEADLINE in results
 

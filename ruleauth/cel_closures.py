@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import math
+import operator
 from typing import Any, Callable, Mapping
 
 import lark
@@ -63,13 +64,10 @@ class DefineUse(lark.Tree):
 class Program:
     """One compiled expression; `evaluate` takes the plain activation, returns a plain value or raises."""
 
-    __slots__ = ("_closure",)
+    __slots__ = ("evaluate",)
 
     def __init__(self, closure: Closure):
-        self._closure = closure
-
-    def evaluate(self, activation: Mapping[str, Any]) -> Any:
-        return self._closure(activation)
+        self.evaluate = closure
 
 
 def compile_tree(tree: lark.Tree, functions: Mapping[str, Callable[..., Any]]) -> Program:
@@ -102,6 +100,10 @@ def equal(left: Any, right: Any) -> bool:
 
 
 _STR_ONLY = frozenset({str})
+
+
+def not_equal(left: Any, right: Any) -> bool:
+    return not equal(left, right)
 
 
 def contained(item: Any, container: Any) -> bool:
@@ -336,7 +338,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "int": to_int, "double": to_double, "string": to_string, "dyn": lambda value: value,
 }
 _RELATIONS = {
-    "relation_eq": equal, "relation_ne": lambda x, y: not equal(x, y),
+    "relation_eq": equal, "relation_ne": not_equal,
     "relation_lt": less, "relation_le": less_equal, "relation_gt": greater, "relation_ge": greater_equal,
     "relation_in": contained,
 }
@@ -370,14 +372,23 @@ class _Builder:
         return _conditional(*(self.build(child) for child in node.children))
 
     def _conditionalor(self, node: lark.Tree) -> Closure:
-        if len(node.children) == 1:
-            return self.build(node.children[0])
-        return _or(self.build(node.children[0]), self.build(node.children[1]))
+        return self._logical(node, decisive=True)
 
     def _conditionaland(self, node: lark.Tree) -> Closure:
+        return self._logical(node, decisive=False)
+
+    def _logical(self, node: lark.Tree, decisive: bool) -> Closure:
         if len(node.children) == 1:
             return self.build(node.children[0])
-        return _and(self.build(node.children[0]), self.build(node.children[1]))
+        # `a || b || c` parses as ((a || b) || c): one closure over the whole chain instead.
+        operands = []
+        while node.data in ("conditionalor", "conditionaland") and len(node.children) == 2:
+            if node.data != ("conditionalor" if decisive else "conditionaland"):
+                break
+            operands.append(node.children[1])
+            node = node.children[0]
+        operands.append(node)
+        return _logical([self.build(operand) for operand in reversed(operands)], decisive)
 
     def _relation(self, node: lark.Tree) -> Closure:
         return self._binary(node, _RELATIONS)
@@ -395,9 +406,13 @@ class _Builder:
         left, right = self.build(operator_node.children[0]), self.build(right_node)
         constant = _constant_of(right_node)
         if constant is not _NOT_CONSTANT:
+            if operation in (equal, not_equal) and type(constant) in _SCALARS:
+                return _compare_to_constant(left, constant, negate=operation is not_equal)
             return lambda a: operation(left(a), constant)
         constant = _constant_of(operator_node.children[0])
         if constant is not _NOT_CONSTANT:
+            if operation in (equal, not_equal) and type(constant) in _SCALARS:
+                return _compare_to_constant(right, constant, negate=operation is not_equal)
             return lambda a: operation(constant, right(a))
         return lambda a: operation(left(a), right(a))
 
@@ -424,14 +439,8 @@ class _Builder:
         name = node.children[0].value
         if name == "now":
             raise Unsupported("timestamps")
-
-        def variable(a: Mapping[str, Any]) -> Any:
-            try:
-                return a[name]
-            except KeyError:
-                raise KeyError("undeclared reference") from None
-
-        return variable
+        # Every variable is in the activation (the checker refused any other name): read at C speed.
+        return operator.itemgetter(name)
 
     def _member_dot(self, node: lark.Tree) -> Closure:
         target, name = self.build(node.children[0]), node.children[1].value
@@ -515,32 +524,49 @@ class _Builder:
                 raise _overload()
             return list(value)  # a map's keys, as CEL iterates maps
 
-        def each(a: Mapping[str, Any], values: list[Any]):
-            scope = dict(a)
-            for value in values:
-                scope[variable] = value
-                yield value, scope
-
         if name == "map":
-            return lambda a: [body(scope) for _, scope in each(a, items(a))]
+            def mapped(a: Mapping[str, Any]) -> list[Any]:
+                scope, out = dict(a), []
+                for value in items(a):
+                    scope[variable] = value
+                    out.append(body(scope))
+                return out
+
+            return mapped
         if name == "filter":
-            return lambda a: [value for value, scope in each(a, items(a)) if _must_bool(body(scope))]
+            def filtered(a: Mapping[str, Any]) -> list[Any]:
+                scope, out = dict(a), []
+                for value in items(a):
+                    scope[variable] = value
+                    if _must_bool(body(scope)):
+                        out.append(value)
+                return out
+
+            return filtered
         if name == "exists_one":
-            return lambda a: sum(1 for _, scope in each(a, items(a)) if _must_bool(body(scope))) == 1
+            def exactly_one(a: Mapping[str, Any]) -> bool:
+                scope, found = dict(a), 0
+                for value in items(a):
+                    scope[variable] = value
+                    found += _must_bool(body(scope))
+                return found == 1
+
+            return exactly_one
         decisive = name == "exists"  # exists stops at the first true, all at the first false
 
         def quantifier(a: Mapping[str, Any]) -> bool:
-            error: Exception | None = None
-            for _, scope in each(a, items(a)):
+            scope, error = dict(a), None
+            for value in items(a):
+                scope[variable] = value
                 try:
                     result = body(scope)
                 except Exception as exc:  # an error is absorbed if another item decides
                     error = error or exc
                     continue
+                if result is decisive:
+                    return decisive
                 if type(result) is not bool:
                     error = error or _overload()
-                elif result is decisive:
-                    return decisive
             if error is not None:
                 raise error
             return not decisive
@@ -597,34 +623,43 @@ def _conditional(condition: Closure, then: Closure, otherwise: Closure) -> Closu
     return conditional
 
 
-def _and(left: Closure, right: Closure) -> Closure:
-    return _logical(left, right, decisive=False)
-
-
-def _or(left: Closure, right: Closure) -> Closure:
-    return _logical(left, right, decisive=True)
-
-
-def _logical(left: Closure, right: Closure, decisive: bool) -> Closure:
-    """`&&` (decisive false) and `||` (decisive true): commutative, errors absorbed by a decision."""
+def _logical(operands: list[Closure], decisive: bool) -> Closure:
+    """`&&` (decisive false) and `||` (decisive true) over a chain: commutative, so an error
+    stands only if no operand decides, and a non-boolean operand is an error."""
 
     def logical(a: Mapping[str, Any]) -> bool:
-        try:
-            first = left(a)
-        except Exception as exc:
-            first = exc
-        if first is decisive:
-            return decisive
-        second = right(a)  # if this raises, the error (or the left one) stands
-        if second is decisive:
-            return decisive
-        if isinstance(first, Exception):
-            raise first
-        if type(first) is not bool or type(second) is not bool:
-            raise _overload()
+        error: Exception | None = None
+        for operand in operands:
+            try:
+                value = operand(a)
+            except Exception as exc:
+                error = error or exc
+                continue
+            if value is decisive:
+                return decisive
+            if type(value) is not bool:
+                error = error or _overload()
+        if error is not None:
+            raise error
         return not decisive
 
     return logical
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _compare_to_constant(operand: Closure, constant: Any, negate: bool) -> Closure:
+    """`x == 'literal'` (and `!=`), the commonest test in rules, without the general equality."""
+    kind = type(constant)
+
+    def compare(a: Mapping[str, Any]) -> bool:
+        value = operand(a)
+        if type(value) is not kind:
+            raise _overload()
+        return (value != constant) if negate else (value == constant)
+
+    return compare
 
 
 # ------------------------------------------------------------------ tree helpers

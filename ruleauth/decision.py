@@ -102,15 +102,22 @@ class Decider:
         self.ruleset = ruleset
         self.verifier = verifier
         self.table = ruleset.table
-        # Per table cell, fixed at cold start: whose identity it needs, and the key under which
-        # its result is shared (the expression, plus the cell when it reads its own route).
-        self._cells: list[tuple[Any, tuple, tuple, bool]] = []
+        # Fixed at cold start. A slot is one distinct evaluation: an expression under one
+        # (auth, providers), plus the cell's own route when it reads request.method or
+        # request.route. Each table cell reads its slot's result.
+        slots: dict[tuple, int] = {}
+        self._slots: list[tuple[Any, tuple, tuple[str, str] | None]] = []
+        self._cell_slots: list[int] = []
         for entry in (self.table.entries if self.table is not None else []):
             rule = entry.rule
             who = (rule.auth, rule.providers)
             per_cell = any(r.input in ("request.method", "request.route") for r in rule.allow.reads)
-            key = (rule.allow.source, who) + ((entry.method, str(entry.route)) if per_cell else ())
-            self._cells.append((entry, who, key, per_cell))
+            route = (entry.method, str(entry.route)) if per_cell else None
+            key = (rule.allow.source, who, route)
+            if key not in slots:
+                slots[key] = len(self._slots)
+                self._slots.append((rule.allow, who, route))
+            self._cell_slots.append(slots[key])
         from .caller_views import CallerViews
 
         self.views = CallerViews(self)
@@ -195,23 +202,20 @@ class Decider:
         visible = without_credential(self.ruleset.token, request)
         identities = {} if identities is None else identities
         activations: dict[tuple, Mapping[str, Any]] = {}
-        results: dict[tuple, ev.Result] = {}
-        cells: list[ev.Result | None] = []
-        for entry, who, key, per_cell in self._cells:
+        results: list[ev.Result | None] = []
+        for allow, who, route in self._slots:
             identity = self._identity_for(who, request, now, claims, identities)
             if identity is None:
-                cells.append(None)
+                results.append(None)
                 continue
-            if key not in results:
-                if who not in activations:
-                    activations[who] = self.activation(visible, None, identity, now)
-                activation = activations[who]
-                if per_cell:
-                    activation = dict(activation)
-                    activation["request"] = _with_route(activation["request"], entry.method, str(entry.route))
-                results[key] = ev.evaluate(entry.rule.allow, activation, budget)
-            cells.append(results[key])
-        return cells
+            activation = activations.get(who)
+            if activation is None:
+                activation = activations[who] = self.activation(visible, None, identity, now)
+            if route is not None:
+                activation = dict(activation)
+                activation["request"] = _with_route(activation["request"], *route)
+            results.append(ev.evaluate(allow, activation, budget))
+        return [results[slot] for slot in self._cell_slots]
 
     def caller_facts(self, request: Request, now: float, claims: Mapping[str, Any] | None,
                      budget: ev.Budget, identities: "Identities | None" = None) -> tuple["CallerFacts", Identity]:

@@ -19,7 +19,7 @@ import datetime
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from . import fast_engine
@@ -37,15 +37,19 @@ class DeadlineExceeded(Exception):
     """The request's evaluation budget is spent; remaining expressions deny."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: DEADLINE is found in a list at C speed
 class Result:
     kind: str  # TRUE, FALSE, NON_BOOL, ERROR
     value: Any = None
     error_class: str = ""
+    allows: bool = field(init=False, repr=False, compare=False)  # kind == TRUE, read per table cell
 
-    @property
-    def allows(self) -> bool:
-        return self.kind == TRUE
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allows", self.kind == TRUE)
+
+
+_TRUE, _FALSE = Result(TRUE, True), Result(FALSE, False)
+DEADLINE = Result(ERROR, error_class="DeadlineExceeded")
 
 
 class Budget:
@@ -66,13 +70,13 @@ def evaluate(compiled: Compiled, activation: Mapping[str, Any], budget: Budget |
     try:
         if budget is not None:
             budget.check()
-        value = compiled.evaluate(activation)
         if runs_on == CLOSURES:
-            return classify_plain(value)
+            return classify_plain(compiled.closure(activation))
+        value = compiled.evaluate(activation)
         if runs_on == CEL_EXPR_PYTHON:
             return classify_fast(value)
     except DeadlineExceeded:
-        return Result(ERROR, error_class="DeadlineExceeded")
+        return DEADLINE
     except RecursionError:
         return Result(ERROR, error_class="RecursionError")
     except Exception as exc:  # closures raise; so does cel-python, from some operators
@@ -82,8 +86,10 @@ def evaluate(compiled: Compiled, activation: Mapping[str, Any], budget: Budget |
 
 def classify_plain(value: Any) -> Result:
     """A compiled closure's result: plain Python, errors raised. Only a Python bool is a boolean."""
-    if type(value) is bool:
-        return Result(TRUE if value else FALSE, value)
+    if value is True:
+        return _TRUE
+    if value is False:
+        return _FALSE
     return Result(NON_BOOL, value)
 
 

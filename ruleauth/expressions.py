@@ -126,22 +126,29 @@ class Compiled:
     def uses_now(self) -> bool:
         return any(r.input in ("now", "now_unix") for r in self.reads)
 
-    @property
-    def runs_on(self) -> str:
-        """CLOSURES, INTERPRETER (both cel-python) or CEL_EXPR_PYTHON."""
+    # CLOSURES, INTERPRETER (both cel-python) or CEL_EXPR_PYTHON; set from the program.
+    runs_on: str = field(init=False, default="")
+
+    # The compiled closure itself, when runs_on is CLOSURES: called without indirection.
+    closure: Callable[[Mapping[str, Any]], Any] | None = field(init=False, default=None, repr=False)
+
+    def __post_init__(self) -> None:
         if self.engine == CEL_EXPR_PYTHON:
-            return CEL_EXPR_PYTHON
-        return CLOSURES if isinstance(self.program, cel_closures.Program) else INTERPRETER
+            self.runs_on = CEL_EXPR_PYTHON
+        elif isinstance(self.program, cel_closures.Program):
+            self.runs_on, self.closure = CLOSURES, self.program.evaluate
+        else:
+            self.runs_on = INTERPRETER
 
     def evaluate(self, activation: Mapping[str, Any]) -> Any:
         """The raw result: classify it with evaluation.evaluate, never use it as is.
 
         `activation` holds plain values (evaluation.activation_for).
         """
-        if self.engine == CEL_EXPR_PYTHON:
-            return fast_engine.evaluate(self.program, activation)
-        if isinstance(self.program, cel_closures.Program):
+        if self.runs_on == CLOSURES:
             return self.program.evaluate(activation)
+        if self.runs_on == CEL_EXPR_PYTHON:
+            return fast_engine.evaluate(self.program, activation)
         from .celpy_values import converted
 
         return self.program.evaluate(converted(activation))

@@ -91,7 +91,7 @@ class RouteTable:
         Callers with the same decisions (same roles, scopes) get the same patterns, so the
         table part is remembered (bounded): its reduction costs milliseconds on large tables.
         The asked route only adds, at most, its own explicit Deny."""
-        key = bytes(bool(a) for a in allowed)
+        key = bytes(map(bool, allowed))
         found = self._memo.get(key)
         if found is None:
             found = self._synthesise(allowed)
