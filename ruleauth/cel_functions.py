@@ -4,18 +4,16 @@ Each works as a function or a method: `split(claims.scope, ' ')` or `claims.scop
 Arguments of the wrong type raise TypeError, which the evaluator turns into a
 `rule_error` deny like any other evaluation error.
 
-One plain-Python implementation serves both engines, so `split('')`, the part cap and
+One plain-Python implementation serves every engine, so `split('')`, the part cap and
 ASCII-only case mapping behave the same on each: cel-cpp's own strings extension splits
 on an empty separator and has no cap, which would make one rule mean two things.
-`FUNCTIONS` wraps them for cel-python (which wants its own value types back);
-`PLAIN_FUNCTIONS` is what the cel-expr-python engine registers.
+`PLAIN_FUNCTIONS` is what compiled closures call and the cel-expr-python engine registers;
+celpy_values.FUNCTIONS wraps them for cel-python's interpreter (its own value types back).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
-
-from celpy import celtypes
 
 MAX_SPLIT_PARTS = 256
 
@@ -51,36 +49,8 @@ def trim_plain(value: Any) -> str:
     return _text(value, "trim").strip()
 
 
-def split(value: Any, separator: Any) -> celtypes.ListType:
-    return celtypes.ListType([celtypes.StringType(p) for p in split_plain(value, separator)])
-
-
-def join(values: Any, separator: Any = celtypes.StringType("")) -> celtypes.StringType:
-    return celtypes.StringType(join_plain(values, separator))
-
-
-def lower_ascii(value: Any) -> celtypes.StringType:
-    return celtypes.StringType(lower_ascii_plain(value))
-
-
-def upper_ascii(value: Any) -> celtypes.StringType:
-    return celtypes.StringType(upper_ascii_plain(value))
-
-
-def trim(value: Any) -> celtypes.StringType:
-    return celtypes.StringType(trim_plain(value))
-
-
 _LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "split": split,
-    "join": join,
-    "lowerAscii": lower_ascii,
-    "upperAscii": upper_ascii,
-    "trim": trim,
-}
 
 PLAIN_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "split": split_plain,

@@ -1,19 +1,48 @@
-"""cel-python's value types at the edges of its interpreter: activations in, results out.
+"""cel-python's interpreter: its environment, functions and value types at its edges.
 
 Only expressions that run on cel-python's interpreter (see cel_closures.py for
-which) need these; everything else works on plain Python values.
+which) need this module, and importing it imports cel-python; everything else
+works on plain Python values.
 """
 
 from __future__ import annotations
 
 import datetime
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import celpy
 from celpy import celtypes
 from celpy.evaluation import CELEvalError
 
-__all__ = ["CELEvalError", "celtypes", "converted", "celpy_activation", "error_class", "as_cel"]
+from . import cel_functions, cel_parser
+
+__all__ = ["CELEvalError", "celtypes", "converted", "celpy_activation", "error_class", "as_cel",
+           "environment", "FUNCTIONS"]
+
+
+def environment() -> celpy.Environment:
+    """A cel-python Environment that parses with ruleauth's (prebuilt) parser."""
+    cel_parser.install()
+    return celpy.Environment()
+
+
+def _string_result(plain: Callable[..., str]) -> Callable[..., celtypes.StringType]:
+    return lambda *args: celtypes.StringType(plain(*args))
+
+
+def _split(value: Any, separator: Any) -> celtypes.ListType:
+    return celtypes.ListType([celtypes.StringType(p) for p in cel_functions.split_plain(value, separator)])
+
+
+# The strings-extension functions, returning cel-python's own value types.
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "split": _split,
+    "join": lambda values, separator=celtypes.StringType(""): celtypes.StringType(
+        cel_functions.join_plain(values, separator)),
+    "lowerAscii": _string_result(cel_functions.lower_ascii_plain),
+    "upperAscii": _string_result(cel_functions.upper_ascii_plain),
+    "trim": _string_result(cel_functions.trim_plain),
+}
 
 
 def converted(activation: Mapping[str, Any]) -> dict[str, Any]:

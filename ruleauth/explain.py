@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping
 import celpy
 import lark
 
-from . import cel_functions, celpy_values
+from . import celpy_values
 from . import evaluation as ev
 from .credentials import without_credential
 from .expressions import CEL_PYTHON, Compiled, MACROS, VARIABLES
@@ -311,13 +311,13 @@ class _Program:
         self.node = node
 
     def evaluate(self, activation: Mapping[str, Any]) -> Any:
-        return _environment().program(self.node, functions=cel_functions.FUNCTIONS).evaluate(activation)
+        return _environment().program(self.node, functions=celpy_values.FUNCTIONS).evaluate(activation)
 
 
 def _environment() -> celpy.Environment:
     global _ENV
     if _ENV is None:
-        _ENV = celpy.Environment()
+        _ENV = celpy_values.environment()
     return _ENV
 
 

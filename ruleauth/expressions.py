@@ -23,10 +23,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-import celpy
-import celpy.evaluation
 import lark
-from celpy import celtypes
 
 from . import cel_closures, cel_functions, cel_parser, fast_engine
 
@@ -56,12 +53,15 @@ MACROS = ("exists", "all", "exists_one", "map", "filter")
 # Inputs that come from the caller; comprehensions over them are what can blow up.
 DATA_ROOTS = ("token", "claims", "scopes", "request")
 
-_OPERATOR_NAMES = {name for name in celpy.evaluation.base_functions if not name[0].isalpha()}
-FUNCTIONS = tuple(sorted(
-    {n for n in celpy.evaluation.base_functions if n not in _OPERATOR_NAMES}
-    | {"has", "dyn"}
-    | set(cel_functions.FUNCTIONS)
-))
+# cel-python's own functions (celpy.evaluation.base_functions without the operators; a test
+# keeps the two equal), named here so that checking a rule does not import cel-python.
+CEL_PYTHON_FUNCTIONS = (
+    "bool", "bytes", "contains", "double", "duration", "endsWith", "getDate", "getDayOfMonth",
+    "getDayOfWeek", "getDayOfYear", "getFullYear", "getHours", "getMilliseconds", "getMinutes",
+    "getMonth", "getSeconds", "int", "list", "map", "matches", "null_type", "size", "startsWith",
+    "string", "timestamp", "type", "uint",
+)
+FUNCTIONS = tuple(sorted(set(CEL_PYTHON_FUNCTIONS) | {"has", "dyn"} | set(cel_functions.PLAIN_FUNCTIONS)))
 # Operators that nest: each one with two operands is a level of evaluator recursion.
 _NESTING = {
     "conditionalor", "conditionaland", "relation", "addition", "multiplication",
@@ -169,9 +169,7 @@ class Compiler:
             raise ValueError(f"unknown CEL engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         if self.engine == CEL_EXPR_PYTHON:
             fast_engine.environment()  # raises EngineUnavailable before any rule is compiled
-        cel_parser.install()  # before the first Environment: ~10 ms instead of ~110 ms
-        self._env = celpy.Environment()
-        self._functions: dict[str, Callable[..., Any]] = dict(cel_functions.FUNCTIONS)
+        self._environment: Any = None  # cel-python's, made only if an expression needs it
         self._define_sources = dict(defines or {})
         self._define_trees: dict[str, lark.Tree] = {}
         # Definitions each definition uses, transitively: its stored tree is already inlined,
@@ -195,11 +193,11 @@ class Compiler:
         if _bracket_depth(text) > MAX_DEPTH:
             raise ExpressionError(f"expression nests more than {MAX_DEPTH} levels of brackets")
         try:
-            return self._env.compile(text)
+            return cel_parser.parse(text)
         except RecursionError:
             raise ExpressionError(f"expression nests too deeply (limit {MAX_DEPTH} levels)") from None
-        except celpy.CELParseError as exc:
-            raise ExpressionError(_parse_message(exc)) from None
+        except cel_parser.CELSyntaxError as exc:
+            raise ExpressionError(f"CEL syntax error: {exc}") from None
 
     def define_tree(self, name: str, stack: tuple[str, ...] = ()) -> lark.Tree:
         if name in stack:
@@ -235,7 +233,11 @@ class Compiler:
                 return cel_closures.compile_tree(tree, cel_functions.PLAIN_FUNCTIONS)
             except cel_closures.Unsupported:
                 pass  # timestamps, bytes, ...: cel-python's interpreter runs this one
-        return self._env.program(tree, functions=self._functions)
+        from . import celpy_values  # imports cel-python: only rule sets that need it pay for it
+
+        if self._environment is None:
+            self._environment = celpy_values.environment()
+        return self._environment.program(tree, functions=celpy_values.FUNCTIONS)
 
     # -- the fast engine: defines inlined as text, then cel-cpp's compiler --------------
 
@@ -545,14 +547,3 @@ def _unknown(kind: str, name: str, known: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"unknown {kind} {name!r}{hint}"
-
-
-def _parse_message(exc: Exception) -> str:
-    # cel-python's parse errors quote the source text with a caret over several lines;
-    # keep the first line, which says what was expected.
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
-    return f"CEL syntax error: {first}"
-
-
-# Types in results and activations.
-CelValue = celtypes.Value

@@ -10,6 +10,10 @@ Where the interpreter fails and the compiled form answers, cel-cpp is the refere
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -199,6 +203,38 @@ def test_expressions_outside_the_compiled_subset_run_on_the_interpreter(text):
     assert compiled.runs_on == INTERPRETER
     activation = ev.activation_for("cel-python", {**PLAIN, "now": ev.utc_datetime(1_800_000_000)})
     assert ev.evaluate(compiled, activation).kind == ev.TRUE
+
+
+def test_the_function_names_rules_may_use_are_cel_pythons_own():
+    import celpy.evaluation
+
+    from ruleauth.expressions import CEL_PYTHON_FUNCTIONS
+
+    assert set(CEL_PYTHON_FUNCTIONS) == {n for n in celpy.evaluation.base_functions if n[0].isalpha()}
+
+
+def test_rules_that_all_compile_to_closures_never_import_cel_python(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(DEMO_LIKE)
+    code = ("import sys, ruleauth.handler as h; from ruleauth.synthetic_events import build_event\n"
+            "event = build_event('rest-request', 'GET', '/hello', headers={'Authorization': '17'})\n"
+            "assert h.handler(event, None)['policyDocument']['Statement'][0]['Effect'] == 'Allow'\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('celpy', 'pendulum')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "RULEAUTH_RULES": str(rules)})
+    assert done.stdout.strip().splitlines()[-1] == "[]"  # after the decision's log line
+
+
+DEMO_LIKE = """\
+version: 1
+token: {header: Authorization}
+cache: {mode: disabled}
+rules:
+  - name: odd
+    route: GET /hello
+    auth: token
+    allow: "int(token) % 2 == 1 && !(token in ['x'])"
+"""
 
 
 def test_the_interpreter_can_be_forced_for_every_expression(monkeypatch):
