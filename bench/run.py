@@ -57,7 +57,7 @@ def ensure_venv() -> None:
     if VENV_PYTHON.exists():
         probe = subprocess.run(
             [str(VENV_PYTHON), "-c", "import ruleauth, jwt, requests, aws_lambda_powertools, cel_expr_python\n"
-             "from ruleauth import cel_parser; assert cel_parser.cache_path().is_file()"],
+             "from ruleauth import cel_parser; assert all(cel_parser.cache_path(p).is_file() for p in (True, False))"],
             capture_output=True, text=True, check=False)
         if probe.returncode == 0:
             return
@@ -84,7 +84,7 @@ def machine() -> dict:
                                                         "platform.python_implementation(), sys.executable)")],
                              capture_output=True, text=True, check=False).stdout.split()
     prebuilt = subprocess.run([str(VENV_PYTHON), "-c", ("from ruleauth import cel_parser; "
-                                                         "print(cel_parser.cache_path().is_file())")],
+                                                         "print(all(cel_parser.cache_path(p).is_file() for p in (True, False)))")],
                               capture_output=True, text=True, cwd=REPO, check=False).stdout.strip()
     versions = subprocess.run([str(VENV_PYTHON), "-c", ("import importlib.metadata as m; print(' '.join("
                                                          "f'{p}={m.version(p)}' for p in ('cel-python','lark',"

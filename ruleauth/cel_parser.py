@@ -36,13 +36,15 @@ def ambiguous_literals(token: lark.Token) -> lark.Token:
     return token
 
 
-def cache_path() -> Path:
+def cache_path(positions: bool = True) -> Path:
     digest = hashlib.sha256(GRAMMAR.read_bytes()).hexdigest()[:16]
-    return PREBUILT_DIR / f"cel-parser-lark{lark.__version__}-{digest}.cache"
+    kind = "" if positions else "-bare"
+    return PREBUILT_DIR / f"cel-parser{kind}-lark{lark.__version__}-{digest}.cache"
 
 
-def _build(cache: Path | None) -> lark.Lark:
+def _build(cache: Path | None, positions: bool = True) -> lark.Lark:
     # The same options cel-python uses (celpy.celparser.CELParser.__init__), plus the cache.
+    # Without positions, trees carry no source spans: half the parse time, for deciding.
     return lark.Lark(
         GRAMMAR.read_text(),
         parser="lalr",
@@ -50,7 +52,7 @@ def _build(cache: Path | None) -> lark.Lark:
         debug=True,
         g_regex_flags=re.M,
         lexer_callbacks={"IDENT": ambiguous_literals},
-        propagate_positions=True,
+        propagate_positions=positions,
         maybe_placeholders=False,
         priority="invert",
         tree_class=lark.Tree,
@@ -62,33 +64,37 @@ class CELSyntaxError(ValueError):
     """The text is not CEL; the message is the first line of lark's own description."""
 
 
-# The process's one parser and whether it was prebuilt, made on first use (cold-start cache).
-_PARSER: list[tuple[lark.Lark, bool]] = []
+# The process's parsers, with and without positions, and whether each was prebuilt; made on
+# first use (the cold-start cache).
+_PARSERS: dict[bool, tuple[lark.Lark, bool]] = {}
 
 
-def parser() -> lark.Lark:
-    if not _PARSER:
-        path = cache_path()
+def parser(positions: bool = True) -> lark.Lark:
+    """The parser whose trees carry source positions (cel-python's interpreter and dry-run
+    explanations need them), or the faster one without (compiling rules into closures)."""
+    if positions not in _PARSERS:
+        path = cache_path(positions)
         built = None
         if path.is_file():
             try:
-                built = _build(path)
+                built = _build(path, positions)
             except Exception:  # a damaged cache file must never stop the cold start
                 built = None
-        _PARSER.append((built, True) if built is not None else (_build(None), False))
-    return _PARSER[0][0]
+        _PARSERS[positions] = (built, True) if built is not None else (_build(None, positions), False)
+    return _PARSERS[positions][0]
 
 
-def prebuilt() -> bool:
+def prebuilt(positions: bool = True) -> bool:
     """Whether this process's parser came from a matching prebuilt file."""
-    parser()
-    return _PARSER[0][1]
+    parser(positions)
+    return _PARSERS[positions][1]
 
 
-def parse(text: str) -> lark.Tree:
-    """The parse tree cel-python's `Environment.compile` would give, or CELSyntaxError."""
+def parse(text: str, positions: bool = True) -> lark.Tree:
+    """The parse tree cel-python's `Environment.compile` would give (without `meta` positions
+    if `positions` is false), or CELSyntaxError."""
     try:
-        return parser().parse(text)
+        return parser(positions).parse(text)
     except (lark.exceptions.UnexpectedToken, lark.exceptions.UnexpectedCharacters) as exc:
         message = exc.get_context(text)  # as cel-python reports it: the source line, a caret
     except (lark.exceptions.LexError, lark.exceptions.ParseError) as exc:
@@ -98,7 +104,8 @@ def parse(text: str) -> lark.Tree:
 
 
 def install() -> bool:
-    """Give cel-python this parser (before its first Environment); True if it was prebuilt."""
+    """Give cel-python the parser with positions (before its first Environment); its
+    evaluator reads them when it reports an error. True if it was prebuilt."""
     from celpy.celparser import CELParser
 
     if CELParser.CEL_PARSER is None:
@@ -106,16 +113,17 @@ def install() -> bool:
     return prebuilt()
 
 
-def build() -> Path:
-    """Write the cache file for this lark and grammar (at build time, where files are writable)."""
-    path = cache_path()
+def build() -> list[Path]:
+    """Write both cache files for this lark and grammar (at build time, where files are writable)."""
+    paths = [cache_path(True), cache_path(False)]
     PREBUILT_DIR.mkdir(parents=True, exist_ok=True)
     for stale in PREBUILT_DIR.glob("cel-parser-*.cache"):
-        if stale != path:
+        if stale not in paths:
             stale.unlink()
-    _build(path)
-    return path
+    for path in paths:
+        _build(path, positions=path == paths[0])
+    return paths
 
 
 if __name__ == "__main__":
-    print(build())
+    print(*build(), sep="\n")

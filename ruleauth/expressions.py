@@ -118,9 +118,17 @@ class Compiled:
     reads: frozenset[Read]
     defines: frozenset[str] = field(default_factory=frozenset)
     engine: str = CEL_PYTHON
-    # The checked parse tree with defines inlined: dry-run explanations walk it (with
-    # cel-python, whichever engine decides).
-    tree: lark.Tree | None = None
+    # Makes the checked parse tree again, with defines inlined and source positions: dry-run
+    # explanations walk it (with cel-python, whichever engine decides). A deciding process
+    # keeps no tree: 100 rules' trees were ~3 MB of a Lambda's memory.
+    retree: Callable[[], lark.Tree] | None = field(default=None, repr=False)
+    _tree: lark.Tree | None = field(default=None, init=False, repr=False)
+
+    @property
+    def tree(self) -> lark.Tree | None:
+        if self._tree is None and self.retree is not None:
+            self._tree = self.retree()
+        return self._tree
 
     @property
     def uses_now(self) -> bool:
@@ -171,7 +179,7 @@ class Compiler:
             fast_engine.environment()  # raises EngineUnavailable before any rule is compiled
         self._environment: Any = None  # cel-python's, made only if an expression needs it
         self._define_sources = dict(defines or {})
-        self._define_trees: dict[str, lark.Tree] = {}
+        self._define_trees: dict[tuple[str, bool], lark.Tree] = {}  # by (name, with positions)
         # Definitions each definition uses, transitively: its stored tree is already inlined,
         # so walking it again no longer shows their names.
         self._define_uses: dict[str, frozenset[str]] = {}
@@ -184,7 +192,7 @@ class Compiler:
         self._interpreter_only = interpreter_only
         _ensure_recursion_headroom()
 
-    def parse(self, text: str) -> lark.Tree:
+    def parse(self, text: str, positions: bool = True) -> lark.Tree:
         if len(text) > MAX_SOURCE_CHARS:
             raise ExpressionError(
                 f"expression is {len(text)} characters; the limit is {MAX_SOURCE_CHARS}: "
@@ -193,28 +201,35 @@ class Compiler:
         if _bracket_depth(text) > MAX_DEPTH:
             raise ExpressionError(f"expression nests more than {MAX_DEPTH} levels of brackets")
         try:
-            return cel_parser.parse(text)
+            return cel_parser.parse(text, positions)
         except RecursionError:
             raise ExpressionError(f"expression nests too deeply (limit {MAX_DEPTH} levels)") from None
         except cel_parser.CELSyntaxError as exc:
             raise ExpressionError(f"CEL syntax error: {exc}") from None
 
-    def define_tree(self, name: str, stack: tuple[str, ...] = ()) -> lark.Tree:
+    def define_tree(self, name: str, stack: tuple[str, ...] = (), positions: bool = True) -> lark.Tree:
         if name in stack:
             raise ExpressionError(f"define {name!r} refers to itself ({' → '.join(stack + (name,))})")
-        if name not in self._define_trees:
-            tree = self.parse(self._define_sources[name])
-            checker = _Checker(self, stack + (name,))
+        if (name, positions) not in self._define_trees:
+            tree = self.parse(self._define_sources[name], positions)
+            checker = _Checker(self, stack + (name,), positions)
             checker.visit(tree, frozenset(), 0)
-            self._define_trees[name] = tree
+            self._define_trees[(name, positions)] = tree
             self._define_uses[name] = frozenset(checker.defines_used)
             self._define_spans[name] = checker.define_spans
-        return self._define_trees[name]
+        return self._define_trees[(name, positions)]
+
+    def checked_tree(self, text: str, positions: bool = True) -> tuple[lark.Tree, "_Checker"]:
+        """The parse tree with defines inlined, after every load-time check."""
+        tree = self.parse(text, positions)
+        checker = _Checker(self, (), positions)
+        checker.visit(tree, frozenset(), 0)
+        return tree, checker
 
     def compile(self, text: str) -> Compiled:
-        tree = self.parse(text)
-        checker = _Checker(self, ())
-        checker.visit(tree, frozenset(), 0)
+        # Deciding needs no source positions: parsing without them takes half the time.
+        tree, checker = self.checked_tree(text, positions=False)
+        retree = lambda: self.checked_tree(text)[0]  # noqa: E731 - for explanations only
         depth = _tree_depth(tree)
         if depth > MAX_DEPTH:
             raise ExpressionError(
@@ -224,10 +239,10 @@ class Compiler:
         reads, defines = frozenset(checker.reads), frozenset(checker.defines_used)
         if self.engine == CEL_EXPR_PYTHON:
             program = self._fast_program(text, checker.define_spans)
-            return Compiled(text, program, reads, defines, CEL_EXPR_PYTHON, tree)
-        return Compiled(text, self._celpy_program(tree), reads, defines, CEL_PYTHON, tree)
+            return Compiled(text, program, reads, defines, CEL_EXPR_PYTHON, retree)
+        return Compiled(text, self._celpy_program(text, tree), reads, defines, CEL_PYTHON, retree)
 
-    def _celpy_program(self, tree: lark.Tree) -> Any:
+    def _celpy_program(self, text: str, tree: lark.Tree) -> Any:
         if not self._interpreter_only:
             try:
                 return cel_closures.compile_tree(tree, cel_functions.PLAIN_FUNCTIONS)
@@ -237,7 +252,8 @@ class Compiler:
 
         if self._environment is None:
             self._environment = celpy_values.environment()
-        return self._environment.program(tree, functions=celpy_values.FUNCTIONS)
+        # The interpreter reads source positions when it reports an error.
+        return self._environment.program(self.checked_tree(text)[0], functions=celpy_values.FUNCTIONS)
 
     # -- the fast engine: defines inlined as text, then cel-cpp's compiler --------------
 
@@ -315,9 +331,10 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
 class _Checker:
     """Walks a parse tree: names, functions, scopes, inlining and recorded reads."""
 
-    def __init__(self, compiler: Compiler, define_stack: tuple[str, ...]):
+    def __init__(self, compiler: Compiler, define_stack: tuple[str, ...], positions: bool = True):
         self.compiler = compiler
         self.define_stack = define_stack
+        self.positions = positions
         self.reads: set[Read] = set()
         self.defines_used: set[str] = set()
         # Define names in this checker's own text (not in inlined trees, whose positions are
@@ -360,8 +377,8 @@ class _Checker:
             # Inline the definition: the rule evaluates it as if written in place.
             token = primary.children[0].children[0]
             self.define_spans.append(_Span(token.start_pos, token.end_pos, name))
-            tree = self.compiler.define_tree(name, self.define_stack)
-            inner = _Checker(self.compiler, self.define_stack + (name,))
+            tree = self.compiler.define_tree(name, self.define_stack, self.positions)
+            inner = _Checker(self.compiler, self.define_stack + (name,), self.positions)
             # The definition is checked where it is used: inside a comprehension over data, a
             # comprehension in the definition is nested (E6), just as if written in place.
             inner.visit(tree, frozenset(), comprehension)

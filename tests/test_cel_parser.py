@@ -5,6 +5,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -20,7 +22,7 @@ def test_the_prebuilt_parser_parses_exactly_like_cel_pythons_own(tmp_path):
         from ruleauth import cel_parser
         cel_parser.PREBUILT_DIR = Path({str(tmp_path)!r})
         built = cel_parser.build()
-        assert built.is_file() and cel_parser.install()
+        assert all(path.is_file() for path in built) and cel_parser.install()
         import celpy
         from celpy.celparser import CELParser
         prebuilt = celpy.Environment()
@@ -29,22 +31,27 @@ def test_the_prebuilt_parser_parses_exactly_like_cel_pythons_own(tmp_path):
         CELParser.CEL_PARSER = None
         own = celpy.Environment()
         assert trees == [own.compile(s) for s in sources]
+        # The parser without positions (for compiling rules) gives the same trees, spans aside.
+        assert cel_parser.prebuilt(positions=False)
+        assert trees == [cel_parser.parse(s, positions=False) for s in sources]
         print("same")
     """)
     assert out == "same"
 
 
-def test_a_missing_or_damaged_cache_falls_back_to_analysing_the_grammar(tmp_path):
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_missing_or_damaged_cache_falls_back_to_analysing_the_grammar(tmp_path, damaged):
     out = run(f"""
         from pathlib import Path
         from ruleauth import cel_parser
         cel_parser.PREBUILT_DIR = Path({str(tmp_path)!r})
-        assert not cel_parser.install()  # no file: not used
-        cel_parser.PREBUILT_DIR.mkdir(exist_ok=True)
-        cel_parser.cache_path().write_bytes(b"not a lark cache")
-        cel_parser.install()  # damaged: lark ignores it and analyses the grammar as usual
+        if {damaged}:  # lark ignores a damaged file and analyses the grammar as usual
+            cel_parser.PREBUILT_DIR.mkdir(exist_ok=True)
+            for positions in (True, False):
+                cel_parser.cache_path(positions).write_bytes(b"not a lark cache")
+        else:
+            assert not cel_parser.prebuilt(positions=False) and not cel_parser.install()
         from ruleauth.expressions import Compiler
-        from celpy import celtypes
         print(Compiler().compile("1 + 1 == 2").evaluate({{}}))
     """)
     assert out == "True"
