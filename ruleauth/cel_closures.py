@@ -461,6 +461,9 @@ class _Builder:
         return lambda a: value
 
     def _list_lit(self, node: lark.Tree) -> Closure:
+        constant = _constant_of(node)
+        if constant is not _NOT_CONSTANT:
+            return lambda a: constant
         items = [self.build(child) for child in _items(node)]
         return lambda a: [item(a) for item in items]
 
@@ -627,6 +630,9 @@ def _logical(operands: list[Closure], decisive: bool) -> Closure:
     """`&&` (decisive false) and `||` (decisive true) over a chain: commutative, so an error
     stands only if no operand decides, and a non-boolean operand is an error."""
 
+    if len(operands) == 2:
+        return _logical_pair(*operands, decisive)
+
     def logical(a: Mapping[str, Any]) -> bool:
         error: Exception | None = None
         for operand in operands:
@@ -641,6 +647,30 @@ def _logical(operands: list[Closure], decisive: bool) -> Closure:
                 error = error or _overload()
         if error is not None:
             raise error
+        return not decisive
+
+    return logical
+
+
+def _logical_pair(first: Closure, second: Closure, decisive: bool) -> Closure:
+    """The commonest chain, `a || b` or `a && b`, unrolled (it runs for most rules)."""
+
+    def logical(a: Mapping[str, Any]) -> bool:
+        try:
+            value = first(a)
+        except Exception as exc:
+            error: Exception | None = exc
+        else:
+            if value is decisive:
+                return decisive
+            error = None if type(value) is bool else _overload()
+        value = second(a)  # an error here stands, as does the first one
+        if value is decisive:
+            return decisive
+        if error is not None:
+            raise error
+        if type(value) is not bool:
+            raise _overload()
         return not decisive
 
     return logical
@@ -680,9 +710,14 @@ _WRAPPERS = {"expr", "conditionalor", "conditionaland", "relation", "addition", 
 
 
 def _constant_of(node: Any) -> Any:
+    """A literal's value, or a list literal's when every item is a literal (closures never
+    change a list they are given, so one list serves every evaluation)."""
     node = _unwrap(node)
     if isinstance(node, lark.Tree) and node.data == "literal":
         return _literal_value(node.children[0])
+    if isinstance(node, lark.Tree) and node.data == "list_lit":
+        items = [_constant_of(child) for child in _items(node)]
+        return _NOT_CONSTANT if any(item is _NOT_CONSTANT for item in items) else items
     return _NOT_CONSTANT
 
 
