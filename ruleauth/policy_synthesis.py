@@ -203,10 +203,11 @@ def _overlaps(tokens: Sequence[str | None], segments: Sequence) -> bool:
             continue  # no one segment value satisfies both
         next_i = (i, i + 1) if token is STAR else (i + 1,)
         next_j = (j, j + 1) if segment.kind == GREEDY else (j + 1,)
-        for state in ((a, b) for a in next_i for b in next_j):
-            if state not in seen:
-                seen.add(state)
-                frontier.append(state)
+        for a in next_i:
+            for b in next_j:
+                if (a, b) not in seen:
+                    seen.add((a, b))
+                    frontier.append((a, b))
     return False
 
 
