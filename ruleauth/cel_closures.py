@@ -99,9 +99,6 @@ def equal(left: Any, right: Any) -> bool:
     return left == right
 
 
-_STR_ONLY = frozenset({str})
-
-
 def not_equal(left: Any, right: Any) -> bool:
     return not equal(left, right)
 
@@ -114,9 +111,11 @@ def contained(item: Any, container: Any) -> bool:
         if type(item) is str:  # the common case (scopes, groups), at C speed: a str equals only a str
             if item in container:
                 return True
-            if set(map(type, container)) <= _STR_ONLY:
-                return False
-            raise _overload()
+            try:
+                "".join(container)  # the quickest test that every item is a string
+            except TypeError:
+                raise _overload() from None
+            return False
         other_type = False
         for value in container:
             if type(value) is type(item):

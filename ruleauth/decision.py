@@ -201,16 +201,19 @@ class Decider:
         assert self.table is not None
         visible = without_credential(self.ruleset.token, request)
         identities = {} if identities is None else identities
-        activations: dict[tuple, Mapping[str, Any]] = {}
+        # By (auth, providers): the caller's activation, or None when the credential fails it.
+        activations: dict[tuple, Mapping[str, Any] | None] = {}
         results: list[ev.Result | None] = []
         for allow, who, route in self._slots:
-            identity = self._identity_for(who, request, now, claims, identities)
-            if identity is None:
+            if who in activations:
+                activation = activations[who]
+            else:
+                identity = self._identity_for(who, request, now, claims, identities)
+                activation = activations[who] = (
+                    None if identity is None else self.activation(visible, None, identity, now))
+            if activation is None:
                 results.append(None)
                 continue
-            activation = activations.get(who)
-            if activation is None:
-                activation = activations[who] = self.activation(visible, None, identity, now)
             if route is not None:
                 activation = dict(activation)
                 activation["request"] = _with_route(activation["request"], *route)
