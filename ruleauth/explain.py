@@ -20,10 +20,10 @@ from typing import Any, Iterable, Mapping
 import celpy
 import lark
 
-from . import celpy_values
+from . import cel_closures, cel_functions, celpy_values
 from . import evaluation as ev
 from .credentials import without_credential
-from .expressions import CEL_PYTHON, Compiled, MACROS, VARIABLES
+from .expressions import CEL_PYTHON, CLOSURES, Compiled, MACROS, VARIABLES
 
 HIDDEN = "<hidden: computed from the credential>"
 MAX_SHOWN = 160
@@ -118,8 +118,8 @@ def activation_for(authorizer: Any, decision: Any) -> dict[str, Any]:
     ruleset = authorizer.ruleset
     match = ruleset.router.find(request.method, request.path)
     visible = without_credential(ruleset.token, request)
-    # Sub-expressions are run with cel-python whichever engine decided, so its value types.
-    return celpy_values.celpy_activation(authorizer.decider.plain_activation(visible, match, decision.identity, decision.now))
+    plain = authorizer.decider.plain_activation(visible, match, decision.identity, decision.now)
+    return ev.activation_for(CEL_PYTHON, plain)
 
 
 def sensitive_inputs(ruleset: Any) -> tuple[frozenset[str], frozenset[str]]:
@@ -137,8 +137,11 @@ def sensitive_inputs(ruleset: Any) -> tuple[frozenset[str], frozenset[str]]:
 def explain_expression(compiled: Compiled, activation: Mapping[str, Any],
                        sensitive: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset()),
                        label: str = "allow", decided: ev.Result | None = None) -> Explanation:
-    """`activation` in cel-python's types; `decided` is the deciding engine's own result, which
-    the summary reports when another engine than cel-python decided."""
+    """`activation` holds plain values (evaluation.activation_for); `decided` is the deciding
+    engine's own result, which the summary reports when another engine than cel-python decided.
+
+    Sub-expressions run the way the rule ran: compiled to closures when it was, else on
+    cel-python's interpreter, so each step agrees with the decision."""
     walker = _Walker(compiled, activation, sensitive)
     tree = compiled.tree if compiled.tree is not None else compiled.program.ast
     stepwise = walker.evaluate(tree)
@@ -167,6 +170,7 @@ class _Walker:
                  sensitive: tuple[frozenset[str], frozenset[str]]):
         self.source = compiled.source
         self.activation = activation
+        self.closures = compiled.runs_on == CLOSURES
         self.sensitive_headers, self.sensitive_query = sensitive
         self.steps: list[Step] = []
         tree = compiled.tree if compiled.tree is not None else compiled.program.ast
@@ -182,8 +186,16 @@ class _Walker:
     def evaluate(self, node: lark.Tree) -> ev.Result:
         key = id(node)
         if key not in self._cache:
-            self._cache[key] = ev.evaluate(_Program(node), self.activation)  # type: ignore[arg-type]
+            self._cache[key] = ev.evaluate(self._program(node), self.activation)  # type: ignore[arg-type]
         return self._cache[key]
+
+    def _program(self, node: lark.Tree) -> Any:
+        if self.closures:
+            try:
+                return _ClosureProgram(cel_closures.compile_tree(node, cel_functions.PLAIN_FUNCTIONS))
+            except cel_closures.Unsupported:
+                pass
+        return _Program(node)
 
     def shown(self, node: lark.Tree, result: ev.Result) -> str:
         if result.kind == ev.ERROR:
@@ -305,13 +317,23 @@ class _Walker:
 
 
 class _Program:
-    """A lark subtree compiled as its own program, with the rules' extra functions."""
+    """A lark subtree as its own program on cel-python's interpreter, with the rules' extra functions."""
 
     def __init__(self, node: lark.Tree):
         self.node = node
 
     def evaluate(self, activation: Mapping[str, Any]) -> Any:
-        return _environment().program(self.node, functions=celpy_values.FUNCTIONS).evaluate(activation)
+        program = _environment().program(self.node, functions=celpy_values.FUNCTIONS)
+        return program.evaluate(celpy_values.converted(activation))
+
+
+class _ClosureProgram:
+    """A lark subtree compiled to closures, as evaluation.evaluate runs them."""
+
+    runs_on = CLOSURES
+
+    def __init__(self, program: cel_closures.Program):
+        self.closure = program.evaluate
 
 
 def _environment() -> celpy.Environment:

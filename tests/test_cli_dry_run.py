@@ -85,6 +85,28 @@ def test_explanation_names_the_failing_part_without_the_token():
             assert "SECRET" not in done.stdout + done.stderr
 
 
+STRICTER = """
+version: 1
+token: {header: Authorization}
+cache: {mode: disabled}
+rules:
+  - name: no field x
+    route: GET /hello
+    auth: token
+    allow: "!has(token.x)"
+"""
+
+
+def test_the_explanation_agrees_with_the_decision_where_cel_pythons_interpreter_would_not(tmp_path):
+    # has() on a string: the compiled rule fails (and denies) where cel-python's interpreter
+    # says false (so `!` would allow). The steps are run the way the rule was decided.
+    rules = str(write(tmp_path / "stricter.yaml", STRICTER))
+    code, report = dry(rules, "--method", "GET", "--path", "/hello", "--token", "7")
+    assert (report["decision"], report["reason"]) == ("deny", "rule_error")
+    assert report["explanation"]["summary"].startswith("rule 'no field x': allow failed")
+    assert report["explanation"]["steps"][0]["result"].startswith("error")
+
+
 def test_human_output_has_every_part():
     done = run_cli("dry-run", str(DEMO), "--method", "GET", "--path", "/hello", "--token", "2")
     out = done.stdout
