@@ -72,9 +72,9 @@ def evaluate(compiled: Compiled, activation: Mapping[str, Any], budget: Budget |
             budget.check()
         if runs_on == CLOSURES:
             return classify_plain(compiled.closure(activation))
-        value = compiled.evaluate(activation)
         if runs_on == CEL_EXPR_PYTHON:
-            return classify_fast(value)
+            return classify_fast(fast_engine.evaluate(compiled.program, activation))
+        value = compiled.evaluate(activation)
     except DeadlineExceeded:
         return DEADLINE
     except RecursionError:
@@ -106,11 +106,11 @@ def classify(value: Any) -> Result:
 
 def classify_fast(value: Any) -> Result:
     """A cel-expr-python result. Its error values carry a truthy message: test the type first."""
-    if fast_engine.is_error(value):
+    kind = fast_engine.kind_of(value)
+    if kind == fast_engine.ERROR:
         return Result(ERROR, error_class=fast_engine.error_class(value.value()))
-    if fast_engine.is_bool(value):
-        exact = value.value() is True
-        return Result(TRUE if exact else FALSE, exact)
+    if kind == fast_engine.BOOL:
+        return _TRUE if value.value() is True else _FALSE
     return Result(NON_BOOL, fast_engine.plain(value))
 
 

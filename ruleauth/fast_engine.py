@@ -147,7 +147,7 @@ class Activation(dict):
 
 
 def evaluate(expression: Any, activation: Mapping[str, Any]) -> Any:
-    if isinstance(activation, Activation):
+    if type(activation) is Activation:
         return expression.eval(activation.cel())
     # A derived mapping (e.g. the request with another route, for one table cell).
     return expression.eval(environment().Activation(dict(activation)))
@@ -159,6 +159,16 @@ def is_error(value: Any) -> bool:
 
 def is_bool(value: Any) -> bool:
     return value.type() == _module().Type.BOOL
+
+
+ERROR, BOOL, OTHER = "error", "bool", "other"
+
+
+def kind_of(value: Any) -> str:
+    """ERROR, BOOL or OTHER, with one type() call (it runs for every evaluation)."""
+    types = _module().Type
+    found = value.type()
+    return ERROR if found == types.ERROR else BOOL if found == types.BOOL else OTHER
 
 
 def plain(value: Any) -> Any:
