@@ -384,7 +384,9 @@ class _Checker:
             inner.visit(tree, frozenset(), comprehension)
             self.reads |= inner.reads
             self.defines_used |= inner.defines_used | {name} | self.compiler._define_uses.get(name, frozenset())
-            primary.children[0] = cel_closures.DefineUse(name, copy.deepcopy(tree))
+            # Trees are never changed once checked, so a deciding tree shares the definition's;
+            # a positioned one (explanations, the interpreter) gets its own copy.
+            primary.children[0] = cel_closures.DefineUse(name, copy.deepcopy(tree) if self.positions else tree)
             return
         self._record(_Chain([name], []), primary)
 
