@@ -21,7 +21,8 @@ Errors are Python exceptions (`KeyError`, `TypeError`, `ZeroDivisionError`,
 Where cel-python's interpreter departs from the CEL specification, the compiled
 form takes the answer that denies: comparing or combining values of different
 types is an error (`1 == 'a'`, `true && 1`, `2.0 * 3`, `true in [1]`), as are `has()`
-on a value that is not a map, a negative list index, `int(true)` and `string(true)`.
+on a value that is not a map, a negative list index, `int(true)`, `string(true)` and a
+double divided by zero.
 An error survives `!`, so a stricter answer cannot turn into an allow. The tests
 (tests/test_cel_closures.py) run both on generated expressions: the answers agree,
 or the compiled one is an error.
@@ -193,13 +194,10 @@ def divide(left: Any, right: Any) -> Any:
     kind = type(left)
     if kind is not type(right) or kind not in (int, float):
         raise _overload()
+    if right == 0:  # doubles too: CEL says ±inf or NaN, cel-python inf for 0.0/0.0 and 1.0/-0.0
+        raise ZeroDivisionError("divide by zero")
     if kind is float:
-        if right == 0.0:  # IEEE 754, as CEL and cel-python: no error
-            if left == 0.0 or math.isnan(left):
-                return math.nan
-            return math.copysign(math.inf, left) * math.copysign(1.0, right)
         return left / right
-    if right == 0:
         raise ZeroDivisionError("divide by zero")
     quotient = abs(left) // abs(right)  # CEL truncates toward zero
     return _int(quotient if (left < 0) == (right < 0) else -quotient)

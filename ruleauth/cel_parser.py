@@ -1,4 +1,4 @@
-"""The CEL parser: cel-python's grammar, prebuilt, without importing cel-python.
+"""The CEL parsers: cel-python's grammar, prebuilt, without importing cel-python.
 
 cel-python builds its lark LALR parser from the grammar on the first
 `celpy.Environment()`, in every process (~100 ms). lark can save the built parser

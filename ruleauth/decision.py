@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
-
 from . import evaluation as ev
 from .credentials import MISSING, Credential, extract, without_credential
 from .errors import CredentialError

@@ -115,6 +115,7 @@ def classify_fast(value: Any) -> Result:
 
 
 def _error_class(exc: Exception) -> str:
+    # Tested by name: only cel-python's interpreter raises these, and it is not always imported.
     if type(exc).__name__ == "CELEvalError":
         from .celpy_values import error_class
 

@@ -123,6 +123,10 @@ class Compiled:
     # keeps no tree: 100 rules' trees were ~3 MB of a Lambda's memory.
     retree: Callable[[], lark.Tree] | None = field(default=None, repr=False)
     _tree: lark.Tree | None = field(default=None, init=False, repr=False)
+    # CLOSURES, INTERPRETER (both cel-python) or CEL_EXPR_PYTHON; set from the program.
+    runs_on: str = field(init=False, default="")
+    # The compiled closure itself, when runs_on is CLOSURES: called without indirection.
+    closure: Callable[[Mapping[str, Any]], Any] | None = field(init=False, default=None, repr=False)
 
     @property
     def tree(self) -> lark.Tree | None:
@@ -133,12 +137,6 @@ class Compiled:
     @property
     def uses_now(self) -> bool:
         return any(r.input in ("now", "now_unix") for r in self.reads)
-
-    # CLOSURES, INTERPRETER (both cel-python) or CEL_EXPR_PYTHON; set from the program.
-    runs_on: str = field(init=False, default="")
-
-    # The compiled closure itself, when runs_on is CLOSURES: called without indirection.
-    closure: Callable[[Mapping[str, Any]], Any] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.engine == CEL_EXPR_PYTHON:
@@ -163,7 +161,7 @@ class Compiled:
 
 
 class Compiler:
-    """Holds the one cel-python Environment (its parser costs ~100 ms to build).
+    """Checks and compiles every expression of one rule set, once, at cold start.
 
     `engine` defaults to `RULEAUTH_ENGINE`, else cel-python. With cel-python, each
     expression is compiled to closures when it can be (cel_closures.py), else run on the
