@@ -152,27 +152,29 @@ def _outcome_of(spec, result):
     return result.decision.outcome
 
 
+def _pool(spec: dict, variant: str, count: int) -> list:
+    """The credentials for `count` requests. "same": one token repeated (or no credential);
+    "fresh": a new token of the same user each time; "callers": a new caller each time (own
+    sub and groups, so the rules' inputs differ)."""
+    tokens = _lines(spec.get("tokens_file"))
+    if variant == "same":
+        return tokens[:1] * count if tokens else [None] * count
+    pool = (tokens if variant == "fresh" else _lines(spec.get("callers_file")))[:count]
+    if len(pool) < count:
+        raise SystemExit(f"need {count} tokens, have {len(pool)}")
+    return pool
+
+
 def warm(spec_path: str) -> None:
     import json
 
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
-    tokens = _lines(spec.get("tokens_file"))
-    callers = _lines(spec.get("callers_file"))
     decide, describe = _decider(spec)
     out: dict = {"variants": {}}
-    # "same": one token repeated; "fresh": a new token of the same user each time;
-    # "callers": a new caller each time (own sub and groups, so the rules' inputs differ).
     for variant in spec["variants"]:
         n, warmup, budget = spec["n"], spec["warmup"], spec["budget_s"]
-        if variant in ("fresh", "callers"):
-            need = n + warmup
-            pool = (tokens if variant == "fresh" else callers)[:need]
-            if len(pool) < need:
-                raise SystemExit(f"need {need} tokens, have {len(pool)}")
-            events = _events(spec, pool)
-        else:
-            events = _events(spec, tokens[:1] * (n + warmup)) if tokens else _events(spec, [None] * (n + warmup))
+        events = _events(spec, _pool(spec, variant, n + warmup))
         sample = describe(events[0])
         outcomes: dict[str, int] = {}
         # Warm-up: `warmup` requests, but at most a twentieth of the time budget (at least 3).
@@ -223,15 +225,8 @@ def profile(spec_path: str) -> None:
 
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
-    tokens = _lines(spec.get("tokens_file"))
     decide, _ = _decider(spec)
-    variant = spec["variants"][0]
-    count = spec["n"]
-    if variant == "callers":
-        pool = _lines(spec.get("callers_file"))[:count]
-    else:
-        pool = tokens[:count] if variant == "fresh" else tokens[:1] * count
-    events = _events(spec, pool)
+    events = _events(spec, _pool(spec, spec["variants"][0], spec["n"]))
     for event in events[:5]:
         decide(event)
     profiler = cProfile.Profile()

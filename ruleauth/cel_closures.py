@@ -78,7 +78,7 @@ def compile_tree(tree: lark.Tree, functions: Mapping[str, Callable[..., Any]]) -
 # ------------------------------------------------------------------ value operations
 
 
-def _overload(*_: Any) -> TypeError:
+def _overload() -> TypeError:
     return TypeError(_NO_OVERLOAD)
 
 
@@ -169,9 +169,7 @@ def add(left: Any, right: Any) -> Any:
         raise _overload()
     if kind is int:
         return _int(left + right)
-    if kind in (float, str):
-        return left + right
-    if kind is list:
+    if kind in (float, str, list):
         return left + right
     raise _overload()
 
@@ -198,7 +196,6 @@ def divide(left: Any, right: Any) -> Any:
         raise ZeroDivisionError("divide by zero")
     if kind is float:
         return left / right
-        raise ZeroDivisionError("divide by zero")
     quotient = abs(left) // abs(right)  # CEL truncates toward zero
     return _int(quotient if (left < 0) == (right < 0) else -quotient)
 

@@ -153,14 +153,6 @@ def evaluate(expression: Any, activation: Mapping[str, Any]) -> Any:
     return expression.eval(environment().Activation(dict(activation)))
 
 
-def is_error(value: Any) -> bool:
-    return value.type() == _module().Type.ERROR
-
-
-def is_bool(value: Any) -> bool:
-    return value.type() == _module().Type.BOOL
-
-
 ERROR, BOOL, OTHER = "error", "bool", "other"
 
 
