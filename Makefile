@@ -48,6 +48,19 @@ build-RuleauthFunction:
 	@# bytecode (the bundle's .pyc files are for the runtime's Python only).
 	rm -rf "$(ARTIFACTS_DIR)/ruleauth/_prebuilt"
 	cd "$(ARTIFACTS_DIR)" && $(PYTHON) -S -B -c 'import sys; sys.path.insert(0, "."); from ruleauth import cel_parser; print("prebuilt", cel_parser.build())'
+	@# A rules snapshot spares every cold start parsing and checking the rules (about 80 ms for
+	@# 100 rules; ruleauth/rules_snapshot.py). It is made by the runtime's Python, which can import
+	@# the bundle's compiled dependencies, under this build's RULEAUTH_ENGINE and
+	@# RULEAUTH_CEL_INTERPRETER. Rules that fail to load fail the build here, with file and line.
+	@if $(LAMBDA_PYTHON) -c 'import sys; sys.exit("%d.%d" % sys.version_info[:2] != "$(LAMBDA_PYTHON_VERSION)")' 2>/dev/null; then \
+		cd "$(ARTIFACTS_DIR)" && env -u RULEAUTH_RULES $(LAMBDA_PYTHON) -S -B -c 'import sys; sys.path.insert(0, "."); from ruleauth.cli import main; sys.exit(main(["snapshot", "rules"]))'; \
+		status=$$?; \
+		if [ $$status -eq 3 ]; then echo "the rules failed to load: fix them (ruleauth validate rules) and build again"; exit 3; fi; \
+		if [ $$status -ne 0 ]; then echo "note: no rules snapshot (status $$status): cold starts load the rules in full"; fi; \
+	else \
+		echo "note: no Python $(LAMBDA_PYTHON_VERSION) at LAMBDA_PYTHON=$(LAMBDA_PYTHON), so no rules snapshot:"; \
+		echo "      cold starts load and check the rules in full (about 80 ms more for 100 rules)"; \
+	fi
 	@# Lambda's code directory is read-only, so modules imported without bytecode are
 	@# compiled again on every cold start. unchecked-hash .pyc files stay valid whatever
 	@# timestamps the zip gives the sources.

@@ -74,9 +74,10 @@ def demo() -> int:
     return 0
 
 
-# The rule-semantics tests, run again with the fast engine forced (RULEAUTH_ENGINE), then with
+# The rule-semantics tests, run again with the fast engine forced (RULEAUTH_ENGINE), with
 # cel-python's interpreter for every expression (RULEAUTH_CEL_INTERPRETER; the first pass runs
-# most on compiled closures): the same rules must decide alike every way they can run.
+# most on compiled closures), and on rule sets read back from a rules snapshot
+# (RULEAUTH_TEST_SNAPSHOT, tests/conftest.py): the same rules must decide alike every way they run.
 ENGINE_SUITE = tuple(f"tests/{name}.py" for name in (
     "test_demo", "test_rules_loader", "test_expressions", "test_evaluation", "test_routing",
     "test_responses", "test_events", "test_credentials", "test_policy_cache", "test_shadow_rules",
@@ -89,15 +90,17 @@ def test(pytest_args: list[str]) -> int:
     ensure_venv(VENV, "test-fast", editable=f"{ROOT}[test]")
     ensure_venv(SAM_VENV, "sam", *SAM_TOOLS)
     ensure_node_provider()
-    env = {k: v for k, v in os.environ.items() if k not in ("RULEAUTH_ENGINE", "RULEAUTH_CEL_INTERPRETER")}
+    passes = (("engine cel-expr-python", "RULEAUTH_ENGINE", "cel-expr-python"),
+              ("cel-python's interpreter only", "RULEAUTH_CEL_INTERPRETER", "1"),
+              ("rule sets read back from a rules snapshot", "RULEAUTH_TEST_SNAPSHOT", "1"))
+    env = {k: v for k, v in os.environ.items() if k not in {variable for _, variable, _ in passes}}
     env["RULEAUTH_SAM_VENV"] = str(SAM_VENV)
     python = bin_of(VENV, "python")
     done = subprocess.run([python, "-m", "pytest", *pytest_args], cwd=ROOT, env=env)
     if done.returncode != 0 or any(not a.startswith("-") for a in pytest_args):
         return done.returncode  # a failure, or a run of chosen tests: no more passes
-    for label, variable, value in (("engine cel-expr-python", "RULEAUTH_ENGINE", "cel-expr-python"),
-                                   ("cel-python's interpreter only", "RULEAUTH_CEL_INTERPRETER", "1")):
-        print(f"\n=== the rule tests again on {label} ({variable}) ===", flush=True)
+    for label, variable, value in passes:
+        print(f"\n=== the rule tests again: {label} ({variable}) ===", flush=True)
         again = subprocess.run([python, "-m", "pytest", *pytest_args, *ENGINE_SUITE], cwd=ROOT,
                                env={**env, variable: value})
         if again.returncode != 0:

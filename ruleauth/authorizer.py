@@ -7,6 +7,7 @@ so what users try locally is exactly what runs in Lambda.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,6 @@ from .policy import build_response, deny_all
 from .policy_eval import ALLOW, EXPLICIT_DENY, evaluate_response
 from .arn import asked_arn
 from .ruleset import RESPONSE_IAM, RESPONSE_SIMPLE, RuleSet
-from . import rules_loader
 
 UNAUTHORIZED_BODY = {"message": "Unauthorized"}
 EXPLICIT_DENY_BODY = {"Message": "User is not authorized to access this resource with an explicit deny"}
@@ -79,9 +79,15 @@ class Authorizer:
         self.decider = Decider(ruleset, verifier)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> "Authorizer":
+    def load(cls, path: str | os.PathLike[str], environ: Mapping[str, str] | None = None,
+             snapshot: bool = False) -> "Authorizer":
+        """Load the rules under `path`; with `snapshot`, from a matching rules snapshot if any."""
         environ = os.environ if environ is None else environ
-        ruleset = rules_loader.load(path)
+        ruleset = load_snapshot(path, environ) if snapshot else None
+        if ruleset is None:
+            from . import rules_loader  # PyYAML and lark: imported only for a full load
+
+            ruleset = rules_loader.load(path)
         return cls(ruleset, response_mode=response_mode_from(environ, ruleset))
 
     def authorize(self, event: Any, now: float | None = None,
@@ -137,6 +143,23 @@ class Authorizer:
         elif decision.allowed and not granted:
             decision.outcome, decision.reason = Outcome.DENY, POLICY_CONFLICT
             decision.detail = "the cached policy cannot allow this route without over-granting another"
+
+
+def load_snapshot(path: str | os.PathLike[str], environ: Mapping[str, str]) -> RuleSet | None:
+    """The rule set from the rules snapshot beside `path`, if one matches (rules_snapshot.py).
+
+    A stale or damaged one is reported in one line and ignored: the full load that follows
+    checks everything, and fails the cold start on a broken rules file as without a snapshot.
+    """
+    from . import rules_snapshot
+
+    if not rules_snapshot.enabled(environ):
+        return None
+    try:
+        return rules_snapshot.read(path, environ)
+    except rules_snapshot.SnapshotUnusable as exc:
+        sys.stdout.write(f"ruleauth: rules snapshot not used: {exc}; loading the rules in full\n")
+        return None
 
 
 def response_mode_from(environ: Mapping[str, str], ruleset: RuleSet) -> str:

@@ -30,12 +30,12 @@ or the compiled one is an error.
 
 from __future__ import annotations
 
-import copy
 import math
 import operator
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-import lark
+if TYPE_CHECKING:
+    import lark
 
 Closure = Callable[[Mapping[str, Any]], Any]
 
@@ -47,19 +47,55 @@ class Unsupported(Exception):
     """A construct outside the compiled subset: the expression runs on cel-python's interpreter."""
 
 
-class DefineUse(lark.Tree):
-    """A `define:` inlined where a rule names it: a parenthesis that remembers the name.
+def is_tree(node: Any) -> bool:
+    """A parse-tree node: lark's, or a PlainTree from a rules snapshot. Tokens are strings."""
+    return hasattr(node, "data")
 
-    Its value is computed once per request activation, however many rules use it (a
-    50-service API's `is_admin` was evaluated in 100 rules for each new caller).
+
+class PlainTree:
+    """A parse-tree node without lark: what a rules snapshot stores and the builder reads.
+
+    `define` names the definition a `paren_expr` inlines (cel_parser.DefineUse), else None.
     """
 
-    def __init__(self, name: str, tree: lark.Tree, meta: Any = None):
-        super().__init__("paren_expr", [tree], meta)
-        self.define = name
+    __slots__ = ("data", "children", "define")
 
-    def __deepcopy__(self, memo: dict) -> "DefineUse":
-        return DefineUse(self.define, copy.deepcopy(self.children[0], memo), self._meta)
+    def __init__(self, data: str, children: list[Any], define: str | None = None):
+        self.data, self.children, self.define = data, children, define
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return PlainTree, (self.data, self.children, self.define)
+
+
+class PlainToken(str):
+    """A lexer token without lark: the text, and its terminal's name as `type`."""
+
+    def __new__(cls, kind: str, text: str) -> "PlainToken":
+        token = super().__new__(cls, text)
+        token.type = kind
+        return token
+
+    @property
+    def value(self) -> str:
+        return str.__str__(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return PlainToken, (self.type, str.__str__(self))
+
+
+def plain(node: Any) -> Any:
+    """A lark tree (or token) as PlainTree/PlainToken; None stays None.
+
+    Chains of single-child precedence levels (`expr` → … → `primary`) are left out: the
+    builder makes the same closure from the node under them, and a snapshot's trees are
+    then a quarter the size.
+    """
+    node = _unwrap(node)
+    if is_tree(node):
+        return PlainTree(str(node.data), [plain(child) for child in node.children], getattr(node, "define", None))
+    if node is None:
+        return None
+    return PlainToken(node.type, node.value)
 
 
 class Program:
@@ -351,7 +387,7 @@ class _Builder:
         self._functions = {**_FUNCTIONS, **functions}
 
     def build(self, node: Any) -> Closure:
-        if not isinstance(node, lark.Tree):
+        if not is_tree(node):
             raise Unsupported(f"token {node!r}")
         method = getattr(self, "_" + node.data, None)
         if method is None:
@@ -425,7 +461,8 @@ class _Builder:
 
     def _paren_expr(self, node: lark.Tree) -> Closure:
         inner = self.build(node.children[0])
-        return _shared(node.define, inner) if isinstance(node, DefineUse) else inner
+        define = getattr(node, "define", None)  # cel_parser.DefineUse, or a PlainTree's
+        return _shared(define, inner) if define is not None else inner
 
     # names, fields, indexes
 
@@ -694,7 +731,7 @@ _NOT_CONSTANT = object()
 
 def _unwrap(node: Any) -> Any:
     """The one meaningful node under a chain of single-child precedence levels."""
-    while isinstance(node, lark.Tree) and len(node.children) == 1 and node.data in _WRAPPERS:
+    while is_tree(node) and len(node.children) == 1 and node.data in _WRAPPERS:
         node = node.children[0]
     return node
 
@@ -707,9 +744,9 @@ def _constant_of(node: Any) -> Any:
     """A literal's value, or a list literal's when every item is a literal (closures never
     change a list they are given, so one list serves every evaluation)."""
     node = _unwrap(node)
-    if isinstance(node, lark.Tree) and node.data == "literal":
+    if is_tree(node) and node.data == "literal":
         return _literal_value(node.children[0])
-    if isinstance(node, lark.Tree) and node.data == "list_lit":
+    if is_tree(node) and node.data == "list_lit":
         items = [_constant_of(child) for child in _items(node)]
         return _NOT_CONSTANT if any(item is _NOT_CONSTANT for item in items) else items
     return _NOT_CONSTANT
@@ -719,14 +756,14 @@ def _items(node: Any) -> list[Any]:
     """The children of an exprlist or mapinits (or of a literal that holds one)."""
     if node is None:
         return []
-    if isinstance(node, lark.Tree) and node.data in ("list_lit", "map_lit"):
+    if is_tree(node) and node.data in ("list_lit", "map_lit"):
         return _items(node.children[0]) if node.children else []
     return list(node.children)
 
 
 def _bare_name(node: Any) -> str:
     node = _unwrap(node)
-    if isinstance(node, lark.Tree) and node.data == "ident":
+    if is_tree(node) and node.data == "ident":
         return node.children[0].value
     raise Unsupported("comprehension variable")
 

@@ -15,10 +15,12 @@ one needs the interpreter, `install` hands it this same parser.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import re
 from pathlib import Path
+from typing import Any
 
 import lark
 
@@ -27,6 +29,21 @@ import lark
 _CELPY = importlib.util.find_spec("celpy")
 GRAMMAR = Path(next(iter(_CELPY.submodule_search_locations))) / "cel.lark" if _CELPY else Path("cel.lark")
 PREBUILT_DIR = Path(__file__).parent / "_prebuilt"
+
+
+class DefineUse(lark.Tree):
+    """A `define:` inlined where a rule names it: a parenthesis that remembers the name.
+
+    Its value is computed once per request activation, however many rules use it (a
+    50-service API's `is_admin` was evaluated in 100 rules for each new caller).
+    """
+
+    def __init__(self, name: str, tree: lark.Tree, meta: Any = None):
+        super().__init__("paren_expr", [tree], meta)
+        self.define = name
+
+    def __deepcopy__(self, memo: dict) -> "DefineUse":
+        return DefineUse(self.define, copy.deepcopy(self.children[0], memo), self._meta)
 
 
 def ambiguous_literals(token: lark.Token) -> lark.Token:

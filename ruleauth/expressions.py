@@ -21,11 +21,16 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-import lark
+from . import cel_closures, cel_functions, fast_engine
+from .cel_closures import is_tree
 
-from . import cel_closures, cel_functions, cel_parser, fast_engine
+if TYPE_CHECKING:
+    import lark
+
+# lark and the parser (cel_parser) are imported when an expression is compiled, not before:
+# a cold start that loads a rules snapshot (rules_snapshot.py) never parses, and skips them.
 
 CEL_PYTHON = "cel-python"
 CEL_EXPR_PYTHON = fast_engine.NAME
@@ -114,14 +119,14 @@ class Read:
 @dataclass
 class Compiled:
     source: str
-    program: Any  # celpy.Runner, or a cel-cpp Expression for the fast engine
+    program: Any  # a cel_closures.Program, a celpy.Runner, or a cel-cpp Expression
     reads: frozenset[Read]
     defines: frozenset[str] = field(default_factory=frozenset)
     engine: str = CEL_PYTHON
-    # Makes the checked parse tree again, with defines inlined and source positions: dry-run
-    # explanations walk it (with cel-python, whichever engine decides). A deciding process
-    # keeps no tree: 100 rules' trees were ~3 MB of a Lambda's memory.
-    retree: Callable[[], lark.Tree] | None = field(default=None, repr=False)
+    # How to compile the expression again: the checked tree with positions for dry-run
+    # explanations (a deciding process keeps no tree: 100 rules' trees were ~3 MB of a
+    # Lambda's memory), and the whole program in a process that loads a rules snapshot.
+    origin: "Origin | None" = field(default=None, repr=False)
     _tree: lark.Tree | None = field(default=None, init=False, repr=False)
     # CLOSURES, INTERPRETER (both cel-python) or CEL_EXPR_PYTHON; set from the program.
     runs_on: str = field(init=False, default="")
@@ -130,8 +135,9 @@ class Compiled:
 
     @property
     def tree(self) -> lark.Tree | None:
-        if self._tree is None and self.retree is not None:
-            self._tree = self.retree()
+        """The checked tree, defines inlined, with source positions (made on first use)."""
+        if self._tree is None and self.origin is not None:
+            self._tree = self.origin.tree()
         return self._tree
 
     @property
@@ -158,6 +164,55 @@ class Compiled:
         from .celpy_values import converted
 
         return self.program.evaluate(converted(activation))
+
+    # -- pickling, for rules snapshots: closures are stored as their lark-free tree -------
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self.origin is None:
+            raise TypeError("this compiled expression has no origin to be saved with")
+        state = {"source": self.source, "reads": self.reads, "defines": self.defines,
+                 "engine": self.engine, "origin": self.origin, "runs_on": self.runs_on}
+        if self.runs_on == CLOSURES:
+            state["plain_tree"] = cel_closures.plain(self.origin.tree(positions=False))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        plain_tree = state.pop("plain_tree", None)
+        self.__dict__.update(state, _tree=None, closure=None)
+        if plain_tree is not None:
+            # Built as Compiler.compile builds it, from the same checked tree: no parsing.
+            self.program = cel_closures.compile_tree(plain_tree, cel_functions.PLAIN_FUNCTIONS)
+            self.closure = self.program.evaluate
+        else:
+            # The interpreter and cel-cpp need their own compilation (and lark, cel-python).
+            self.program = self.origin.compile().program
+
+
+class Origin:
+    """One expression's text, the definitions it may use and the compiler's settings.
+
+    Inside the loading process it reuses that compiler (and its parsed definitions);
+    unpickled, it makes an equivalent compiler of its own on first use.
+    """
+
+    def __init__(self, compiler: "Compiler", text: str):
+        self.text = text
+        self._compiler: Compiler | None = compiler
+        self._settings = compiler.settings()
+
+    def tree(self, positions: bool = True) -> lark.Tree:
+        return self._get_compiler().checked_tree(self.text, positions)[0]
+
+    def compile(self) -> Compiled:
+        return self._get_compiler().compile(self.text)
+
+    def _get_compiler(self) -> "Compiler":
+        if self._compiler is None:
+            self._compiler = Compiler(**self._settings)
+        return self._compiler
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"text": self.text, "_settings": self._settings, "_compiler": None}
 
 
 class Compiler:
@@ -190,6 +245,11 @@ class Compiler:
         self._interpreter_only = interpreter_only
         _ensure_recursion_headroom()
 
+    def settings(self) -> dict[str, Any]:
+        """This compiler's arguments: an equal compiler compiles every expression alike."""
+        return {"defines": self._define_sources, "jwt_configured": self.jwt_configured,
+                "engine": self.engine, "interpreter_only": self._interpreter_only}
+
     def parse(self, text: str, positions: bool = True) -> lark.Tree:
         if len(text) > MAX_SOURCE_CHARS:
             raise ExpressionError(
@@ -198,6 +258,8 @@ class Compiler:
             )
         if _bracket_depth(text) > MAX_DEPTH:
             raise ExpressionError(f"expression nests more than {MAX_DEPTH} levels of brackets")
+        from . import cel_parser
+
         try:
             return cel_parser.parse(text, positions)
         except RecursionError:
@@ -227,7 +289,7 @@ class Compiler:
     def compile(self, text: str) -> Compiled:
         # Deciding needs no source positions: parsing without them takes half the time.
         tree, checker = self.checked_tree(text, positions=False)
-        retree = lambda: self.checked_tree(text)[0]  # noqa: E731 - for explanations only
+        origin = Origin(self, text)
         depth = _tree_depth(tree)
         if depth > MAX_DEPTH:
             raise ExpressionError(
@@ -237,8 +299,8 @@ class Compiler:
         reads, defines = frozenset(checker.reads), frozenset(checker.defines_used)
         if self.engine == CEL_EXPR_PYTHON:
             program = self._fast_program(text, checker.define_spans)
-            return Compiled(text, program, reads, defines, CEL_EXPR_PYTHON, retree)
-        return Compiled(text, self._celpy_program(text, tree), reads, defines, CEL_PYTHON, retree)
+            return Compiled(text, program, reads, defines, CEL_EXPR_PYTHON, origin)
+        return Compiled(text, self._celpy_program(text, tree), reads, defines, CEL_PYTHON, origin)
 
     def _celpy_program(self, text: str, tree: lark.Tree) -> Any:
         if not self._interpreter_only:
@@ -340,7 +402,7 @@ class _Checker:
         self.define_spans: list[_Span] = []
 
     def visit(self, node: Any, scope: frozenset[str], comprehension: int) -> None:
-        if not isinstance(node, lark.Tree):
+        if not is_tree(node):
             return
         kind = node.data
         if kind == "primary" and _is_ident(node.children[0]):
@@ -384,7 +446,9 @@ class _Checker:
             self.defines_used |= inner.defines_used | {name} | self.compiler._define_uses.get(name, frozenset())
             # Trees are never changed once checked, so a deciding tree shares the definition's;
             # a positioned one (explanations, the interpreter) gets its own copy.
-            primary.children[0] = cel_closures.DefineUse(name, copy.deepcopy(tree) if self.positions else tree)
+            from .cel_parser import DefineUse
+
+            primary.children[0] = DefineUse(name, copy.deepcopy(tree) if self.positions else tree)
             return
         self._record(_Chain([name], []), primary)
 
@@ -479,16 +543,16 @@ def _access_chain(node: lark.Tree, scope: frozenset[str]) -> _Chain | None:
 
 
 def _mentions_ident(tree: Any) -> bool:
-    return isinstance(tree, lark.Tree) and any(t.data == "ident" for t in tree.iter_subtrees())
+    return is_tree(tree) and any(t.data == "ident" for t in tree.iter_subtrees())
 
 
 def _is_ident(node: Any) -> bool:
-    return isinstance(node, lark.Tree) and node.data == "ident"
+    return is_tree(node) and node.data == "ident"
 
 
 def _bare_ident_name(expr: lark.Tree) -> str:
     node = expr
-    while isinstance(node, lark.Tree) and node.data != "ident":
+    while is_tree(node) and node.data != "ident":
         if len(node.children) != 1:
             break
         node = node.children[0]
@@ -497,7 +561,7 @@ def _bare_ident_name(expr: lark.Tree) -> str:
 
 def _is_bare_ident(expr: Any) -> bool:
     node = expr
-    while isinstance(node, lark.Tree):
+    while is_tree(node):
         if node.data == "ident":
             return True
         if len(node.children) != 1:
@@ -511,9 +575,9 @@ _SIMPLE_STRING = re.compile(r"""^(?:'([^'\\\n]*)'|"([^"\\\n]*)")$""")
 
 def _string_literal(expr: Any) -> str | None:
     node = expr
-    while isinstance(node, lark.Tree) and len(node.children) == 1 and node.data != "literal":
+    while is_tree(node) and len(node.children) == 1 and node.data != "literal":
         node = node.children[0]
-    if isinstance(node, lark.Tree) and node.data == "literal":
+    if is_tree(node) and node.data == "literal":
         token = node.children[0]
         if token.type == "STRING_LIT":
             found = _SIMPLE_STRING.match(token.value)
@@ -527,7 +591,7 @@ def _tree_depth(tree: lark.Tree) -> int:
     stack: list[tuple[Any, int]] = [(tree, 0)]
     while stack:
         node, depth = stack.pop()
-        if not isinstance(node, lark.Tree):
+        if not is_tree(node):
             continue
         # List and map literals have one child (their item list) yet nest like brackets: each
         # costs the evaluator as many stack frames as a parenthesis, so they count alike.

@@ -19,7 +19,7 @@ from .metrics import Metrics, mode_from
 
 def _load() -> tuple[Authorizer, DecisionLog, Metrics]:
     try:
-        return (Authorizer.load(locate_rules()), DecisionLog.from_environ(os.environ),
+        return (Authorizer.load(locate_rules(), snapshot=True), DecisionLog.from_environ(os.environ),
                 Metrics(mode_from(os.environ)))
     except RulesError as exc:
         # Printed once per cold start; the import then fails, so no request is ever served

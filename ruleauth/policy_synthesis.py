@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 from .model import METHODS, WEBSOCKET_CONNECT
 from .policy_eval import resource_matches
@@ -81,6 +81,15 @@ class RouteTable:
         self._by_cell = {(e.method, id(e.route)): e for e in self.entries}
         self._memo: dict[bytes, tuple[list[str], list[str]]] = {}
         self._memo_lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled into rules snapshots: the index is by object identity and the memo is per
+        # process, so both are made again on load.
+        return {k: v for k, v in self.__dict__.items() if k not in ("_by_cell", "_memo", "_memo_lock")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
 
     def entry_for(self, method: str, route: Route) -> Entry | None:
         return self._by_cell.get((method, id(route)))

@@ -22,6 +22,7 @@ from .errors import ERROR, Problem, RulesError
 from .expressions import ENGINES, Compiled, Compiler, ExpressionError, Read, engine_override as _env_engine
 from .model import EVENT_TYPES, JwtProvider, SourcePos
 from .routes import Route, RouteSyntaxError, Router, parse_route
+from .rules_files import rule_files
 from .ruleset import (
     AUTH_JWT, AUTH_MODES, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, CACHE_DISABLED, CACHE_IDENTITY,
     CACHE_MODES, CACHE_ROUTE, MODE_ENFORCE, MODE_SHADOW, RESPONSE_IAM, RESPONSE_SIMPLE,
@@ -66,23 +67,6 @@ class _Merged:
     rules: list[tuple[sy.Source, Node]] = field(default_factory=list)
     defines: list[tuple[sy.Source, ScalarNode, Node]] = field(default_factory=list)
     tests: list[tuple[sy.Source, Node]] = field(default_factory=list)
-
-
-def rule_files(path: str | os.PathLike[str]) -> list[Path]:
-    """The files a rules path names: the file itself, or a directory's *.yaml/*.yml in byte order."""
-    target = Path(path)
-    if target.is_dir():
-        names = sorted(
-            (p for p in target.iterdir()
-             if p.is_file() and not p.name.startswith(".") and p.suffix in (".yaml", ".yml")),
-            key=lambda p: os.fsencode(p.name),
-        )
-        if not names:
-            raise RulesError([Problem(f"no *.yaml or *.yml files in directory {target}")])
-        return names
-    if target.is_file():
-        return [target]
-    raise RulesError([Problem(f"rules path {target} does not exist")])
 
 
 def load(path: str | os.PathLike[str], engine_override: str | None = None) -> RuleSet:

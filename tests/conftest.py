@@ -1,5 +1,7 @@
 """Shared fixtures for the core suite: rules text → file → RuleSet / problems / Authorizer."""
 
+import os
+import pickle
 import textwrap
 
 import pytest
@@ -7,6 +9,21 @@ import pytest
 from ruleauth import rules_loader
 from ruleauth.authorizer import Authorizer
 from ruleauth.errors import RulesError
+
+
+@pytest.fixture(autouse=True)
+def rules_through_a_snapshot(monkeypatch):
+    """With RULEAUTH_TEST_SNAPSHOT=1 (a pass of dev.py), every rule set the tests load is the
+    one a rules snapshot gives back: pickled and read again, as a cold start reads it."""
+    if os.environ.get("RULEAUTH_TEST_SNAPSHOT") != "1":
+        return
+    full_load = rules_loader.load
+
+    def load(*args, **kwargs):
+        ruleset = full_load(*args, **kwargs)
+        return pickle.loads(pickle.dumps(ruleset, protocol=pickle.HIGHEST_PROTOCOL))
+
+    monkeypatch.setattr(rules_loader, "load", load)
 
 
 @pytest.fixture

@@ -99,6 +99,9 @@ DECIDE = r"""
 import json, os, sys
 root = os.environ["LAMBDA_TASK_ROOT"]
 import ruleauth.handler as module
+# The build saved a rules snapshot and the cold start read it: nothing was parsed.
+assert os.path.isfile(os.path.join(root, "rules", ".ruleauth-snapshot")), "no rules snapshot in the bundle"
+assert "yaml" not in sys.modules and "lark" not in sys.modules, "the cold start parsed the rules"
 # The demo's rule compiles to closures: cel-python's interpreter is never imported.
 assert "celpy" not in sys.modules, "cel-python imported for rules that do not need it"
 import yaml, celpy
@@ -204,6 +207,23 @@ def decisions(build: Path) -> dict[str, Any]:
     )
     assert result.returncode == 0, f"the built handler failed:\n{result.stdout}\n{result.stderr}"
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_build_fails_on_rules_that_do_not_load(tmp_path: Path, build: Path) -> None:
+    """The build's rules snapshot loads the rules: a typo stops `sam build`, naming file and line."""
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy2(REPO / name, tmp_path / name)
+    shutil.copytree(REPO / "ruleauth", tmp_path / "ruleauth", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "rules").mkdir()
+    demo = (REPO / "rules" / "demo.yaml").read_text()
+    (tmp_path / "rules" / "demo.yaml").write_text(demo.replace("int(token)", "int(tokne)"))
+    result = run_tool(
+        ["make", "build-RuleauthFunction", f"ARTIFACTS_DIR={tmp_path / 'bundle'}",
+         f"LAMBDA_PYTHON={lambda_python(runtime_version())}"],
+        timeout=600, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "demo.yaml:" in result.stderr and "tokne" in result.stderr, result.stderr
+    assert not (tmp_path / "bundle" / "rules" / ".ruleauth-snapshot").exists()
 
 
 def test_built_handler_allows_an_odd_number(decisions: dict[str, Any]) -> None:
