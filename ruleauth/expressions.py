@@ -174,17 +174,21 @@ class Compiled:
                  "engine": self.engine, "origin": self.origin, "runs_on": self.runs_on}
         if self.runs_on == CLOSURES:
             state["plain_tree"] = cel_closures.plain(self.origin.tree(positions=False))
+        elif self.runs_on == CEL_EXPR_PYTHON:
+            state["cel_text"] = self.origin.inlined_text()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        plain_tree = state.pop("plain_tree", None)
+        plain_tree, cel_text = state.pop("plain_tree", None), state.pop("cel_text", None)
         self.__dict__.update(state, _tree=None, closure=None)
+        # Built as Compiler.compile builds them, from what it built them from: no parsing.
         if plain_tree is not None:
-            # Built as Compiler.compile builds it, from the same checked tree: no parsing.
             self.program = cel_closures.compile_tree(plain_tree, cel_functions.PLAIN_FUNCTIONS)
             self.closure = self.program.evaluate
+        elif cel_text is not None:
+            self.program = fast_engine.compile_expression(cel_text)
         else:
-            # The interpreter and cel-cpp need their own compilation (and lark, cel-python).
+            # cel-python's interpreter needs its own tree with positions (and lark, cel-python).
             self.program = self.origin.compile().program
 
 
@@ -205,6 +209,12 @@ class Origin:
 
     def compile(self) -> Compiled:
         return self._get_compiler().compile(self.text)
+
+    def inlined_text(self) -> str:
+        """The text cel-cpp compiles: the definitions it names inlined."""
+        compiler = self._get_compiler()
+        checker = compiler.checked_tree(self.text, positions=False)[1]
+        return _inline(self.text, checker.define_spans, compiler._define_text)[0]
 
     def _get_compiler(self) -> "Compiler":
         if self._compiler is None:
