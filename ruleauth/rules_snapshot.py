@@ -20,6 +20,7 @@ beside the rules, and never from anywhere a request can write.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -78,10 +79,31 @@ def _differences(made: dict[str, str], now: dict[str, str]) -> str:
     return ", ".join(changed)
 
 
+def _base(rules: str | os.PathLike[str]) -> Path:
+    """The directory the rules files are in: paths they name resolve against it."""
+    target = Path(rules).resolve()
+    return target if target.is_dir() else target.parent
+
+
+def _rebased(path: str | None, made_in: Path, now_in: Path) -> str | None:
+    """A path the loader resolved under the rules' directory at build time, under today's."""
+    if path is None or made_in == now_in or not Path(path).is_relative_to(made_in):
+        return path
+    return str(now_in / Path(path).relative_to(made_in))
+
+
+def _moved(ruleset: RuleSet, made_in: Path, now_in: Path) -> None:
+    """The loader resolves `jwks_file` and test `event` files to absolute paths; a bundle
+    built in one directory runs from another (`/var/task`), so those follow the rules."""
+    ruleset.providers = tuple(
+        dataclasses.replace(p, jwks_file=_rebased(p.jwks_file, made_in, now_in)) for p in ruleset.providers)
+    ruleset.tests = [dataclasses.replace(t, event=_rebased(t.event, made_in, now_in)) for t in ruleset.tests]
+
+
 def save(ruleset: RuleSet, rules: str | os.PathLike[str]) -> Path:
     """Write the snapshot of `ruleset`, which was loaded from `rules` under this environment."""
     path = snapshot_path(rules)
-    header = (FORMAT, inputs(rules))
+    header = (FORMAT, inputs(rules), str(_base(rules)))
     temporary = path.with_name(path.name + ".tmp")
     with temporary.open("wb") as handle:
         pickle.dump(header, handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -104,7 +126,7 @@ def read(rules: str | os.PathLike[str], environ: Mapping[str, str] | None = None
             header = pickle.load(handle)
         except Exception:
             raise SnapshotUnusable(f"{path} is damaged") from None
-        if not (isinstance(header, tuple) and len(header) == 2 and header[0] == FORMAT):
+        if not (isinstance(header, tuple) and len(header) == 3 and header[0] == FORMAT):
             raise SnapshotUnusable(f"{path} was made by another version of ruleauth")
         made, now = header[1], inputs(rules, environ)
         if made != now:
@@ -115,4 +137,5 @@ def read(rules: str | os.PathLike[str], environ: Mapping[str, str] | None = None
             raise SnapshotUnusable(f"{path} could not be read: {type(exc).__name__}: {exc}") from None
     if not isinstance(ruleset, RuleSet):
         raise SnapshotUnusable(f"{path} holds no rule set")
+    _moved(ruleset, Path(header[2]), _base(rules))
     return ruleset

@@ -141,6 +141,21 @@ def test_the_fast_engine_is_compiled_again_by_cel_cpp_from_the_inlined_text(rule
     assert answers(read, key) == answers(full, key)
 
 
+def test_a_snapshot_moved_with_its_rules_reads_their_key_file_from_the_new_place(
+        rules_dir: Path, tmp_path: Path, key) -> None:
+    """`sam build` makes the snapshot in the build directory; Lambda runs it from /var/task."""
+    snapshot(rules_dir)
+    moved = tmp_path / "var" / "task" / "rules"
+    shutil.copytree(rules_dir, moved)
+    shutil.rmtree(rules_dir)
+    authorizer = Authorizer.load(moved, environ={}, snapshot=True)
+    assert authorizer.ruleset.providers[0].jwks_file == str(moved / "jwks.json")
+    assert authorizer.ruleset.rules[0].allow.origin._compiler is None  # read, not loaded
+    event = build_event("rest-request", "GET", "/orders",
+                        headers={"Authorization": f"Bearer {token(key, scope='read:orders')}"})
+    assert authorizer.authorize(event, now=NOW).decision.outcome == "allow"
+
+
 def test_no_snapshot_reads_as_none(rules_dir: Path) -> None:
     assert rules_snapshot.read(rules_dir) is None
 
