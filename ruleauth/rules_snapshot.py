@@ -105,10 +105,13 @@ def save(ruleset: RuleSet, rules: str | os.PathLike[str]) -> Path:
     path = snapshot_path(rules)
     header = (FORMAT, inputs(rules), str(_base(rules)))
     temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as handle:
-        pickle.dump(header, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        pickle.dump(ruleset, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    temporary.replace(path)
+    try:
+        with temporary.open("wb") as handle:
+            pickle.dump(header, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(ruleset, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        temporary.replace(path)  # a cold start never sees half a snapshot
+    finally:
+        temporary.unlink(missing_ok=True)
     return path
 
 
