@@ -193,36 +193,48 @@ class Compiled:
 
 
 class Origin:
-    """One expression's text, the definitions it may use and the compiler's settings.
+    """One expression's text, and the compiler that compiled it (as a Recompiler)."""
 
-    Inside the loading process it reuses that compiler (and its parsed definitions);
-    unpickled, it makes an equivalent compiler of its own on first use.
-    """
-
-    def __init__(self, compiler: "Compiler", text: str):
+    def __init__(self, recompiler: "Recompiler", text: str):
         self.text = text
-        self._compiler: Compiler | None = compiler
-        self._settings = compiler.settings()
+        self.recompiler = recompiler
 
     def tree(self, positions: bool = True) -> lark.Tree:
-        return self._get_compiler().checked_tree(self.text, positions)[0]
+        return self.recompiler.compiler().checked_tree(self.text, positions)[0]
 
     def compile(self) -> Compiled:
-        return self._get_compiler().compile(self.text)
+        return self.recompiler.compiler().compile(self.text)
 
     def inlined_text(self) -> str:
         """The text cel-cpp compiles: the definitions it names inlined."""
-        compiler = self._get_compiler()
+        compiler = self.recompiler.compiler()
         checker = compiler.checked_tree(self.text, positions=False)[1]
         return _inline(self.text, checker.define_spans, compiler._define_text)[0]
 
-    def _get_compiler(self) -> "Compiler":
+
+class Recompiler:
+    """A compiler's arguments, and the compiler: one per rule set, shared by its Origins.
+
+    Inside the loading process it is that compiler (and its parsed definitions); unpickled
+    from a rules snapshot, it makes an equal compiler on first use, one for the whole set.
+    """
+
+    def __init__(self, settings: dict[str, Any], compiler: "Compiler | None" = None):
+        self.settings = settings
+        self._compiler = compiler
+
+    @property
+    def has_compiler(self) -> bool:
+        """Whether this process has parsed with it (compiled the rules, or re-derived a tree)."""
+        return self._compiler is not None
+
+    def compiler(self) -> "Compiler":
         if self._compiler is None:
-            self._compiler = Compiler(**self._settings)
+            self._compiler = Compiler(**self.settings)
         return self._compiler
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"text": self.text, "_settings": self._settings, "_compiler": None}
+        return {"settings": self.settings, "_compiler": None}
 
 
 class Compiler:
@@ -253,12 +265,11 @@ class Compiler:
         if interpreter_only is None:
             interpreter_only = os.environ.get(INTERPRETER_ENV, "").strip() not in ("", "0")
         self._interpreter_only = interpreter_only
+        # This compiler's arguments: an equal compiler compiles every expression alike.
+        settings = {"defines": self._define_sources, "jwt_configured": jwt_configured,
+                    "engine": self.engine, "interpreter_only": interpreter_only}
+        self.recompiler = Recompiler(settings, self)
         _ensure_recursion_headroom()
-
-    def settings(self) -> dict[str, Any]:
-        """This compiler's arguments: an equal compiler compiles every expression alike."""
-        return {"defines": self._define_sources, "jwt_configured": self.jwt_configured,
-                "engine": self.engine, "interpreter_only": self._interpreter_only}
 
     def parse(self, text: str, positions: bool = True) -> lark.Tree:
         if len(text) > MAX_SOURCE_CHARS:
@@ -299,7 +310,7 @@ class Compiler:
     def compile(self, text: str) -> Compiled:
         # Deciding needs no source positions: parsing without them takes half the time.
         tree, checker = self.checked_tree(text, positions=False)
-        origin = Origin(self, text)
+        origin = Origin(self.recompiler, text)
         depth = _tree_depth(tree)
         if depth > MAX_DEPTH:
             raise ExpressionError(

@@ -105,6 +105,15 @@ def snapshot(rules: Path) -> Path:
     return rules_snapshot.save(rules_loader.load(rules), rules)
 
 
+@pytest.fixture
+def full_loads(monkeypatch) -> list[Path]:
+    """The paths rules_loader.load is called with from here on: a snapshot read calls it never."""
+    calls: list[Path] = []
+    load = rules_loader.load
+    monkeypatch.setattr(rules_loader, "load", lambda path, *a, **k: calls.append(Path(path)) or load(path, *a, **k))
+    return calls
+
+
 def test_a_snapshot_decides_every_request_as_the_full_load_does(rules_dir: Path, key) -> None:
     full = Authorizer.load(rules_dir)
     snapshot(rules_dir)
@@ -116,9 +125,13 @@ def test_a_snapshot_decides_every_request_as_the_full_load_does(rules_dir: Path,
 
 def test_closures_are_rebuilt_and_other_expressions_compiled_again(rules_dir: Path) -> None:
     snapshot(rules_dir)
-    rules = {rule.name: rule.allow for rule in rules_snapshot.read(rules_dir).rules}
+    ruleset = rules_snapshot.read(rules_dir)
+    rules = {rule.name: rule.allow for rule in ruleset.rules}
     assert rules["read orders"].runs_on == CLOSURES and rules["read orders"].closure is not None
     assert rules["reports during the day"].runs_on == INTERPRETER
+    # One compiler for the whole set, made for the interpreter's expression alone.
+    recompilers = {id(c.origin.recompiler) for c in [*rules.values(), *ruleset.context.values()]}
+    assert len(recompilers) == 1 and rules["read orders"].origin.recompiler.has_compiler
 
 
 def test_a_read_rule_still_explains_itself_with_source_positions(rules_dir: Path) -> None:
@@ -137,20 +150,21 @@ def test_the_fast_engine_is_compiled_again_by_cel_cpp_from_the_inlined_text(rule
     snapshot(rules_dir)
     read = Authorizer(rules_snapshot.read(rules_dir))
     assert {rule.allow.runs_on for rule in read.ruleset.rules} == {CEL_EXPR_PYTHON}
-    assert all(rule.allow.origin._compiler is None for rule in read.ruleset.rules)  # nothing parsed
+    assert not read.ruleset.rules[0].allow.origin.recompiler.has_compiler  # nothing parsed
     assert answers(read, key) == answers(full, key)
 
 
 def test_a_snapshot_moved_with_its_rules_reads_their_key_file_from_the_new_place(
-        rules_dir: Path, tmp_path: Path, key) -> None:
+        rules_dir: Path, tmp_path: Path, key, full_loads: list[Path]) -> None:
     """`sam build` makes the snapshot in the build directory; Lambda runs it from /var/task."""
     snapshot(rules_dir)
     moved = tmp_path / "var" / "task" / "rules"
     shutil.copytree(rules_dir, moved)
     shutil.rmtree(rules_dir)
+    full_loads.clear()
     authorizer = Authorizer.load(moved, environ={}, snapshot=True)
+    assert full_loads == []  # read, not loaded
     assert authorizer.ruleset.providers[0].jwks_file == str(moved / "jwks.json")
-    assert authorizer.ruleset.rules[0].allow.origin._compiler is None  # read, not loaded
     event = build_event("rest-request", "GET", "/orders",
                         headers={"Authorization": f"Bearer {token(key, scope='read:orders')}"})
     assert authorizer.authorize(event, now=NOW).decision.outcome == "allow"
@@ -210,10 +224,12 @@ def test_a_damaged_snapshot_is_ignored(rules_dir: Path, capsys) -> None:
     assert "rules snapshot not used" in capsys.readouterr().out
 
 
-def test_RULEAUTH_SNAPSHOT_0_ignores_a_snapshot(rules_dir: Path) -> None:
+def test_RULEAUTH_SNAPSHOT_0_ignores_a_snapshot(rules_dir: Path, full_loads: list[Path]) -> None:
     snapshot(rules_dir)
-    authorizer = Authorizer.load(rules_dir, environ={"RULEAUTH_SNAPSHOT": "0"}, snapshot=True)
-    assert authorizer.ruleset.rules[0].allow.origin._compiler is not None  # compiled here, not read
+    Authorizer.load(rules_dir, environ={}, snapshot=True)
+    assert full_loads == [rules_dir]  # the snapshot's own making
+    Authorizer.load(rules_dir, environ={"RULEAUTH_SNAPSHOT": "0"}, snapshot=True)
+    assert full_loads == [rules_dir, rules_dir]
 
 
 def test_a_single_rules_file_keeps_its_snapshot_beside_it(rules_dir: Path) -> None:
