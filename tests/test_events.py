@@ -9,8 +9,9 @@ from ruleauth import response_check
 from ruleauth.errors import BadEvent
 from ruleauth.events import parse_event
 from ruleauth.synthetic_events import build_event
+from tests.fixtures import EVENTS as EVENTS_DIR
 
-FIXTURES = Path("/work/shared/fixtures/events")
+FIXTURES = EVENTS_DIR
 NOW = 1_800_000_000.0
 
 
@@ -22,6 +23,8 @@ INPUTS = sorted(p.name for p in FIXTURES.glob("*.json") if not p.name.startswith
 
 
 def test_every_input_fixture_is_covered():
+    # The fixtures live in the repository, so a clone anywhere finds every one of them.
+    assert FIXTURES.is_relative_to(Path(__file__).resolve().parent)
     assert INPUTS == sorted(EXPECTED)
 
 

@@ -8,7 +8,6 @@ yields an Allow.
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,8 +15,9 @@ from hypothesis import strategies as st
 
 from ruleauth import response_check
 from ruleauth.authorizer import Authorizer
+from tests.fixtures import EVENTS as EVENTS_DIR
 
-FIXTURES = Path("/work/shared/fixtures/events")
+FIXTURES = EVENTS_DIR
 EVENTS = {p.name: json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*.json"))
           if not p.name.startswith(("backend-", "response-"))}
 

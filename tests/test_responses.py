@@ -2,16 +2,16 @@
 simple responses, the size limit, and the self-check against API Gateway's rules."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from ruleauth import response_check
 from ruleauth.errors import RulesError
 from ruleauth.synthetic_events import build_event
+from tests.fixtures import EVENTS as EVENTS_DIR
 
 NOW = 1_800_000_000.0
-FIXTURES = Path("/work/shared/fixtures/events")
+FIXTURES = EVENTS_DIR
 
 BASE = """\
 version: 1
