@@ -90,6 +90,11 @@ DEFAULT_MAX_BYTES = 256 * 1024
 DEFAULT_MAX_KEYS = 100
 # Status line and headers are not part of the body cap but still bounded.
 _MAX_HEADER_BYTES = 32 * 1024
+# Neither is chunked framing, which can outweigh the body: a server writing one byte
+# at a time sends `1\r\n` + the byte + `\r\n`, six bytes on the wire per byte of body.
+# The body itself is held to the cap; the bytes read from the socket to `_WIRE_FACTOR`
+# times the cap (plus headers), so no framing an honest server uses is refused.
+_WIRE_FACTOR = 6
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
@@ -459,6 +464,8 @@ class _DeadlineSocket:
         self._sock = sock
         self._deadline = deadline
         self._read_left = read_cap
+        self._readers = 0
+        self._closing = False
 
     def _arm(self) -> None:
         remaining = self._deadline - time.monotonic()
@@ -481,21 +488,42 @@ class _DeadlineSocket:
         return n
 
     def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        self._readers += 1
         return io.BufferedReader(_SocketReader(self))
 
     def close(self) -> None:
-        self._sock.close()
+        # The semantics of socket.socket.close(): while a file from makefile() is
+        # open, the connection stays up. http.client relies on it: on a response
+        # that ends the connection (`Connection: close`, HTTP/1.0, a body read
+        # until close) it closes its socket at once and reads the body through
+        # the response's file afterwards.
+        self._closing = True
+        if self._readers == 0:
+            self._sock.close()
+
+    def _reader_closed(self) -> None:
+        self._readers -= 1
+        if self._closing and self._readers == 0:
+            self._sock.close()
 
 
 class _SocketReader(io.RawIOBase):
     def __init__(self, sock: _DeadlineSocket) -> None:
-        self._sock = sock
+        self._sock: _DeadlineSocket | None = sock
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
+        if self._sock is None:
+            raise ValueError("read from a closed response")
         return self._sock.recv_into(buffer)
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        super().close()
+        if sock is not None:
+            sock._reader_closed()
 
 
 def _resolve(host: str, port: int, deadline: float) -> list[tuple[Any, ...]]:
@@ -571,7 +599,9 @@ class HttpsFetcher:
         host = parts.hostname or ""
         port = parts.port or 443
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn = _DeadlineHTTPSConnection(host, port, deadline=deadline, read_cap=max_bytes + _MAX_HEADER_BYTES)
+        wire_cap = _WIRE_FACTOR * max_bytes + _MAX_HEADER_BYTES
+        conn = _DeadlineHTTPSConnection(host, port, deadline=deadline, read_cap=wire_cap)
+        resp: http.client.HTTPResponse | None = None
         try:
             conn.putrequest("GET", target, skip_accept_encoding=True)
             conn.putheader("Accept", "application/json")
@@ -600,6 +630,8 @@ class HttpsFetcher:
         except (OSError, http.client.HTTPException, ValueError) as exc:
             raise FetchError(f"request failed ({type(exc).__name__})") from None
         finally:
+            if resp is not None:
+                resp.close()  # with conn.close(), the last holder of the socket: the TLS socket closes here
             conn.close()
 
 
