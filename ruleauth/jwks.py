@@ -448,8 +448,46 @@ class KeyFetcher(Protocol):
         ...
 
 
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+MAX_HOST_LENGTH = 253  # RFC 1035 §2.3.4: 255 octets on the wire, 253 characters written out
+
+
+def check_host(host: str) -> str | None:
+    """Why `host` (a URL's hostname) cannot be connected to, or None.
+
+    An IP address, or a DNS name of labels of 1-63 letters, digits and inner
+    hyphens, 253 characters at most (one trailing dot allowed); a name in
+    Unicode is judged in its IDNA form, the one the resolver and TLS are given.
+    """
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        ascii_host = None
+    if ascii_host is not None and ascii_host.endswith("."):
+        ascii_host = ascii_host[:-1]
+    if ascii_host is None or not ascii_host:
+        return f"has a host {safe_text(host)} with an empty label or one over 63 characters"
+    if len(ascii_host) > MAX_HOST_LENGTH:
+        return f"has a host of {len(ascii_host)} characters (at most {MAX_HOST_LENGTH})"
+    for label in ascii_host.split("."):
+        if not label or len(label) > 63:
+            return f"has a host {safe_text(host)} with an empty label or one over 63 characters"
+        if not _DNS_LABEL.fullmatch(label):
+            return f"has a host {safe_text(host)} that is not a DNS name (letters, digits, inner hyphens)"
+    return None
+
+
 def check_https_url(url: object) -> str | None:
-    """Why `url` is not an acceptable HTTPS URL, or None if it is."""
+    """Why `url` is not an acceptable HTTPS URL, or None if it is.
+
+    The one check for configured URLs (issuer, jwks_uri) and for the jwks_uri a
+    discovery document gives, so both refuse the same hosts.
+    """
     if not isinstance(url, str) or not url:
         return "is not a string"
     if any(ch.isspace() or not ch.isprintable() for ch in url):
@@ -463,6 +501,9 @@ def check_https_url(url: object) -> str | None:
         return "is not https://"
     if not parts.hostname:
         return "has no host"
+    bad_host = check_host(parts.hostname)
+    if bad_host:
+        return bad_host
     if parts.username is not None or parts.password is not None:
         return "has credentials in it"
     if parts.fragment:
@@ -560,7 +601,7 @@ def _resolve(host: str, port: int, deadline: float) -> list[tuple[Any, ...]]:
     def run() -> None:
         try:
             box["ok"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
+        except Exception as exc:  # UnicodeError for a name IDNA refuses, not only OSError
             box["err"] = exc
 
     worker = threading.Thread(target=run, name="ruleauth-dns", daemon=True)
@@ -648,7 +689,7 @@ class HttpsFetcher:
             raise FetchError("no complete response before the deadline") from None
         except ssl.SSLError as exc:
             raise FetchError(f"TLS failed ({exc.reason or type(exc).__name__})") from None
-        except (OSError, http.client.HTTPException, ValueError) as exc:
+        except Exception as exc:  # OSError, HTTPException, ValueError...: FetchError is the only way out
             raise FetchError(f"request failed ({type(exc).__name__})") from None
         finally:
             if resp is not None:
@@ -779,7 +820,9 @@ class ProviderKeys:
         self.fetch_count += 1
         try:
             keys = self._fetch()
-        except JwksError as exc:
+        except Exception as exc:  # any fetcher's failure is a failed fetch: logged, counted, 401 jwks_unavailable
+            if not isinstance(exc, JwksError):
+                exc = FetchError(f"unexpected {type(exc).__name__}")
             self._last_error = str(exc)
             self.fetch_failures += 1
             log.warning("jwks fetch for provider %s failed: %s", self.provider.name, exc)

@@ -163,7 +163,7 @@ def _check_provider(p: JwtProvider) -> tuple[list[str], KeySet | None]:
     if p.jwks_uri is not None:
         why = check_https_url(p.jwks_uri)
         if why:
-            problems.append(f"jwks_uri {why}; keys are fetched over https:// only")
+            problems.append(f"jwks_uri {why}" + ("; keys are fetched over https:// only" if "https" in why else ""))
 
     keys: KeySet | None = None
     if p.jwks_file is not None:
