@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ruleauth.jwks import JwksFormatError, parse_jwk, parse_jwks
-from ruleauth.jwt_verifier import JwtError, JwtVerifier
-from tests.cli_support import no_traceback, run_json
+from ruleauth.jwt_verifier import JwtError, JwtVerifier, provider_problems
+from tests.cli_support import no_traceback, run_cli, run_json
 from tests.jwt_support import (
     JWKS_URI,
     NOW,
@@ -252,8 +252,6 @@ def test_ruleauth_validate_refuses_each_degenerate_bundled_key_at_its_providers_
 
 
 def test_validate_runs_without_a_traceback_on_a_degenerate_key(tmp_path: Path) -> None:
-    from tests.cli_support import run_cli
-
     (tmp_path / "keys-0.json").write_bytes(jwks_bytes(okp("Ed25519", bytes(32), "z")))
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES_HEAD + PROVIDER.format(i=0) + RULES_TAIL)
@@ -327,3 +325,19 @@ def test_a_bundled_file_listing_one_key_twice_loads(tmp_path: Path) -> None:
     )
     verifier = JwtVerifier([provider(jwks_uri=None, jwks_file=str(path))], clock=FakeClock())
     assert verifier.verify(token(kid="k1")) and verifier.verify(token(kid=None))
+
+
+@pytest.mark.parametrize(
+    "public",
+    [
+        ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(ED25519_SMALL_ORDER_CANONICAL[0])),
+        ed25519.Ed25519PublicKey.from_public_bytes(_with_order_two(ED25519_HONEST)),
+        ed448.Ed448PublicKey.from_public_bytes(_enc(1, 0, 57)),
+    ],
+    ids=["Ed25519 identity", "Ed25519 mixed order", "Ed448 identity"],
+)
+def test_a_degenerate_key_in_a_bundled_pem_file_is_a_load_error(tmp_path: Path, public: Any) -> None:
+    path = tmp_path / "keys.pem"
+    path.write_bytes(public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    problems = provider_problems(provider(jwks_uri=None, jwks_file=str(path), algorithms=("EdDSA",)))
+    assert any("PEM block 0:" in p and "order" in p for p in problems), problems
