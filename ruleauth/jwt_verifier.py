@@ -31,7 +31,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
 
 from jwt.algorithms import Algorithm, get_default_algorithms
 
@@ -331,11 +331,19 @@ def check_claim_formats(claims: Mapping[str, Any], *,
     return exp, nbf, iat
 
 
-def select_provider(by_issuer: Mapping[str, JwtProvider], iss: object,
-                    allowed: Sequence[str] | None) -> JwtProvider:
-    """The provider a token's `iss` selects, among those configured and accepted on the route
-    (`allowed`: provider names, None for all). The one selection, for verified tokens and
-    for the unverified claims of `ruleauth test` and `dry-run --claims`."""
+_P = TypeVar("_P", bound="_Named")
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+def select_provider(by_issuer: Mapping[str, _P], iss: object, allowed: Sequence[str] | None) -> _P:
+    """The provider a token's `iss` selects, among those configured (`by_issuer`: issuer →
+    provider) and accepted on the route (`allowed`: provider names, None for all). The one
+    selection, for verified tokens and for the unverified claims of `ruleauth test` and
+    `dry-run --claims`."""
     if not isinstance(iss, str):
         raise _invalid("iss claim is missing or not a string")
     provider = by_issuer.get(iss)
@@ -381,6 +389,10 @@ class _Provider:
     typ: str | None
     audience: frozenset[str]
     client_ids: frozenset[str]
+
+    @property
+    def name(self) -> str:
+        return self.config.name
 
 
 class JwtVerifier:
@@ -446,7 +458,6 @@ class JwtVerifier:
         if problems:
             raise JwtConfigError("; ".join(problems))
         self._providers = by_issuer
-        self._configs = {issuer: p.config for issuer, p in by_issuer.items()}
         self._by_name = {p.config.name: p for p in by_issuer.values()}
         self._clock = clock
         self._lifespan = lifespan
@@ -520,8 +531,8 @@ class JwtVerifier:
                 return hit
 
         claims = _parse_object(payload_b, "payload")
-        cfg = select_provider(self._configs, claims.get("iss"), allowed)
-        provider = self._providers[cfg.issuer]
+        provider = select_provider(self._providers, claims.get("iss"), allowed)
+        cfg = provider.config
         if alg not in cfg.algorithms:
             raise _invalid(f"alg {alg} is not allowed for provider {cfg.name!r}")
         if provider.typ is not None and (typ is None or _normal_typ(typ) != provider.typ):
