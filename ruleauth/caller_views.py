@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
@@ -129,8 +128,10 @@ class CallerViews:
         base = (_sources(decider, request), request.arn.prefix, request.event_type)
         expires = now + self._ttl
         exp = caller.claims.get("exp")
-        if isinstance(exp, (int, float)) and not isinstance(exp, bool) and math.isfinite(exp):
-            expires = min(expires, float(exp))
+        # A verified exp is a NumericDate of the years 1-9999 (jwt_verifier.check_claim_formats);
+        # min() compares int and float exactly, so even an unchecked huge int cannot overflow here.
+        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+            expires = float(min(expires, exp))
         table_key = base + self._table_inputs.values(caller)
         results = self._tables.get(table_key, now)
         if results is None:

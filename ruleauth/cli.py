@@ -178,7 +178,8 @@ def build_parser() -> Parser:
     dry.add_argument("--event", metavar="FILE", help="an authorizer event JSON file; - reads standard input")
     dry.add_argument("--claims", metavar="JSON",
                      help="JWT claims as a JSON object (or @file.json), used instead of verifying a token: "
-                          "signature, issuer, audience and expiry checks are skipped")
+                          "signature, audience and expiry checks are skipped; an iss in them picks the provider "
+                          "as a real token's does")
     dry.add_argument("--now", metavar="RFC3339", help="the decision time, e.g. 2026-01-01T00:00:00Z")
     dry.add_argument("--expect", choices=DECISIONS, help="exit 1 unless the decision is this")
     dry.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -470,7 +471,7 @@ def _identity_text(decision: Any, claims_given: bool, providers: bool) -> tuple[
     if identity.verified:
         return True, f"verified JWT from provider {identity.provider!r}"
     if claims_given and providers:
-        return False, ("claims from --claims, NOT verified: signature, issuer, audience and expiry checks "
+        return False, ("claims from --claims, NOT verified: signature, audience and expiry checks "
                        "were skipped")
     if providers:
         return False, "no verified JWT"

@@ -174,14 +174,14 @@ def utc_datetime(now: float) -> datetime.datetime:
 
 
 def scopes_of(claims: Mapping[str, Any]) -> list[str]:
-    scope = claims.get("scope")
-    if isinstance(scope, str):
-        return [s for s in scope.split(" ") if s]
-    scp = claims.get("scp")
-    if isinstance(scp, str):
-        return [s for s in scp.split(" ") if s]
-    if isinstance(scp, list):
-        return [s for s in scp if isinstance(s, str)]
+    """`scope`, else `scp`: a space-separated string, or a list of strings read as the list
+    (a verified token with any other form is refused, jwt_verifier.check_claim_formats)."""
+    for name in ("scope", "scp"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            return [s for s in value.split(" ") if s]
+        if isinstance(value, list):
+            return [s for s in value if isinstance(s, str)]
     return []
 
 
