@@ -21,7 +21,7 @@ from . import strict_yaml as sy
 from . import fast_engine
 from .errors import ERROR, Problem, RulesError
 from .expressions import ENGINES, Compiled, Compiler, ExpressionError, Read
-from .model import EVENT_TYPES, METHODS, JwtProvider, SourcePos
+from .model import ANY, EVENT_TYPES, METHODS, JwtProvider, SourcePos
 from .routes import Route, RouteSyntaxError, Router, parse_route
 from .rules_files import rule_files
 from .settings import Settings
@@ -181,7 +181,7 @@ class _Builder:
         context = self._context()
         rules = self._rules(default_auth=AUTH_JWT if providers else AUTH_TOKEN)
         self._check_cache_safety(cache, rules, principal, context, usage_key)
-        self._check_simple_response(cache, rules)
+        self._check_simple_response(cache, rules, context)
         routed = [(route, rule) for rule in rules if not rule.shadow for route in rule.routes]
         shadows = [(route, rule) for rule in rules if rule.shadow for route in rule.routes]
         tests = self._tests()
@@ -694,36 +694,33 @@ class _Builder:
                 source.warning(_pos_node(rule), f"allow reads `now` but cache.mode is {cache.mode}: "
                                "the decision is replayed for the cache TTL", rule.name)
 
-    def _check_simple_response(self, cache: CacheConfig, rules: list[Rule]) -> None:
-        """Under identity caching API Gateway replays one cached simple yes/no for the caller on
-        every route of the API, so it must be the rules' answer everywhere: the same condition on
-        every rule, and a rule for every request (none is `no_route`, a deny)."""
+    def _check_simple_response(self, cache: CacheConfig, rules: list[Rule],
+                               context: dict[str, Compiled]) -> None:
+        """A cached simple yes/no has no resource to limit it: API Gateway replays it for every
+        request with the same cache key, so it must be the rules' answer for all of them."""
         response, mode = self.settings.response, self.settings.cache_mode
-        if response.value != RESPONSE_SIMPLE or mode.value != CACHE_IDENTITY:
+        if response.value != RESPONSE_SIMPLE or mode.value == CACHE_DISABLED:
             return
         enforced = [r for r in rules if not r.shadow]
-        sources = {(r.allow.source.strip(), r.auth, r.providers) for r in enforced}
-        route_reads = any(
-            read.input in ("request.method", "request.route") for r in enforced for read in r.allow.reads
-        )
-        if len(sources) > 1 or route_reads:
-            why = "these rules decide differently per route"
+        if mode.value == CACHE_ROUTE:
+            why = _method_blind_reads(enforced, context)
         else:
-            gap = _request_without_rule(enforced)
-            if gap is None:
-                return
-            why = (f"{gap} reaches no rule and is denied (no_route), so a yes cached on a rule's route "
-                   "would allow it; no rule table reaches every request path (`ANY /` and "
-                   "`ANY /{proxy+}` do not reach a path with an empty segment such as /x/)")
+            why = _identity_difference(enforced)
+        if why:
+            self._simple_error(why)
+
+    def _simple_error(self, why: str) -> None:
+        """A simple response the cache would replay where the rules answer otherwise."""
+        response, mode = self.settings.response, self.settings.cache_mode
         at = next((s for s in (response, mode) if s.pos is not None), None)
         source = next((s for s in self.sources if at is not None and s.file == at.pos.file), self.first)
         entry = self._single("response") if at is response else None
         node = entry[2] if entry else (self._cache_mode_node() if at is mode else None)
         source.error(
             node,
-            f"{response} with {mode}: API Gateway caches one yes/no per caller and replays it on "
-            f"every route, but {why}: use response iam, or cache.mode route (add $context.routeKey "
-            "to the identity sources), or disabled (TTL 0)",
+            f"{response} with {mode}: {why}: use iam responses"
+            + (", or cache.mode route (add $context.routeKey to the identity sources)" if mode.value != CACHE_ROUTE
+               else "") + ", or cache.mode disabled (TTL 0)",
         )
 
     def _cache_mode_node(self) -> Node | None:
@@ -904,6 +901,37 @@ def _example_path(pattern: str) -> str:
 def _cache_advice(cache: CacheConfig) -> str:
     return ("add it to cache.sources (and to the authorizer's identity sources in API Gateway), "
             "or set cache.mode: disabled (TTL 0)")
+
+
+def _identity_difference(rules: list[Rule]) -> str | None:
+    """Why one answer per caller cannot serve every route (cache.mode identity), or None:
+    rules that decide differently, or a request that no rule reaches (no_route, a deny)."""
+    sources = {(r.allow.source.strip(), r.auth, r.providers) for r in rules}
+    route_reads = any(read.input in ("request.method", "request.route") for r in rules for read in r.allow.reads)
+    if len(sources) > 1 or route_reads:
+        return "API Gateway caches one yes/no per caller and replays it on every route, but these rules decide differently per route"
+    gap = _request_without_rule(rules)
+    if gap is None:
+        return None
+    return (f"API Gateway caches one yes/no per caller and replays it on every route, but {gap} reaches no "
+            "rule and is denied (no_route), so a yes cached on a rule's route would allow it; no rule table "
+            "reaches every request path (`ANY /` and `ANY /{proxy+}` do not reach a path with an empty "
+            "segment such as /x/)")
+
+
+def _method_blind_reads(rules: list[Rule], context: dict[str, Compiled]) -> str | None:
+    """Under cache.mode route an HTTP API keys the cache on the route key, which for an `ANY`
+    route holds no method: what decides or is answered there (a simple response holds the
+    context) must not read request.method."""
+    if not any(route.method == ANY for r in rules for route in r.routes):
+        return None
+    reading = [(f"rule {r.name!r}'s allow", r.allow) for r in rules if any(route.method == ANY for route in r.routes)]
+    reading += [(f"context.{key}", c) for key, c in context.items()]
+    for what, compiled in reading:
+        if any(read.input == "request.method" for read in compiled.reads):
+            return (f"{what} reads request.method, but an HTTP API's route key for an ANY route (the "
+                    "cache key) holds no method, so one method's cached yes/no is replayed for the others")
+    return None
 
 
 # Request paths of every shape a route can be asked for: the root, one and two segments,
