@@ -499,11 +499,28 @@ def policy_grants(ruleset: Any, authorization: Any) -> list[str]:
         methods = ("",) if route.websocket else methods_of(route.method)
         for method in methods:
             sample = resource_arn(arn, method, sample_path(route))
-            if evaluate_response(response, sample) == ALLOW:
+            if "isAuthorized" in response:
+                # A simple response names no resource: its cached copy answers whatever shares its
+                # cache key under the effective cache mode (the same route key under route).
+                granted = response["isAuthorized"] is True and _replayed(ruleset, decision, route, method)
+            else:
+                granted = evaluate_response(response, sample) == ALLOW
+            if granted:
                 grant = route.path if route.websocket else f"{method} {route.path}"
                 if grant not in grants:
                     grants.append(grant)
     return grants
+
+
+def _replayed(ruleset: Any, decision: Any, route: Any, method: str) -> bool:
+    """Whether API Gateway answers `method route` from this request's cached response."""
+    mode = ruleset.cache.mode
+    if mode == "identity":
+        return True
+    same_route = decision.matched is not None and route == decision.matched
+    if mode == "route":
+        return same_route  # an HTTP API route key: one for all methods of an ANY route
+    return same_route and method == decision.request.method  # disabled: the asked request alone
 
 
 def _identity_text(decision: Any, claims_given: bool, providers: bool) -> tuple[bool, str]:

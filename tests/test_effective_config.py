@@ -317,3 +317,53 @@ def test_field_access_on_a_define_reads_its_value_on_every_engine(tmp_path):
 def test_an_unknown_name_is_never_suggested_as_itself(name):
     message = expressions._unknown("variable", name, expressions.VARIABLES + (name, name + "s"))
     assert f"did you mean {name!r}" not in message
+
+
+# -- the cold start --------------------------------------------------------------------------
+
+
+def test_the_lambda_import_fails_on_the_issues_deployment_and_says_which_settings(tmp_path):
+    from tests.test_handler import results, run
+
+    path = write(tmp_path / "api.yaml", PROJECTS)
+    done = run({"RULEAUTH_RULES": str(path), "RULEAUTH_RESPONSE": "simple"})
+    assert done.returncode != 0
+    assert "RULEAUTH_RESPONSE=simple (environment) with cache.mode identity (the default)" in done.stdout
+    # As examples/http-api deploys ResponseType=simple: caching off, told to the function too.
+    viewer = {"version": "2.0", "type": "REQUEST", "headers": {"authorization": "viewer"},
+              "routeArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/$default/DELETE/projects/1",
+              "requestContext": {"requestId": "r"}}
+    (result,) = results(run({"RULEAUTH_RULES": str(path), "RULEAUTH_RESPONSE": "simple",
+                             "RULEAUTH_CACHE_MODE": "disabled"}, [viewer]))
+    assert result == {"response": {"isAuthorized": False, "context": {}}}
+    done = run({"RULEAUTH_RULES": str(path), "RULEAUTH_METRICS": "yes", "RULEAUTH_LOG_SAMPLE_ALLOW": "2"})
+    assert done.returncode != 0 and "RULEAUTH_METRICS must be" in done.stdout
+    assert "RULEAUTH_LOG_SAMPLE_ALLOW must be" in done.stdout
+
+
+def test_the_specs_environment_table_lists_every_setting():
+    spec = (Path(__file__).resolve().parents[1] / "docs" / "spec.md").read_text(encoding="utf-8")
+    from ruleauth.settings import SOURCES as SETTINGS
+
+    for name, (_key, variable, flag, _default) in SETTINGS.items():
+        assert f"| `{variable}` |" in spec, variable
+        if flag:
+            assert f"flag `{flag}`" in spec, flag
+
+
+@pytest.mark.parametrize("mode", ["route", "disabled"])
+def test_dry_run_lists_only_what_a_cached_simple_yes_answers(tmp_path, mode):
+    from tests.cli_support import run_json
+
+    files = '  - {name: files, route: "ANY /files/{id}", auth: token, allow: "token == \'viewer\'"}\n'
+    path = write(tmp_path / "api.yaml", PROJECTS + files)
+    flags = ["--token", "viewer", "--event-type", "http-2.0", "--response", "simple", "--cache-mode", mode]
+    status, report = run_json("dry-run", str(path), "--method", "GET", "--path", "/projects/1", *flags)
+    assert status == 0 and report["response"] == {"isAuthorized": True, "context": {}}
+    assert report["policy_grants"] == ["GET /projects/{id}"]
+    status, report = run_json("dry-run", str(path), "--method", "PUT", "--path", "/files/1", *flags)
+    expected = ["PUT /files/{id}"] if mode == "disabled" else [
+        f"{m} /files/{{id}}" for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")]
+    assert sorted(report["policy_grants"]) == sorted(expected)
+    status, report = run_json("dry-run", str(path), "--method", "DELETE", "--path", "/projects/1", *flags)
+    assert report["response"]["isAuthorized"] is False and report["policy_grants"] == []
