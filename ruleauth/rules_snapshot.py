@@ -53,10 +53,6 @@ def snapshot_path(rules: str | os.PathLike[str]) -> Path:
     return target.with_name(f".{target.name}.ruleauth-snapshot")
 
 
-def enabled(environ: Mapping[str, str] | None = None) -> bool:
-    return Settings.from_environ(os.environ if environ is None else environ).snapshot.value
-
-
 def inputs(rules: str | os.PathLike[str], settings: Settings) -> dict[str, str]:
     """What a load of `rules` depends on, by name: each rules file, this code, Python, settings."""
     code = hashlib.sha256()
