@@ -170,9 +170,12 @@ CASES = [
     ("dyn(18446744073709551615u) > 18446744073709590000.0", False),   # gt_literal/not_gt_dyn_uint_big_double
     ("dyn(18446744073709553665.0) > 18446744073709551615u", True),    # gt_literal/gt_dyn_big_double_uint
     ("dyn(9223372036854775807u) > -1.0", True),                       # gt_literal/gt_dyn_uint_small_double
+    ("'elem' in [1, 'elem', 2]", True),                               # in_list_literal/elem_in_mixed_type_list
+    ("'elem' in [1u, 'str', 2, b'bytes']", False),                    # in_list_literal/elem_in_mixed_type_list_cross_type
+    ("'key' in {3:3.0, 'key':2u}", True),                             # in_map_literal/key_in_mixed_key_type_map
+    ("'key' in {1u:'str', 2:b'bytes'}", False),                       # in_map_literal/key_in_mixed_key_type_map_cross_type
     ("dyn(1) in [1.0]", True),                                        # in over a list: CEL equality
     ("1 in [1.0]", True),
-    ("'a' in [1, 'a']", True),
     ("true in [1]", False),
     ("dyn(1.0) in {1: 'a'}", True),                                   # a map key by value
     ("dyn(1.5) in {1: 'a'}", False),
