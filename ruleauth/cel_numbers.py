@@ -28,8 +28,6 @@ UINT64_MAX = 2 ** 64 - 1
 # (2^63 - 1 and 2^64 - 1 are not doubles; the nearest double is the bound itself).
 _INT_BOUND, _UINT_BOUND = 2.0 ** 63, 2.0 ** 64
 
-_INT_TEXT = re.compile(r"[+-]?[0-9]+")
-_UINT_TEXT = re.compile(r"\+?[0-9]+")
 _DOUBLE_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
                           r"|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 _HEX_DOUBLE_TEXT = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?")
@@ -114,17 +112,23 @@ def string_to_int(text: str) -> int:
     """Decimal digits with an optional sign, within int64. ASCII white space around the
     number is allowed, as cel-cpp allows it; Python's extras (`1_000`, non-ASCII digits)
     are not."""
-    text = str(text).strip(_ASCII_SPACE)
-    if not _INT_TEXT.fullmatch(text):
-        raise ValueError("invalid int")
-    return int64(int(text))
+    text = str(text)
+    if text.isascii():  # then isdigit() means 0-9 only
+        text = text.strip(_ASCII_SPACE)
+        digits = text[1:] if text[:1] in ("+", "-") else text
+        if digits.isdigit():
+            return int64(int(text))
+    raise ValueError("invalid int")
 
 
 def string_to_uint(text: str) -> int:
-    text = str(text).strip(_ASCII_SPACE)
-    if not _UINT_TEXT.fullmatch(text):
-        raise ValueError("invalid uint")
-    return uint64(int(text))
+    text = str(text)
+    if text.isascii():
+        text = text.strip(_ASCII_SPACE)
+        digits = text[1:] if text[:1] == "+" else text
+        if digits.isdigit():
+            return uint64(int(text))
+    raise ValueError("invalid uint")
 
 
 def string_to_double(text: str) -> float:
