@@ -191,20 +191,21 @@ def _contained(item: Any, container: Any) -> bool:
 
 
 def _arithmetic(name: str, plain: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    """cel-python's own operator, once both operands are of one CEL type: it would add an int
-    to a double, or `true + true`."""
+    """CEL's arithmetic on numbers (one numeric type on both sides: cel-python would add an int
+    to a double) and none on booleans (`true + true`); cel-python's own operator for the rest
+    (strings, bytes, lists, timestamps and durations)."""
 
     def arithmetic(left: Any, right: Any) -> Any:
         if isinstance(left, CELEvalError):
             return left
         if isinstance(right, CELEvalError):
             return right
-        kind = _kind(left)
-        if kind != _kind(right) or kind == "bool":
+        kinds = (_kind(left), _kind(right))
+        if "bool" in kinds:
             raise TypeError("no such overload")
-        if kind == "number":
+        if "number" in kinds:
             number = _number_class(left)
-            if number is not _number_class(right):
+            if kinds != ("number", "number") or number is not _number_class(right):
                 raise TypeError("no such overload")
             return _numeric(name, number, number(left), number(right), plain)
         return plain(left, right)

@@ -237,6 +237,9 @@ def test_the_compiled_form_is_stricter_where_cel_python_still_departs_from_the_s
 @pytest.mark.parametrize("text", [
     "now > timestamp('2020-01-01T00:00:00Z')",
     "duration('1h') > duration('1m')",
+    "now + duration('1h') > now && now - duration('1h') < now",
+    "timestamp('2020-01-01T00:00:00Z') - timestamp('2019-01-01T00:00:00Z') == duration('8760h')",
+    "b'a' + b'b' == b'ab' && 2u * 3u == 6u",
     "b'x' == b'x'",
     "1u < 2u",
     "'a\\n'.size() == 2",
