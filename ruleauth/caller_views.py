@@ -27,6 +27,7 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from . import cel_numbers
 from . import evaluation as ev
 from .expressions import Compiled
 from .model import Request
@@ -61,6 +62,9 @@ class _Inputs:
             _digest(identity.token) if self.token else None,
             tuple(ev.scopes_of(claims)) if self.scopes else None,
             named,
+            # Claims with an integer CEL cannot hold fail every expression that reads them,
+            # whichever claim it names (evaluation.activation_for).
+            cel_numbers.json_integers_fit(claims) if self.whole_claims or self.claims else None,
             identity.provider,
             identity.verified,
         )

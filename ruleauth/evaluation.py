@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from . import fast_engine
+from . import cel_numbers, fast_engine
 from .expressions import CEL_EXPR_PYTHON, CLOSURES, Compiled
 
 MAX_CLAIM_DEPTH = 32
@@ -163,7 +163,16 @@ class Activation(dict):
 
 
 def activation_for(engine: str, plain: Mapping[str, Any]) -> dict[str, Any]:
-    """The activation an engine evaluates: `plain` holds str, int, list, dict and a datetime `now`."""
+    """The activation an engine evaluates: `plain` holds str, int, list, dict and a datetime `now`.
+
+    Claims holding an integer outside int64 (a JSON number such as 2^64 or 10^400) have no
+    CEL value: they are left out, so that every expression reading `claims` fails, on every
+    engine (cel-cpp refuses such a map whole, and cel-python's conversion fails on it), and
+    every other expression runs as usual (docs/cel-numbers.md).
+    """
+    claims = plain.get("claims")
+    if claims and not cel_numbers.json_integers_fit(claims):
+        plain = {name: value for name, value in plain.items() if name != "claims"}
     if engine == CEL_EXPR_PYTHON:
         return fast_engine.Activation(plain)
     return Activation(plain)
