@@ -7,12 +7,14 @@ own grammar, parsed once at cold start) becomes a tree of Python closures over
 plain values (str, int, float, bool, None, list, dict): a few microseconds each.
 
 Only a subset is compiled: the operators, field access, `has()`, the five
-comprehension macros, string functions, `size`, `int`, `double`, `string`, `dyn`
-and the strings-extension functions of cel_functions.py. Anything else
-(timestamps and `now`, durations, bytes, uint, escapes in string literals, maps
-with non-string keys) raises `Unsupported` at compile time, and that expression
-runs on cel-python's interpreter instead. Nothing is decided here that the
-loader has not already checked (expressions.py).
+comprehension macros, string functions, `size`, `int`, `double`, `string`, `bytes`, `dyn`,
+string and bytes literals with every escape CEL defines, timestamps, durations and `now`
+(cel_time.py: integer nanoseconds, range-checked) with their accessors, and the
+strings-extension functions of cel_functions.py. Anything else (uint, maps with non-string
+keys, `type()`) raises `Unsupported` at compile time, and that expression runs on
+cel-python's interpreter instead, unless the loader refuses it there
+(expressions.interpreter_refusal). Nothing is decided here that the loader has not
+already checked (expressions.py).
 
 Errors are Python exceptions (`KeyError`, `TypeError`, `ZeroDivisionError`,
 `IndexError`, `ValueError`), named like cel-python's. `&&`, `||`,
@@ -33,6 +35,9 @@ from __future__ import annotations
 import math
 import operator
 from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from . import cel_time
+from .cel_time import Duration, Timestamp
 
 if TYPE_CHECKING:
     import lark
@@ -170,7 +175,7 @@ def contained(item: Any, container: Any) -> bool:
     raise _overload()
 
 
-_ORDERED = (int, float, str, bool)
+_ORDERED = (int, float, str, bool, bytes, Timestamp, Duration)
 
 
 def _ordered(left: Any, right: Any) -> None:
@@ -205,7 +210,7 @@ def add(left: Any, right: Any) -> Any:
         raise _overload()
     if kind is int:
         return _int(left + right)
-    if kind in (float, str, list):
+    if kind in (float, str, list, bytes):
         return left + right
     raise _overload()
 
@@ -285,7 +290,7 @@ def index(target: Any, key: Any) -> Any:
 
 
 def size(value: Any) -> int:
-    if type(value) in (str, list, dict):
+    if type(value) in (str, list, dict, bytes):
         return len(value)
     raise _overload()
 
@@ -344,7 +349,42 @@ def to_string(value: Any) -> str:
         return value
     if kind in (int, float):
         return str(value)
+    if kind is bytes:
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("invalid UTF-8 in bytes") from None
+    if kind in cel_time.TEMPORAL:
+        return str(value)
     raise _overload()  # bool: cel-python says 'True', the spec 'true'; an error denies either way
+
+
+def to_bytes(value: Any) -> bytes:
+    kind = type(value)
+    if kind is bytes:
+        return value
+    if kind is str:
+        return value.encode("utf-8")
+    raise _overload()
+
+
+def _to_int(value: Any) -> int:
+    """int(), with int(timestamp) (whole seconds since the epoch) beside the numeric conversions."""
+    if type(value) is Timestamp:
+        return cel_time.seconds_of(value)
+    return to_int(value)
+
+
+def _add(left: Any, right: Any) -> Any:
+    if type(left) in cel_time.TEMPORAL or type(right) in cel_time.TEMPORAL:
+        return cel_time.add(left, right)
+    return add(left, right)
+
+
+def _subtract(left: Any, right: Any) -> Any:
+    if type(left) in cel_time.TEMPORAL or type(right) in cel_time.TEMPORAL:
+        return cel_time.subtract(left, right)
+    return subtract(left, right)
 
 
 def _matcher() -> Callable[[Any, Any], bool]:
@@ -365,7 +405,9 @@ def _matcher() -> Callable[[Any, Any], bool]:
 
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "size": size, "contains": contains, "startsWith": starts_with, "endsWith": ends_with,
-    "int": to_int, "double": to_double, "string": to_string, "dyn": lambda value: value,
+    "int": _to_int, "double": to_double, "string": to_string, "dyn": lambda value: value,
+    "bytes": to_bytes, "timestamp": cel_time.to_timestamp, "duration": cel_time.to_duration,
+    **cel_time.ACCESSORS,
 }
 _RELATIONS = {
     "relation_eq": equal, "relation_ne": not_equal,
@@ -373,7 +415,7 @@ _RELATIONS = {
     "relation_in": contained,
 }
 _ARITHMETIC = {
-    "addition_add": add, "addition_sub": subtract,
+    "addition_add": _add, "addition_sub": _subtract,
     "multiplication_mul": multiply, "multiplication_div": divide, "multiplication_mod": modulo,
 }
 _MACROS = ("exists", "all", "exists_one", "map", "filter")
@@ -468,8 +510,8 @@ class _Builder:
 
     def _ident(self, node: lark.Tree) -> Closure:
         name = node.children[0].value
-        if name == "now":
-            raise Unsupported("timestamps")
+        if name == "now":  # a datetime in the activation (evaluation.py): CEL's nanoseconds here
+            return lambda a: cel_time.from_datetime(a["now"])
         # Every variable is in the activation (the checker refused any other name): read at C speed.
         return operator.itemgetter(name)
 
@@ -784,16 +826,104 @@ def _literal_value(token: lark.Token) -> Any:
         return value
     if kind == "FLOAT_LIT":
         return float(text)
-    if kind in ("STRING_LIT", "MLSTRING_LIT"):
-        return _string_value(text)
-    raise Unsupported(kind)  # UINT_LIT, BYTES_LIT
+    if kind in ("STRING_LIT", "MLSTRING_LIT", "BYTES_LIT"):
+        try:
+            return literal_text(text)
+        except ValueError as exc:  # the loader refused it already (expressions.py)
+            raise Unsupported(str(exc)) from None
+    raise Unsupported(kind)  # UINT_LIT
 
 
-def _string_value(text: str) -> str:
-    raw = text[0] in "rR"
-    body = text[1:] if raw else text
+# ------------------------------------------------------------------ string and bytes literals
+
+
+_SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
+                   "\\": "\\", "?": "?", '"': '"', "'": "'", "`": "`"}
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def literal_text(text: str) -> str | bytes:
+    """A string or bytes literal's value, its escapes read as the CEL specification defines
+    them (docs/cel.md "String and bytes literals"); a bad escape is a ValueError."""
+    prefix_end = 0
+    while text[prefix_end] not in "'\"":
+        prefix_end += 1
+    prefix = text[:prefix_end].lower()
+    is_bytes, raw = "b" in prefix, "r" in prefix
+    body = text[prefix_end:]
     quote = body[:3] if body[:3] in ("'''", '"""') else body[0]
     content = body[len(quote):-len(quote)]
-    if not raw and "\\" in content:
-        raise Unsupported("escape sequences in string literals")
-    return content
+    if raw or "\\" not in content:
+        return content.encode("utf-8") if is_bytes else content
+    return _unescape(content, is_bytes)
+
+
+def _unescape(content: str, is_bytes: bool) -> str | bytes:
+    out: list[Any] = []  # str pieces; in a bytes literal, ints are single octets
+    i, end = 0, len(content)
+    while i < end:
+        char = content[i]
+        if char != "\\":
+            out.append(char)
+            i += 1
+            continue
+        if i + 1 >= end:
+            raise ValueError("a string literal ends with a lone backslash")
+        code = content[i + 1]
+        if code in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[code])
+            i += 2
+        elif code in "xX":
+            digits = content[i + 2:i + 4]
+            if len(digits) != 2 or not set(digits) <= _HEX:
+                raise ValueError(f"\\{code} needs two hex digits")
+            value = int(digits, 16)
+            out.append(value if is_bytes else chr(value))
+            i += 4
+        elif code in "0123":
+            digits = content[i + 1:i + 4]
+            if len(digits) != 3 or not set(digits) <= set("01234567"):
+                raise ValueError("an octal escape needs three digits, \\000 to \\377")
+            value = int(digits, 8)
+            out.append(value if is_bytes else chr(value))
+            i += 4
+        elif code in "uU" and not is_bytes:
+            width = 4 if code == "u" else 8
+            digits = content[i + 2:i + 2 + width]
+            if len(digits) != width or not set(digits) <= _HEX:
+                raise ValueError(f"\\{code} needs {width} hex digits")
+            value = int(digits, 16)
+            if value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
+                raise ValueError(f"\\{code}{digits} is not a Unicode code point")
+            out.append(chr(value))
+            i += 2 + width
+        else:
+            what = "in a bytes literal" if code in "uU" else "in a string literal"
+            raise ValueError(f"invalid escape \\{code} {what}")
+    if not is_bytes:
+        return "".join(out)
+    data = bytearray()
+    for piece in out:
+        if type(piece) is int:
+            data.append(piece)
+        else:
+            data += piece.encode("utf-8")
+    return bytes(data)
+
+
+def canonical_literal(value: str | bytes) -> tuple[str, str]:
+    """(token type, text) spelling `value` with only the escapes cel-python's interpreter reads
+    right (`\\\\`, `\\"`, `\\u`, `\\U`; `\\x` in bytes): it keeps `\\X4c`, `\\?` and `\\``
+    literally and drops a newline in `b'''…'''`, so literals reach it in this form."""
+    out = []
+    if type(value) is bytes:
+        for byte in value:
+            out.append(chr(byte) if 0x20 <= byte < 0x7F and byte not in (0x22, 0x5C) else f"\\x{byte:02x}")
+        return "BYTES_LIT", 'b"' + "".join(out) + '"'
+    for char in value:
+        code = ord(char)
+        if 0x20 <= code < 0x7F and char not in '"\\':
+            out.append(char)
+        else:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    return "STRING_LIT", '"' + "".join(out) + '"'

@@ -60,3 +60,15 @@ def load_problems(write_rules):
 def authorizer(write_rules):
     """authorizer(text, environ={}) → an Authorizer loaded from the rules text."""
     return lambda text, environ=None: Authorizer.load(write_rules(text), environ=environ or {})
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The conformance counts per engine (tests/test_cel_conformance.py), when that test ran."""
+    import sys
+
+    module = sys.modules.get("tests.test_cel_conformance")
+    if module is None or not module.COUNTS:
+        return
+    terminalreporter.section("cel-spec conformance through rules files")
+    for engine, counts in module.COUNTS.items():
+        terminalreporter.write_line(module.summary(engine, counts))

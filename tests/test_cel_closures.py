@@ -202,10 +202,52 @@ def test_the_compiled_form_is_stricter_where_cel_python_departs_from_the_spec(te
 
 @pytest.mark.parametrize("text", [
     "now > timestamp('2020-01-01T00:00:00Z')",
+    "now - duration('1h') < now && now + duration('1h') > now",
     "duration('1h') > duration('1m')",
-    "b'x' == b'x'",
-    "1u < 2u",
+    "duration('1h30m').getMinutes() == 90 && duration('-1.5s').getSeconds() == -1",
+    "timestamp('2009-02-13T23:31:30Z').getFullYear() == 2009",
+    "timestamp('2009-02-13T23:31:30Z').getHours('+02:00') == 1",
+    "int(timestamp('2009-02-13T23:31:30Z')) == 1234567890",
+    "b'x' == b'x' && b'ab' < b'b' && size(b'abc') == 3 && b'a' + b'b' == b'ab'",
+    "string(b'\\xc3\\xa9') == '\\u00e9'",
     "'a\\n'.size() == 2",
+    "'\\x4a\\X4c\\101\\u01aB\\U0001F62C\\?\\`' == 'JLAƫ😬?`'",
+])
+def test_timestamps_durations_bytes_and_escapes_compile_to_closures_and_agree(text):
+    compiled = CLOSURE_COMPILER.compile(text)
+    assert compiled.runs_on == CLOSURES
+    activation = ev.activation_for("cel-python", {**PLAIN, "now": ev.utc_datetime(1_800_000_000)})
+    assert ev.evaluate(compiled, activation).kind == ev.TRUE
+    reference = INTERPRETER_COMPILER.compile(text)
+    assert ev.evaluate(reference, ev.activation_for("cel-python", activation)).kind == ev.TRUE
+
+
+@pytest.mark.parametrize("text, cel_answer", [
+    ("string(timestamp('9999-12-31T23:59:59.999999999Z')) == '9999-12-31T23:59:59.999999999Z'", ev.TRUE),
+    ("string(now) != ''", ev.TRUE),
+    ("timestamp('2009-02-13T23:31:30Z') + duration('240s') == timestamp('2009-02-13T23:35:30Z')", ev.TRUE),
+    ("timestamp('2009-02-13T23:31:30.123456789Z') != timestamp('2009-02-13T23:31:30.123456788Z')", ev.TRUE),
+    ("timestamp('9999-12-31T23:59:59.999999999Z') + duration('1ns') > now", ev.ERROR),
+    ("now - timestamp('0001-01-01T00:00:00Z') > duration('1s')", ev.ERROR),
+    ("duration('200000000000s') > duration('1s')", ev.ERROR),
+    ("duration('-1.5s').getMilliseconds() == -500", ev.TRUE),
+    ("timestamp(1234567890) == timestamp('2009-02-13T23:31:30Z')", ev.TRUE),
+    ("timestamp(claims.sub) == now", ev.ERROR),
+    ("[duration('1s')].exists(d, d + d == duration('2s'))", ev.TRUE),
+])
+def test_what_the_interpreter_answers_wrongly_is_refused_at_load_on_it_and_compiled_as_cel_says(text, cel_answer):
+    activation = ev.activation_for("cel-python", {**PLAIN, "now": ev.utc_datetime(1_800_000_000)})
+    compiled = CLOSURE_COMPILER.compile(text)
+    assert compiled.runs_on == CLOSURES
+    assert ev.evaluate(compiled, activation).kind == cel_answer
+    with pytest.raises(ExpressionError, match="runs on cel-python's interpreter"):
+        INTERPRETER_COMPILER.compile(text)
+    with pytest.raises(ExpressionError, match="runs on cel-python's interpreter"):  # the fallback
+        CLOSURE_COMPILER.compile(f"1u == 1u && ({text})")
+
+
+@pytest.mark.parametrize("text", [
+    "1u < 2u",
     "{1: 'a'}[1] == 'a'",
     "bool('true')",
 ])
