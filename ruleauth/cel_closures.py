@@ -23,7 +23,7 @@ Errors are Python exceptions (`KeyError`, `TypeError`, `ZeroDivisionError`,
 Where cel-python's interpreter departs from the CEL specification, the compiled
 form takes the answer that denies: comparing or combining values of different
 types is an error (`1 == 'a'`, `true && 1`, `2.0 * 3`, `true in [1]`), as are `has()`
-on a value that is not a map, a negative list index, `int(true)`, `string(true)` and a
+on a value that is not a map, a negative list index, `int(true)` and a
 double divided by zero.
 An error survives `!`, so a stricter answer cannot turn into an allow. The tests
 (tests/test_cel_closures.py) run both on generated expressions: the answers agree,
@@ -356,7 +356,9 @@ def to_string(value: Any) -> str:
             raise ValueError("invalid UTF-8 in bytes") from None
     if kind in cel_time.TEMPORAL:
         return str(value)
-    raise _overload()  # bool: cel-python says 'True', the spec 'true'; an error denies either way
+    if kind is bool:
+        return "true" if value else "false"
+    raise _overload()
 
 
 def to_bytes(value: Any) -> bytes:

@@ -12,9 +12,9 @@ from typing import Any, Callable, Mapping
 
 import celpy
 from celpy import celtypes
-from celpy.evaluation import CELEvalError
+from celpy.evaluation import CELEvalError, function_getMilliseconds
 
-from . import cel_functions, cel_parser
+from . import cel_functions, cel_parser, cel_time
 
 __all__ = ["CELEvalError", "celtypes", "converted", "celpy_activation", "error_class", "as_cel",
            "environment", "FUNCTIONS"]
@@ -34,8 +34,34 @@ def _split(value: Any, separator: Any) -> celtypes.ListType:
     return celtypes.ListType([celtypes.StringType(p) for p in cel_functions.split_plain(value, separator)])
 
 
-# The strings-extension functions, returning cel-python's own value types.
+def _duration(value: datetime.timedelta) -> cel_time.Duration:
+    return cel_time.Duration((value.days * 86400 + value.seconds) * cel_time.NANOS + value.microseconds * 1000)
+
+
+def _string(value: Any) -> celtypes.StringType:
+    """string() as CEL defines it where cel-python's differs (docs/cel.md): `true`, not `True`;
+    a timestamp or duration with its fraction of a second, not cut to whole seconds."""
+    if isinstance(value, celtypes.BoolType):
+        return celtypes.StringType("true" if value else "false")
+    if isinstance(value, celtypes.TimestampType):
+        return celtypes.StringType(cel_time.format_timestamp(cel_time.from_datetime(value)))
+    if isinstance(value, celtypes.DurationType):
+        return celtypes.StringType(cel_time.format_duration(_duration(value)))
+    return celtypes.StringType(value)
+
+
+def _get_milliseconds(value: Any, *zone: Any) -> celtypes.IntType:
+    """A duration's milliseconds within its second (cel-python's are wrong: docs/cel.md)."""
+    if isinstance(value, celtypes.DurationType) and not zone:
+        return celtypes.IntType(cel_time.get_milliseconds(_duration(value)))
+    return function_getMilliseconds(value, *zone)
+
+
+# The strings-extension functions, returning cel-python's own value types, and the
+# functions whose cel-python forms answer otherwise than CEL.
 FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "string": _string,
+    "getMilliseconds": _get_milliseconds,
     "split": _split,
     "join": lambda values, separator=celtypes.StringType(""): celtypes.StringType(
         cel_functions.join_plain(values, separator)),

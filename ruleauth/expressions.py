@@ -699,6 +699,8 @@ def interpreter_refusal(tree: Any) -> str | None:
     are refused: there it would give another answer than CEL's. They are all about timestamps
     and durations (its values hold microseconds, and their arithmetic has no range check);
     compiled closures run them as CEL says, so the message says what keeps a rule off it.
+    (Functions it answers wrongly but ruleauth can replace, `string()` and a duration's
+    `getMilliseconds()`, are replaced instead: celpy_values.FUNCTIONS.)
     """
     temporal = any(_is_temporal_source(node) for node in tree.iter_subtrees())
     if not temporal:
@@ -711,10 +713,6 @@ def interpreter_refusal(tree: Any) -> str | None:
                 problem = _temporal_literal_problem(name, args)
                 if problem:
                     return _on_interpreter(problem)
-            elif name == "getMilliseconds" and any(_calls(sub, "duration") for sub in tree.iter_subtrees()):
-                return _on_interpreter("getMilliseconds() of a duration is wrong there")
-            elif name == "string" and any(_tainted(arg) for arg in args):
-                return _on_interpreter("string() of a timestamp or duration loses its fraction of a second there")
         if node.data == "addition" and len(node.children) == 2:
             operands = [node.children[0].children[0], node.children[1]]
             if _now_and_duration_literal(operands):

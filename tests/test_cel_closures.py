@@ -190,7 +190,6 @@ def test_a_shared_define_that_fails_fails_every_rule_that_uses_it():
     "!has(claims.tenant.x)",      # ... so its negation cannot allow either
     "claims.nums[-1] == 3",       # cel-python indexes from the end
     "int(claims.ok) == 1",
-    "string(claims.ok) == 'True'",
     "!(true in claims.nums)",
     "0.0 / 0.0 == 0.0",           # cel-python: inf; the spec: NaN
     "1.0 / -0.0 < 0.0",           # cel-python: inf; the spec: -inf
@@ -211,6 +210,10 @@ def test_the_compiled_form_is_stricter_where_cel_python_departs_from_the_spec(te
     "b'x' == b'x' && b'ab' < b'b' && size(b'abc') == 3 && b'a' + b'b' == b'ab'",
     "string(b'\\xc3\\xa9') == '\\u00e9'",
     "'a\\n'.size() == 2",
+    "string(claims.ok) == 'true' && string(false) == 'false'",
+    "string(duration('-1.5s')) == '-1.500s' && duration('-1.5s').getMilliseconds() == -500",
+    "string(timestamp('2009-02-13T23:31:30.25Z')) == '2009-02-13T23:31:30.250Z'",
+    "string(now) == '2027-01-15T08:00:00Z'",
     "'\\x4a\\X4c\\101\\u01aB\\U0001F62C\\?\\`' == 'JLAƫ😬?`'",
 ])
 def test_timestamps_durations_bytes_and_escapes_compile_to_closures_and_agree(text):
@@ -224,13 +227,11 @@ def test_timestamps_durations_bytes_and_escapes_compile_to_closures_and_agree(te
 
 @pytest.mark.parametrize("text, cel_answer", [
     ("string(timestamp('9999-12-31T23:59:59.999999999Z')) == '9999-12-31T23:59:59.999999999Z'", ev.TRUE),
-    ("string(now) != ''", ev.TRUE),
     ("timestamp('2009-02-13T23:31:30Z') + duration('240s') == timestamp('2009-02-13T23:35:30Z')", ev.TRUE),
     ("timestamp('2009-02-13T23:31:30.123456789Z') != timestamp('2009-02-13T23:31:30.123456788Z')", ev.TRUE),
     ("timestamp('9999-12-31T23:59:59.999999999Z') + duration('1ns') > now", ev.ERROR),
     ("now - timestamp('0001-01-01T00:00:00Z') > duration('1s')", ev.ERROR),
     ("duration('200000000000s') > duration('1s')", ev.ERROR),
-    ("duration('-1.5s').getMilliseconds() == -500", ev.TRUE),
     ("timestamp(1234567890) == timestamp('2009-02-13T23:31:30Z')", ev.TRUE),
     ("timestamp(claims.sub) == now", ev.ERROR),
     ("[duration('1s')].exists(d, d + d == duration('2s'))", ev.TRUE),
