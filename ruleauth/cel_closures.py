@@ -377,14 +377,17 @@ def _to_int(value: Any) -> int:
     return to_int(value)
 
 
+_TEMPORAL = frozenset(cel_time.TEMPORAL)
+
+
 def _add(left: Any, right: Any) -> Any:
-    if type(left) in cel_time.TEMPORAL or type(right) in cel_time.TEMPORAL:
+    if type(left) in _TEMPORAL or type(right) in _TEMPORAL:
         return cel_time.add(left, right)
     return add(left, right)
 
 
 def _subtract(left: Any, right: Any) -> Any:
-    if type(left) in cel_time.TEMPORAL or type(right) in cel_time.TEMPORAL:
+    if type(left) in _TEMPORAL or type(right) in _TEMPORAL:
         return cel_time.subtract(left, right)
     return subtract(left, right)
 
@@ -558,6 +561,13 @@ class _Builder:
         args = _items(node.children[1]) if len(node.children) > 1 and node.children[1] is not None else []
         if name == "has":
             return self._has(args)
+        if name in ("timestamp", "duration") and len(args) == 1 and type(_constant_of(args[0])) is str:
+            try:  # read once here, not at every evaluation (`now < timestamp('2030-…')`)
+                value = self._functions[name](_constant_of(args[0]))
+            except ValueError:
+                pass  # a bad text stays an error at run time, as in CEL
+            else:
+                return lambda a: value
         return self._call(name, [self.build(arg) for arg in args])
 
     def _member_dot_arg(self, node: lark.Tree) -> Closure:

@@ -338,7 +338,7 @@ class Compiler:
         refusal = interpreter_refusal(interpreted)
         if refusal is not None:
             raise ExpressionError(refusal)
-        _canonical_literals(interpreted)
+        canonical_literals(interpreted)
         return self._environment.program(interpreted, functions=celpy_values.FUNCTIONS)
 
     # -- the fast engine: defines inlined as text, then cel-cpp's compiler --------------
@@ -681,7 +681,7 @@ def _check_literal(token: Any) -> None:
             raise ExpressionError(f"CEL syntax error: {exc}: {token.value[:40]!r}") from None
 
 
-def _canonical_literals(tree: Any) -> None:
+def canonical_literals(tree: Any) -> None:
     """Respell every string and bytes literal in the form cel-python's interpreter reads right."""
     import lark
 
