@@ -25,7 +25,9 @@ How a case becomes rules (the encoding test_cel_conformance.py runs):
 Engines (`ENGINES`): cel-python's compiled closures (the default), the interpreter fallback
 (each rule's text gets `&& 0u == 0u`, which closures do not compile, so the whole rule runs on
 cel-python's interpreter as any rule with an uncompiled construct does; the run checks it did),
-`RULEAUTH_CEL_INTERPRETER=1`, and cel-expr-python (`engine: cel-expr-python` in the file).
+`RULEAUTH_CEL_INTERPRETER=1`, cel-expr-python (`engine: cel-expr-python` in the file), and
+the default engine's rule set read back from a rules snapshot (pickled, as a cold start reads
+it: closures rebuilt from their stored trees).
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from tests.textproto import Message
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cel-spec"
 
 CLOSURES, FALLBACK, INTERPRETER, FAST = "closures", "interpreter fallback", "RULEAUTH_CEL_INTERPRETER=1", "cel-expr-python"
-ENGINES = (CLOSURES, FALLBACK, INTERPRETER, FAST)
+SNAPSHOT = "closures from a rules snapshot"
+ENGINES = (CLOSURES, FALLBACK, INTERPRETER, FAST, SNAPSHOT)
 FALLBACK_SUFFIX = " && 0u == 0u"
 
 AGREE, REFUSED, NOT_EXPRESSIBLE, WRONG, PENDING = "agree", "refused at load", "not expressible", "wrong", "pending numeric"

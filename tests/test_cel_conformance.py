@@ -2,19 +2,20 @@
 
 Every case ruleauth's variables can express (tests/cel_conformance.py says how a case becomes
 rules, and which cases cannot) runs on compiled closures, the interpreter fallback,
-`RULEAUTH_CEL_INTERPRETER=1` and cel-expr-python. Each must give CEL's answer or be refused at
-load; never a different answer. The counts per engine are printed at the end of the session
+`RULEAUTH_CEL_INTERPRETER=1`, cel-expr-python and a rules snapshot. Each must give CEL's
+answer or be refused at load; never a different answer. The counts per engine are printed at the end of the session
 (tests/conftest.py) and are in the assertion message.
 """
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections import Counter
 
 import pytest
 
-from ruleauth import expressions, fast_engine
+from ruleauth import expressions, fast_engine, rules_loader
 from ruleauth.authorizer import Authorizer
 from ruleauth.errors import RulesError
 from ruleauth.synthetic_events import build_event
@@ -186,13 +187,16 @@ def _engine_setup(engine: str, monkeypatch: pytest.MonkeyPatch) -> str | None:
     return None
 
 
-def _load(path, entries, defines, engine_name):
+def _load(path, entries, defines, engine_name, snapshot=False):
     """Load the file, dropping rules the loader refuses until it loads: (authorizer, refused names)."""
     refused: set[str] = set()
     while True:
         kept = [(name, text) for name, text in entries if name not in refused]
         path.write_text(cc.rules_file(kept, defines, engine_name), encoding="utf-8")
         try:
+            if snapshot:
+                ruleset = pickle.loads(pickle.dumps(rules_loader.load(path), protocol=pickle.HIGHEST_PROTOCOL))
+                return Authorizer(ruleset), refused
             return Authorizer.load(path, environ={}), refused
         except RulesError as exc:
             names = {problem.rule for problem in exc.problems if problem.severity == "error"}
@@ -230,7 +234,8 @@ def _run(engine: str, tmp_path, monkeypatch) -> tuple[Counter, list[str]]:
                 text = f"({rule.text}){cc.FALLBACK_SUFFIX}" if engine == cc.FALLBACK else rule.text
                 entries.append((name, text))
                 expected[name] = rule.must
-        authorizer, refused = _load(tmp_path / f"{key}.yaml", entries, members[0][1].defines, engine_name)
+        authorizer, refused = _load(tmp_path / f"{key}.yaml", entries, members[0][1].defines, engine_name,
+                                    snapshot=engine == cc.SNAPSHOT)
         by_name = {rule.name: rule for rule in authorizer.ruleset.rules} if authorizer else {}
         for index, case in members:
             names = [f"c{index}{rule.name}" for rule in case.rules]
