@@ -718,7 +718,8 @@ def interpreter_refusal(tree: Any) -> str | None:
             if _now_and_duration_literal(operands):
                 continue  # within ±292 years of the present: no overflow (the literal was checked)
             if any(_tainted(operand) for operand in operands):
-                return _on_interpreter("timestamp and duration arithmetic has no range check there")
+                return _on_interpreter("timestamp and duration arithmetic has no range check there (compare "
+                                       "now_unix with integer seconds instead, e.g. now_unix - 3600 > claims.iat)")
     return None
 
 
