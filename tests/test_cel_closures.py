@@ -417,3 +417,15 @@ def test_generated_expressions_agree_with_the_interpreter_or_deny(text):
 def test_generated_well_typed_rules_agree_with_the_interpreter_or_deny(text):
     if _compiles(text):
         agrees_or_denies(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(), st.binary()))
+def test_every_string_and_bytes_value_reaches_the_interpreter_spelled_so_it_reads_it_back(value):
+    import lark
+    from celpy.evaluation import celbytes, celstr
+
+    kind, text = cel_closures.canonical_literal(value)
+    assert cel_closures.literal_text(text) == value
+    read = (celbytes if kind == "BYTES_LIT" else celstr)(lark.Token(kind, text))
+    assert (bytes(read) if kind == "BYTES_LIT" else str(read)) == value
