@@ -7,12 +7,14 @@ own grammar, parsed once at cold start) becomes a tree of Python closures over
 plain values (str, int, float, bool, None, list, dict): a few microseconds each.
 
 Only a subset is compiled: the operators, field access, `has()`, the five
-comprehension macros, string functions, `size`, `int`, `double`, `string`, `dyn`
-and the strings-extension functions of cel_functions.py. Anything else
-(timestamps and `now`, durations, bytes, uint, escapes in string literals, maps
-with non-string keys) raises `Unsupported` at compile time, and that expression
-runs on cel-python's interpreter instead. Nothing is decided here that the
-loader has not already checked (expressions.py).
+comprehension macros, string functions, `size`, `int`, `double`, `string`, `bytes`, `dyn`,
+string and bytes literals with every escape CEL defines, timestamps, durations and `now`
+(cel_time.py: integer nanoseconds, range-checked) with their accessors, and the
+strings-extension functions of cel_functions.py. Anything else (uint, maps with non-string
+keys, `type()`) raises `Unsupported` at compile time, and that expression runs on
+cel-python's interpreter instead, unless the loader refuses it there
+(expressions.interpreter_refusal). Nothing is decided here that the loader has not
+already checked (expressions.py).
 
 Errors are Python exceptions (`KeyError`, `TypeError`, `ZeroDivisionError`,
 `IndexError`, `ValueError`), named like cel-python's. `&&`, `||`,
@@ -21,14 +23,14 @@ Errors are Python exceptions (`KeyError`, `TypeError`, `ZeroDivisionError`,
 Numbers, equality, ordering and `in` are CEL's (cel_numbers.py, docs/cel-numbers.md):
 values of different types are unequal (`1 == 'a'` is false), int and double compare by
 value (`1 == 1.0`, `[1] == [1.0]`), int arithmetic outside 64 bits is an error, double
-arithmetic is IEEE (`1.0 / 0.0` is +inf). cel-python's interpreter answers the same: its
-operators are overridden in celpy_values.py. Where cel-python still departs from the
-specification, the compiled form takes the answer that denies: `true && 1` is an error
-(cel-python: 1), as are a negative list index, `string(true)` (cel-python: 'True') and
-`size(null)` (cel-python: 0). An error survives `!`, so a stricter
-answer cannot turn into an allow. The tests (tests/test_cel_closures.py) run both on
-generated expressions: the answers agree, or the compiled one errors where cel-python's
-answer is not CEL's (cel-cpp's).
+arithmetic is IEEE (`1.0 / 0.0` is +inf). Literals, timestamps and durations are CEL's
+too (cel_time.py, docs/cel.md). cel-python's interpreter answers the same: its operators
+and the functions it gets wrong are overridden in celpy_values.py. Where cel-python still
+departs from the specification, the compiled form takes the answer that denies: `true && 1`
+is an error (cel-python: 1), as is `size(null)` (cel-python: 0).
+An error survives `!`, so a stricter answer cannot turn into an allow. The tests
+(tests/test_cel_closures.py) run both on generated expressions: the answers agree, or the
+compiled one errors where cel-python's answer is not CEL's (cel-cpp's).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ import operator
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from . import cel_numbers
+from . import cel_time
+from .cel_time import Duration, Timestamp
 
 if TYPE_CHECKING:
     import lark
@@ -179,7 +183,7 @@ def contained(item: Any, container: Any) -> bool:
     raise _overload()
 
 
-_ORDERED = (int, float, str, bool)
+_ORDERED = (int, float, str, bool, bytes, Timestamp, Duration)
 
 
 def _ordered(left: Any, right: Any) -> tuple[Any, Any]:
@@ -220,7 +224,7 @@ def add(left: Any, right: Any) -> Any:
         raise _overload()  # no mixed arithmetic in CEL, not even int + double
     if kind is int:
         return _int(left + right)
-    if kind in (float, str, list):
+    if kind in (float, str, list, bytes):
         return left + right
     raise _overload()
 
@@ -285,16 +289,20 @@ def index(target: Any, key: Any) -> Any:
             raise _overload()
         return select(target, key)
     if kind is list:
-        if type(key) is not int:
+        if type(key) is int:
+            position = key
+        elif type(key) is float:
+            position = cel_numbers.list_position(key)
+        else:
             raise _overload()
-        if not 0 <= key < len(target):
+        if not 0 <= position < len(target):
             raise IndexError("list index out of range")
-        return target[key]
+        return target[position]
     raise _overload()
 
 
 def size(value: Any) -> int:
-    if type(value) in (str, list, dict):
+    if type(value) in (str, list, dict, bytes):
         return len(value)
     raise _overload()
 
@@ -345,7 +353,47 @@ def to_string(value: Any) -> str:
         return value
     if kind in (int, float):
         return str(value)
-    raise _overload()  # bool: cel-python says 'True', the spec 'true'; an error denies either way
+    if kind is bytes:
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("invalid UTF-8 in bytes") from None
+    if kind in cel_time.TEMPORAL:
+        return str(value)
+    if kind is bool:
+        return "true" if value else "false"
+    raise _overload()
+
+
+def to_bytes(value: Any) -> bytes:
+    kind = type(value)
+    if kind is bytes:
+        return value
+    if kind is str:
+        return value.encode("utf-8")
+    raise _overload()
+
+
+def _to_int(value: Any) -> int:
+    """int(), with int(timestamp) (whole seconds since the epoch) beside the numeric conversions."""
+    if type(value) is Timestamp:
+        return cel_time.seconds_of(value)
+    return to_int(value)
+
+
+_TEMPORAL = frozenset(cel_time.TEMPORAL)
+
+
+def _add(left: Any, right: Any) -> Any:
+    if type(left) in _TEMPORAL or type(right) in _TEMPORAL:
+        return cel_time.add(left, right)
+    return add(left, right)
+
+
+def _subtract(left: Any, right: Any) -> Any:
+    if type(left) in _TEMPORAL or type(right) in _TEMPORAL:
+        return cel_time.subtract(left, right)
+    return subtract(left, right)
 
 
 def _matcher() -> Callable[[Any, Any], bool]:
@@ -366,7 +414,9 @@ def _matcher() -> Callable[[Any, Any], bool]:
 
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "size": size, "contains": contains, "startsWith": starts_with, "endsWith": ends_with,
-    "int": to_int, "double": to_double, "string": to_string, "dyn": lambda value: value,
+    "int": _to_int, "double": to_double, "string": to_string, "dyn": lambda value: value,
+    "bytes": to_bytes, "timestamp": cel_time.to_timestamp, "duration": cel_time.to_duration,
+    **cel_time.ACCESSORS,
 }
 _RELATIONS = {
     "relation_eq": equal, "relation_ne": not_equal,
@@ -374,7 +424,7 @@ _RELATIONS = {
     "relation_in": contained,
 }
 _ARITHMETIC = {
-    "addition_add": add, "addition_sub": subtract,
+    "addition_add": _add, "addition_sub": _subtract,
     "multiplication_mul": multiply, "multiplication_div": divide, "multiplication_mod": modulo,
 }
 _MACROS = ("exists", "all", "exists_one", "map", "filter")
@@ -469,8 +519,8 @@ class _Builder:
 
     def _ident(self, node: lark.Tree) -> Closure:
         name = node.children[0].value
-        if name == "now":
-            raise Unsupported("timestamps")
+        if name == "now":  # a datetime in the activation (evaluation.py): CEL's nanoseconds here
+            return lambda a: cel_time.from_datetime(a["now"])
         # Every variable is in the activation (the checker refused any other name): read at C speed.
         return operator.itemgetter(name)
 
@@ -515,6 +565,13 @@ class _Builder:
         args = _items(node.children[1]) if len(node.children) > 1 and node.children[1] is not None else []
         if name == "has":
             return self._has(args)
+        if name in ("timestamp", "duration") and len(args) == 1 and type(_constant_of(args[0])) is str:
+            try:  # read once here, not at every evaluation (`now < timestamp('2030-…')`)
+                value = self._functions[name](_constant_of(args[0]))
+            except ValueError:
+                pass  # a bad text stays an error at run time, as in CEL
+            else:
+                return lambda a: value
         return self._call(name, [self.build(arg) for arg in args])
 
     def _member_dot_arg(self, node: lark.Tree) -> Closure:
@@ -784,16 +841,104 @@ def _literal_value(token: lark.Token) -> Any:
         return value
     if kind == "FLOAT_LIT":
         return float(text)
-    if kind in ("STRING_LIT", "MLSTRING_LIT"):
-        return _string_value(text)
-    raise Unsupported(kind)  # UINT_LIT, BYTES_LIT
+    if kind in ("STRING_LIT", "MLSTRING_LIT", "BYTES_LIT"):
+        try:
+            return literal_text(text)
+        except ValueError as exc:  # the loader refused it already (expressions.py)
+            raise Unsupported(str(exc)) from None
+    raise Unsupported(kind)  # UINT_LIT
 
 
-def _string_value(text: str) -> str:
-    raw = text[0] in "rR"
-    body = text[1:] if raw else text
+# ------------------------------------------------------------------ string and bytes literals
+
+
+_SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
+                   "\\": "\\", "?": "?", '"': '"', "'": "'", "`": "`"}
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def literal_text(text: str) -> str | bytes:
+    """A string or bytes literal's value, its escapes read as the CEL specification defines
+    them (docs/cel.md "String and bytes literals"); a bad escape is a ValueError."""
+    prefix_end = 0
+    while text[prefix_end] not in "'\"":
+        prefix_end += 1
+    prefix = text[:prefix_end].lower()
+    is_bytes, raw = "b" in prefix, "r" in prefix
+    body = text[prefix_end:]
     quote = body[:3] if body[:3] in ("'''", '"""') else body[0]
     content = body[len(quote):-len(quote)]
-    if not raw and "\\" in content:
-        raise Unsupported("escape sequences in string literals")
-    return content
+    if raw or "\\" not in content:
+        return content.encode("utf-8") if is_bytes else content
+    return _unescape(content, is_bytes)
+
+
+def _unescape(content: str, is_bytes: bool) -> str | bytes:
+    out: list[Any] = []  # str pieces; in a bytes literal, ints are single octets
+    i, end = 0, len(content)
+    while i < end:
+        char = content[i]
+        if char != "\\":
+            out.append(char)
+            i += 1
+            continue
+        if i + 1 >= end:
+            raise ValueError("a string literal ends with a lone backslash")
+        code = content[i + 1]
+        if code in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[code])
+            i += 2
+        elif code in "xX":
+            digits = content[i + 2:i + 4]
+            if len(digits) != 2 or not set(digits) <= _HEX:
+                raise ValueError(f"\\{code} needs two hex digits")
+            value = int(digits, 16)
+            out.append(value if is_bytes else chr(value))
+            i += 4
+        elif code in "0123":
+            digits = content[i + 1:i + 4]
+            if len(digits) != 3 or not set(digits) <= set("01234567"):
+                raise ValueError("an octal escape needs three digits, \\000 to \\377")
+            value = int(digits, 8)
+            out.append(value if is_bytes else chr(value))
+            i += 4
+        elif code in "uU" and not is_bytes:
+            width = 4 if code == "u" else 8
+            digits = content[i + 2:i + 2 + width]
+            if len(digits) != width or not set(digits) <= _HEX:
+                raise ValueError(f"\\{code} needs {width} hex digits")
+            value = int(digits, 16)
+            if value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
+                raise ValueError(f"\\{code}{digits} is not a Unicode code point")
+            out.append(chr(value))
+            i += 2 + width
+        else:
+            what = "in a bytes literal" if code in "uU" else "in a string literal"
+            raise ValueError(f"invalid escape \\{code} {what}")
+    if not is_bytes:
+        return "".join(out)
+    data = bytearray()
+    for piece in out:
+        if type(piece) is int:
+            data.append(piece)
+        else:
+            data += piece.encode("utf-8")
+    return bytes(data)
+
+
+def canonical_literal(value: str | bytes) -> tuple[str, str]:
+    """(token type, text) spelling `value` with only the escapes cel-python's interpreter reads
+    right (`\\\\`, `\\"`, `\\u`, `\\U`; `\\x` in bytes): it keeps `\\X4c`, `\\?` and `\\``
+    literally and drops a newline in `b'''…'''`, so literals reach it in this form."""
+    out = []
+    if type(value) is bytes:
+        for byte in value:
+            out.append(chr(byte) if 0x20 <= byte < 0x7F and byte not in (0x22, 0x5C) else f"\\x{byte:02x}")
+        return "BYTES_LIT", 'b"' + "".join(out) + '"'
+    for char in value:
+        code = ord(char)
+        if 0x20 <= code < 0x7F and char not in '"\\':
+            out.append(char)
+        else:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    return "STRING_LIT", '"' + "".join(out) + '"'

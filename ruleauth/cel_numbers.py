@@ -82,6 +82,16 @@ def modulo_ints(left: int, right: int) -> int:
     return -remainder if left < 0 else remainder
 
 
+def list_position(value: int | float) -> int:
+    """A number used as a list index: an int or uint as it is, a double only when it holds a
+    whole number (cel-spec lists/index/zero_based_double: `[7, 8, 9][dyn(0.0)]` is 7)."""
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("a list index must be a whole number")
+        return int(value)
+    return int(value)
+
+
 def double_to_int(value: float) -> int:
     """Truncated toward zero; NaN, ±inf and anything outside (-2^63, 2^63) is a range error
     (cel-spec conversions/double_int_min_range: -9223372036854775808.0 is out of range)."""

@@ -14,9 +14,9 @@ from typing import Any, Callable, Mapping
 
 import celpy
 from celpy import celtypes
-from celpy.evaluation import CELEvalError, Evaluator, base_functions
+from celpy.evaluation import CELEvalError, Evaluator, base_functions, function_getMilliseconds
 
-from . import cel_functions, cel_numbers, cel_parser
+from . import cel_functions, cel_numbers, cel_parser, cel_time
 
 __all__ = ["CELEvalError", "celtypes", "converted", "celpy_activation", "error_class", "as_cel",
            "environment", "FUNCTIONS"]
@@ -190,6 +190,34 @@ def _contained(item: Any, container: Any) -> bool:
     raise TypeError("no such overload")
 
 
+def _index(container: Any, key: Any) -> Any:
+    """`container[key]` with CEL's numbers: a list takes any whole number (`[7][dyn(0.0)]`),
+    never a negative one (cel-python counts from the end); a map finds a numeric key by value
+    (`{1u: 'a'}[1.0]`)."""
+    kind = _kind(container)
+    if kind == "list":
+        if _kind(key) != "number":
+            raise TypeError("no such overload")
+        position = cel_numbers.list_position(float(key) if _number_class(key) is _DOUBLE else int(key))
+        if not 0 <= position < len(container):
+            raise IndexError("list index out of range")
+        return container[position]
+    if kind == "map":
+        if _kind(key) not in _KEY_KINDS:
+            raise TypeError("no such overload")
+        wanted = _key(key)
+        for candidate, value in container.items():
+            if _kind(candidate) not in _KEY_KINDS or isinstance(candidate, float):
+                raise TypeError("unsupported map key type")  # CEL's keys: int, uint, bool, string
+            if _key(candidate) == wanted:
+                return value
+        raise KeyError("no such key")
+    return operator.getitem(container, key)
+
+
+_KEY_KINDS = ("number", "string", "bool")
+
+
 def _arithmetic(name: str, plain: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     """CEL's arithmetic on numbers (one numeric type on both sides: cel-python would add an int
     to a double) and none on booleans (`true + true`); cel-python's own operator for the rest
@@ -264,6 +292,7 @@ _OPERATORS: dict[str, Callable[..., Any]] = {
     "_>_": _relation(_ordering(operator.gt)),
     "_>=_": _relation(_ordering(operator.ge)),
     "_in_": _relation(_contained),
+    "_[_]": _index,
     **{name: _arithmetic(name, base_functions[name]) for name in ("_+_", "_-_", "_*_", "_/_", "_%_")},
     "int": _to_int,
     "uint": _to_uint,
@@ -271,10 +300,35 @@ _OPERATORS: dict[str, Callable[..., Any]] = {
 }
 
 
-# The strings-extension functions, returning cel-python's own value types, and CEL's
-# operators and numeric conversions.
+def _duration(value: datetime.timedelta) -> cel_time.Duration:
+    return cel_time.Duration((value.days * 86400 + value.seconds) * cel_time.NANOS + value.microseconds * 1000)
+
+
+def _string(value: Any) -> celtypes.StringType:
+    """string() as CEL defines it where cel-python's differs (docs/cel.md): `true`, not `True`;
+    a timestamp or duration with its fraction of a second, not cut to whole seconds."""
+    if isinstance(value, celtypes.BoolType):
+        return celtypes.StringType("true" if value else "false")
+    if isinstance(value, celtypes.TimestampType):
+        return celtypes.StringType(cel_time.format_timestamp(cel_time.from_datetime(value)))
+    if isinstance(value, celtypes.DurationType):
+        return celtypes.StringType(cel_time.format_duration(_duration(value)))
+    return celtypes.StringType(value)
+
+
+def _get_milliseconds(value: Any, *zone: Any) -> celtypes.IntType:
+    """A duration's milliseconds within its second (cel-python's are wrong: docs/cel.md)."""
+    if isinstance(value, celtypes.DurationType) and not zone:
+        return celtypes.IntType(cel_time.get_milliseconds(_duration(value)))
+    return function_getMilliseconds(value, *zone)
+
+
+# The strings-extension functions, returning cel-python's own value types, CEL's operators
+# and numeric conversions, and the functions whose cel-python forms answer otherwise than CEL.
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     **_OPERATORS,
+    "string": _string,
+    "getMilliseconds": _get_milliseconds,
     "split": _split,
     "join": lambda values, separator=celtypes.StringType(""): celtypes.StringType(
         cel_functions.join_plain(values, separator)),

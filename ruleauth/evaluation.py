@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from . import cel_numbers, fast_engine
+from .cel_time import Duration, Timestamp
 from .expressions import CEL_EXPR_PYTHON, CLOSURES, Compiled
 
 MAX_CLAIM_DEPTH = 32
@@ -206,11 +207,21 @@ def context_value(value: Any) -> str | int | float | bool | None:
         return value if math.isfinite(value) else None
     if kind in (list, dict):
         return _json_text(value)
+    if kind is Timestamp or kind is Duration:
+        return _temporal_text(value)
     if isinstance(value, datetime.datetime) and type(value).__module__ == "datetime":
         return fast_engine.format_timestamp(value)
     if isinstance(value, datetime.timedelta) and type(value).__module__ == "datetime":
         return fast_engine.format_duration(value)
     return _celpy_context_value(value)
+
+
+def _temporal_text(value: Timestamp | Duration) -> str:
+    """A compiled closure's timestamp or duration as the other engines' values are written
+    (whole seconds), so a context value reads the same whichever engine computed it."""
+    if type(value) is Timestamp:
+        return fast_engine.format_timestamp(value.datetime())
+    return fast_engine.format_duration(datetime.timedelta(microseconds=value.nanos // 1000))
 
 
 def _json_text(value: Any) -> str | None:
@@ -251,6 +262,8 @@ def to_plain(value: Any) -> Any:
         return [to_plain(v) for v in value]
     if kind is dict:
         return {str(k): to_plain(v) for k, v in value.items()}
+    if kind is Timestamp or kind is Duration:
+        return _temporal_text(value)
     if isinstance(value, datetime.datetime) and type(value).__module__ == "datetime":
         return fast_engine.format_timestamp(value)
     if isinstance(value, datetime.timedelta) and type(value).__module__ == "datetime":

@@ -13,6 +13,7 @@ a placeholder. Booleans (the outcome of a part) are shown; claims are shown.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -23,7 +24,7 @@ import lark
 from . import cel_closures, cel_functions, celpy_values
 from . import evaluation as ev
 from .credentials import without_credential
-from .expressions import CEL_PYTHON, CLOSURES, Compiled, MACROS, VARIABLES
+from .expressions import CEL_PYTHON, CLOSURES, MACROS, VARIABLES, Compiled, canonical_literals
 
 HIDDEN = "<hidden: computed from the credential>"
 MAX_SHOWN = 160
@@ -320,7 +321,9 @@ class _Program:
     """A lark subtree as its own program on cel-python's interpreter, with the rules' extra functions."""
 
     def __init__(self, node: lark.Tree):
-        self.node = node
+        # Its own copy, literals respelled as the interpreter reads them right (expressions.py).
+        self.node = copy.deepcopy(node)
+        canonical_literals(self.node)
 
     def evaluate(self, activation: Mapping[str, Any]) -> Any:
         program = _environment().program(self.node, functions=celpy_values.FUNCTIONS)

@@ -334,7 +334,12 @@ class Compiler:
         if self._environment is None:
             self._environment = celpy_values.environment()
         # The interpreter reads source positions when it reports an error.
-        return self._environment.program(self.checked_tree(text)[0], functions=celpy_values.FUNCTIONS)
+        interpreted = self.checked_tree(text)[0]
+        refusal = interpreter_refusal(interpreted)
+        if refusal is not None:
+            raise ExpressionError(refusal)
+        canonical_literals(interpreted)
+        return self._environment.program(interpreted, functions=celpy_values.FUNCTIONS)
 
     # -- the fast engine: defines inlined as text, then cel-cpp's compiler --------------
 
@@ -447,6 +452,10 @@ class _Checker:
             name = node.children[0].value
             if name not in FUNCTIONS:
                 raise ExpressionError(_unknown("function", name, FUNCTIONS))
+            arguments = node.children[1] if len(node.children) > 1 else None
+            _check_arity(name, len(arguments.children) if is_tree(arguments) else 0)
+        if kind == "literal":
+            _check_literal(node.children[0])
         if kind in ("dot_ident", "dot_ident_arg"):
             raise ExpressionError("leading-dot names (.name) are not supported in rules")
         if kind == "member_object":
@@ -525,6 +534,7 @@ class _Checker:
             return
         if name not in FUNCTIONS:
             raise ExpressionError(_unknown("function", name, FUNCTIONS))
+        _check_arity(name, 1 + len(args))
         self.visit(target, scope, comprehension)
         for arg in args:
             self.visit(arg, scope, comprehension)
@@ -647,6 +657,154 @@ def _bracket_depth(text: str) -> int:
         elif char in ")]}":
             depth -= 1
     return deepest
+
+
+# The strings-extension functions ruleauth implements (cel_functions.py), by how many
+# arguments they take, the target of a method call included: CEL's `split(sep, limit)` and
+# the others' extra forms are not implemented, so they are load errors, not run-time errors.
+_ARITY = {"split": (2,), "join": (1, 2), "lowerAscii": (1,), "upperAscii": (1,), "trim": (1,)}
+
+
+def _check_arity(name: str, count: int) -> None:
+    allowed = _ARITY.get(name)
+    if allowed is not None and count not in allowed:
+        shown = " or ".join(str(n) for n in allowed)
+        raise ExpressionError(f"{name}() takes {shown} argument{'s' if allowed != (1,) else ''} "
+                              f"(the target of a method call counts), not {count}")
+
+
+_TEXT_LITERALS = ("STRING_LIT", "MLSTRING_LIT", "BYTES_LIT")
+
+
+def _check_literal(token: Any) -> None:
+    """A string or bytes literal with an escape CEL does not define is a syntax error in CEL."""
+    if getattr(token, "type", None) in _TEXT_LITERALS:
+        try:
+            cel_closures.literal_text(token.value)
+        except ValueError as exc:
+            raise ExpressionError(f"CEL syntax error: {exc}: {token.value[:40]!r}") from None
+
+
+def canonical_literals(tree: Any) -> None:
+    """Respell every string and bytes literal in the form cel-python's interpreter reads right."""
+    import lark
+
+    for node in tree.iter_subtrees():
+        if node.data == "literal" and getattr(node.children[0], "type", None) in _TEXT_LITERALS:
+            token = node.children[0]
+            kind, text = cel_closures.canonical_literal(cel_closures.literal_text(token.value))
+            node.children[0] = lark.Token.new_borrow_pos(kind, text, token)
+
+
+def interpreter_refusal(tree: Any) -> str | None:
+    """Why cel-python's interpreter must not run this expression, or None.
+
+    Only constructs it is known to answer wrongly (tests/test_cel_conformance.py, docs/cel.md)
+    are refused: there it would give another answer than CEL's. They are all about timestamps
+    and durations (its values hold microseconds, and their arithmetic has no range check);
+    compiled closures run them as CEL says, so the message says what keeps a rule off it.
+    (Functions it answers wrongly but ruleauth can replace, `string()` and a duration's
+    `getMilliseconds()`, are replaced instead: celpy_values.FUNCTIONS.)
+    """
+    temporal = any(_is_temporal_source(node) for node in tree.iter_subtrees())
+    if not temporal:
+        return None
+    for node in tree.iter_subtrees():
+        call = _call_of(node)
+        if call is not None:
+            name, args = call
+            if name in ("timestamp", "duration"):
+                problem = _temporal_literal_problem(name, args)
+                if problem:
+                    return _on_interpreter(problem)
+        if node.data == "addition" and len(node.children) == 2:
+            operands = [node.children[0].children[0], node.children[1]]
+            if _now_and_duration_literal(operands):
+                continue  # within ±292 years of the present: no overflow (the literal was checked)
+            if any(_tainted(operand) for operand in operands):
+                return _on_interpreter("timestamp and duration arithmetic has no range check there (compare "
+                                       "now_unix with integer seconds instead, e.g. now_unix - 3600 > claims.iat)")
+    return None
+
+
+def _on_interpreter(problem: str) -> str:
+    return (f"this expression runs on cel-python's interpreter (RULEAUTH_CEL_INTERPRETER is set, or it "
+            f"uses something compiled closures do not run: a uint, a map with non-string keys, type()...), "
+            f"and {problem}: write it without those so that it compiles to closures, which follow CEL, "
+            f"or unset RULEAUTH_CEL_INTERPRETER")
+
+
+def _now_and_duration_literal(operands: list[Any]) -> bool:
+    first, second = (_unwrap_all(operand) for operand in operands)
+    if is_tree(first) and first.data == "ident" and first.children[0].value == "now":
+        call = _call_of(second) if is_tree(second) else None
+        return call is not None and call[0] == "duration" and len(call[1]) == 1 and _unwrap_literal(call[1][0]) is not None
+    return False
+
+
+def _unwrap_all(node: Any) -> Any:
+    while is_tree(node) and len(node.children) == 1 and node.data not in ("literal", "ident"):
+        node = node.children[0]
+    return node
+
+
+def _call_of(node: Any) -> tuple[str, list[Any]] | None:
+    """(function name, arguments without the method target) of a call node, else None."""
+    if node.data == "ident_arg":
+        arguments = node.children[1] if len(node.children) > 1 else None
+        return node.children[0].value, list(arguments.children) if is_tree(arguments) else []
+    if node.data == "member_dot_arg":
+        arguments = node.children[2] if len(node.children) > 2 else None
+        return node.children[1].value, list(arguments.children) if is_tree(arguments) else []
+    return None
+
+
+def _calls(node: Any, name: str) -> bool:
+    call = _call_of(node)
+    return call is not None and call[0] == name
+
+
+def _is_temporal_source(node: Any) -> bool:
+    if node.data == "ident" and node.children[0].value == "now":
+        return True
+    return _calls(node, "timestamp") or _calls(node, "duration")
+
+
+def _tainted(node: Any) -> bool:
+    """Whether a value could be a timestamp or duration: it mentions one, or a comprehension
+    variable (which may range over them: the expression mentions one somewhere)."""
+    if not is_tree(node):
+        return False
+    for sub in node.iter_subtrees():
+        if _is_temporal_source(sub):
+            return True
+        if sub.data == "ident" and sub.children[0].value not in VARIABLES:
+            return True
+    return False
+
+
+def _temporal_literal_problem(name: str, args: list[Any]) -> str | None:
+    token = _unwrap_literal(args[0]) if len(args) == 1 else None
+    if token is None or token.type not in _TEXT_LITERALS or token.type == "BYTES_LIT":
+        return f"{name}() of anything but a string literal is an error there"
+    value = cel_closures.literal_text(token.value)
+    from . import cel_time
+
+    try:
+        parsed = cel_time.parse_timestamp(value) if name == "timestamp" else cel_time.parse_duration(value)
+    except ValueError as exc:
+        return f"{name}({token.value}) is out of range or invalid ({exc}), which it does not see"
+    if parsed.nanos % 1000:
+        return f"{name}({token.value}) is cut to microseconds"
+    return None
+
+
+def _unwrap_literal(node: Any) -> Any:
+    while is_tree(node) and len(node.children) == 1 and node.data != "literal":
+        node = node.children[0]
+    if is_tree(node) and node.data == "literal":
+        return node.children[0]
+    return None
 
 
 def _unknown(kind: str, name: str, known: tuple[str, ...] | list[str]) -> str:

@@ -65,3 +65,15 @@ def authorizer(write_rules):
 
 def engine_knobs() -> dict[str, str]:
     return {k: os.environ[k] for k in ("RULEAUTH_ENGINE", "RULEAUTH_CEL_INTERPRETER") if k in os.environ}
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The conformance counts per engine (tests/test_cel_conformance.py), when that test ran."""
+    import sys
+
+    module = sys.modules.get("tests.test_cel_conformance")
+    if module is None or not module.COUNTS:
+        return
+    terminalreporter.section("cel-spec conformance through rules files")
+    for engine, counts in module.COUNTS.items():
+        terminalreporter.write_line(module.summary(engine, counts))

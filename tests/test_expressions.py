@@ -248,3 +248,41 @@ def test_syntax_errors_are_load_errors_with_one_line(compiler, text):
 ])
 def test_unsupported_syntax_is_a_load_error(compiler, text, fragment):
     assert fragment in error_of(compiler, text)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("token == '\\q'", "invalid escape \\q in a string literal"),
+    ("token == '\\400'", "invalid escape \\4"),
+    ("token == '\\x4'", "\\x needs two hex digits"),
+    ("token == '\\uD800'", "is not a Unicode code point"),
+    ("token == '\\U00110000'", "is not a Unicode code point"),
+    ("b'\\u0041' == b'A'", "invalid escape \\u in a bytes literal"),
+])
+def test_a_literal_with_an_escape_cel_does_not_define_is_a_load_error_on_every_engine(compiler, text, message):
+    assert message in error_of(compiler, text)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("'\\x4a\\X4c\\101\\u01aB\\U0001F62C\\?\\`\\'\\\"\\\\'", "JLAƫ😬?`'\"\\"),
+    ("'''a\nb'''", "a\nb"),
+    ("r'\\n\\x4a'", "\\n\\x4a"),
+    ("R'''\\?'''", "\\?"),
+])
+def test_string_literals_mean_what_cel_says_on_every_engine(compiler, text, expected):
+    result = run(compiler.compile(f"token == {text}"), token=expected)
+    assert result.kind == ev.TRUE
+    assert run(compiler.compile(f"token != {text}"), token=expected).kind == ev.FALSE
+
+
+@pytest.mark.parametrize("text", [
+    "b'''\n''' == b'\\n'", "b'\\xff\\XFE\\377' == b'\\377\\376\\xff'", "B'\\x4a' == b'J'",
+    "size(b'\\xc3\\xa9') == 2 && b'\\xc3\\xa9' == b'\u00e9'",
+])
+def test_bytes_literals_mean_what_cel_says_on_every_engine(compiler, text):
+    assert run(compiler.compile(text)).kind == ev.TRUE
+
+
+@pytest.mark.parametrize("text", ["token.split(' ', 1) == ['a']", "split(token, ' ', 0) == []",
+                                  "lowerAscii(token, 'x') == ''", "token.trim(1) == ''"])
+def test_strings_extension_forms_ruleauth_does_not_implement_are_load_errors(compiler, text):
+    assert "argument" in error_of(compiler, text)

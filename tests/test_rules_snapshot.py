@@ -56,8 +56,8 @@ rules:
     allow: "is_admin || ('write:orders' in scopes && claims.sub.matches('^user-[0-9]+$'))"
   - name: reports during the day
     route: GET /reports/{{proxy+}}
-    # a timestamp: this one runs on cel-python's interpreter
-    allow: "reader && now.getHours('UTC') >= 0"
+    # a uint: this one runs on cel-python's interpreter
+    allow: "reader && now.getHours('UTC') >= 0 && [1u].size() == 1"
   - name: tenants
     route: ANY /tenants/{{tenant}}/{{proxy+}}
     allow: "has(claims.tenant) && claims.tenant == 'acme' && request.method in ['GET', 'PUT']"
