@@ -111,7 +111,7 @@ class Authorizer:
         decision = self.decider.decide(request, now=now, claims=claims)
         if decision.outcome == Outcome.UNAUTHORIZED:
             return Authorization(decision, None)
-        table = self.decider.table
+        table = self.decider.policy_table
         response = build_response(decision, self.ruleset, self.response_mode, table)
         problems = response_check.problems(response)
         if problems == [response_check.SIZE] and table is not None:

@@ -13,11 +13,16 @@ from typing import Any, Mapping, Protocol, Sequence
 from . import evaluation as ev
 from .credentials import MISSING, Credential, extract, without_credential
 from .errors import CredentialError
-from .model import Outcome, Request, VerifiedToken
+from .model import REST_REQUEST, REST_TOKEN, Outcome, Request, VerifiedToken
+from .policy_synthesis import api_route_scope
 from .routes import RouteMatch
-from .ruleset import AUTH_JWT, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, Rule, RuleSet
+from .ruleset import (
+    AUTH_JWT, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, CACHE_IDENTITY, CACHE_ROUTE, Rule, RuleSet,
+)
 
 ANONYMOUS = "anonymous"
+REST_EVENTS = (REST_TOKEN, REST_REQUEST)
+SCOPE_MEMO = 256
 MAX_PRINCIPAL = 256
 
 # reasons
@@ -82,8 +87,10 @@ class Decision:
     omitted_context: list[tuple[str, str]] = field(default_factory=list)
     detail: str = ""  # a safe, human explanation of the reason
     now: float = 0.0
-    # cache.mode identity: the rule decision of every (method, route) cell of the table
+    # cache.mode identity (and route, under a coarse API route): the caller's decision on every
+    # (method, route) cell of the table, and the cells the response answers for (None: all)
     table_allowed: list[bool] | None = None
+    table_scope: frozenset[int] | None = None
 
     @property
     def allowed(self) -> bool:
@@ -100,14 +107,23 @@ class Decider:
     def __init__(self, ruleset: RuleSet, verifier: Verifier | None = None):
         self.ruleset = ruleset
         self.verifier = verifier
-        self.table = ruleset.table
+        self.table = ruleset.table if ruleset.cache.mode == CACHE_IDENTITY else None
+        # cache.mode route: the table, for requests whose API route is coarser than their
+        # rule's route (one cached response then answers for several rule routes).
+        self.route_table = None
+        if ruleset.cache.mode == CACHE_ROUTE and ruleset.rules:
+            from .policy_synthesis import build_table
+
+            self.route_table = ruleset.table or build_table(ruleset)
+        self.policy_table = self.table or self.route_table
+        self._scopes: dict[tuple, frozenset[int] | None] = {}
         # Fixed at cold start. A slot is one distinct evaluation: an expression under one
         # (auth, providers), plus the cell's own route when it reads request.method or
         # request.route. Each table cell reads its slot's result.
         slots: dict[tuple, int] = {}
         self._slots: list[tuple[Any, tuple, tuple[str, str] | None]] = []
         self._cell_slots: list[int] = []
-        for entry in (self.table.entries if self.table is not None else []):
+        for entry in (self.policy_table.entries if self.policy_table is not None else []):
             rule = entry.rule
             who = (rule.auth, rule.providers)
             per_cell = any(r.input in ("request.method", "request.route") for r in rule.allow.reads)
@@ -133,6 +149,8 @@ class Decider:
             self._shadows(decision, request, now, claims, budget)
             if self.table is not None:
                 self._apply_view(decision, self.views.view(request, now, claims, budget))
+            elif self.route_table is not None:
+                self._coarse_route(decision, request, None, now, claims, budget, {})
             return decision
         rule = match.target
         decision = Decision(Outcome.DENY, RULE_FALSE, request, rule=rule.name, route=str(match.route),
@@ -162,8 +180,37 @@ class Decider:
             activation = self.activation(visible, match, decision.identity, now)
             self._set_result(decision, ev.evaluate(rule.allow, activation, budget))
             self._principal_and_context(decision, decision.identity, activation, budget)
+            if self.route_table is not None:
+                known = {(rule.auth, rule.providers): decision.identity}
+                self._coarse_route(decision, request, match.route, now, claims, budget, known)
         self._shadows(decision, request, now, claims, budget)
         return decision
+
+    def _coarse_route(self, decision: Decision, request: Request, route: Any, now: float,
+                      claims: Mapping[str, Any] | None, budget: ev.Budget, known: "Identities") -> None:
+        """cache.mode route: when the API's route covers paths of other rule routes (or paths
+        no rule matches), the response is cached for all of them, so it answers for each as the
+        rules do: the table's answers for this caller, scoped to the rule routes under the API
+        route. A principal that fails denies every route, as it does when asked directly."""
+        assert self.route_table is not None
+        scope = self._scope(request, route)
+        if scope is None:
+            return
+        view = self.views.view(request, now, claims, budget, known)
+        failed = decision.reason == PRINCIPAL_ERROR or view.caller.principal is None
+        decision.table_allowed = [not failed and r is not None and r.allows for r in view.results]
+        decision.table_scope = scope
+
+    def _scope(self, request: Request, route: Any) -> frozenset[int] | None:
+        """The table entries whose paths the API's route (the cache key's route) may cover, or
+        None when that is only the matched rule route's own paths (its pattern alone is exact)."""
+        key = (request.event_type, request.resource, request.method if request.event_type in REST_EVENTS else "",
+               id(route))
+        if key not in self._scopes:
+            if len(self._scopes) >= SCOPE_MEMO:  # the API's routes are few; bound it anyway
+                self._scopes.clear()
+            self._scopes[key] = api_route_scope(self.route_table, request, route)
+        return self._scopes[key]
 
     @staticmethod
     def _set_result(decision: Decision, result: ev.Result) -> None:
@@ -173,7 +220,10 @@ class Decider:
             result.kind, RULE_ERROR)
 
     def _apply_view(self, decision: Decision, view: "CallerView") -> None:
-        decision.table_allowed = [r is not None and r.allows for r in view.results]
+        # A principal that fails is principal_error on every route (asked directly, each is
+        # denied), so the response that is cached for all of them allows none.
+        failed = view.caller.principal is None
+        decision.table_allowed = [not failed and r is not None and r.allows for r in view.results]
         self._apply_caller(decision, view.caller)
 
     def _apply_caller(self, decision: Decision, caller: "CallerFacts") -> None:
@@ -185,8 +235,9 @@ class Decider:
             decision.principal = caller.principal
         decision.context = dict(caller.context)
         decision.omitted_context = list(caller.omitted)
-        if decision.allowed:
-            decision.usage_identifier_key = caller.usage_identifier_key
+        # The caller's key, whatever this route's decision: the policy builder adds it to
+        # every response that allows anything (a cached one may allow other routes).
+        decision.usage_identifier_key = caller.usage_identifier_key
 
     def table_results(self, request: Request, now: float, claims: Mapping[str, Any] | None,
                       budget: ev.Budget, identities: "Identities | None" = None) -> list[ev.Result | None]:
@@ -197,7 +248,7 @@ class Decider:
         request.method or request.route (which mean each rule's own route here) are
         evaluated per cell.
         """
-        assert self.table is not None
+        assert self.policy_table is not None
         visible = without_credential(self.ruleset.token, request)
         identities = {} if identities is None else identities
         # By (auth, providers): the caller's activation, or None when the credential fails it.

@@ -7,6 +7,7 @@ policy is judged by `policy_eval`, our model of API Gateway's IAM evaluation.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -22,7 +23,7 @@ from ruleauth import policy_eval, rules_loader
 from ruleauth.authorizer import Authorizer
 from ruleauth.errors import RulesError
 from ruleauth.model import METHODS
-from ruleauth.policy_synthesis import size_report
+from ruleauth.policy_synthesis import EMPTY_SEGMENT_DENIES, size_report
 from ruleauth.synthetic_events import build_event
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,8 @@ def event(method: str, path: str, token: str | None, stage: str = "prod", **api)
 
 
 def arn_of(method: str, path: str, stage: str = "prod") -> str:
-    return f"arn:aws:execute-api:us-east-1:123456789012:abc123/{stage}/{method}/{path.lstrip('/')}"
+    """As API Gateway builds it: the path after its own leading `/` (`//a` keeps one)."""
+    return f"arn:aws:execute-api:us-east-1:123456789012:abc123/{stage}/{method}/{path[1:]}"
 
 
 ROLES = """
@@ -133,6 +135,27 @@ def test_a_define_that_reads_the_route_is_decided_per_route_in_the_cached_policy
     assert policy_eval.evaluate_response(response, arn_of("GET", "/things/1")) != "allow"
 
 
+# -- an independent model of API Gateway's IAM evaluation (not ruleauth's policy_eval) ------
+# `*` matches any run of characters, `/` and the empty string included; `?` exactly one
+# character; any matching Deny wins; no matching Allow is an implicit deny.
+
+@functools.lru_cache(maxsize=None)
+def _iam_regex(resource: str) -> re.Pattern:
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in resource), re.DOTALL)
+
+
+def iam_outcome(response: dict, arn: str) -> str:
+    if "isAuthorized" in response:
+        return "allow" if response["isAuthorized"] is True else "implicit_deny"
+    effects = set()
+    for statement in response["policyDocument"]["Statement"]:
+        assert statement["Action"] == "execute-api:Invoke"
+        resources = [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
+        if any(_iam_regex(r).fullmatch(arn) for r in resources):
+            effects.add(statement["Effect"])
+    return "explicit_deny" if "Deny" in effects else "allow" if "Allow" in effects else "implicit_deny"
+
+
 def resources_of(response: dict) -> list[str]:
     return [r for s in response["policyDocument"]["Statement"]
             for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])]
@@ -142,7 +165,8 @@ def test_A03_a_wildcard_in_the_request_path_never_becomes_a_wildcard_in_the_poli
     prefix = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/"
     cached = authorizer(tmp_path, ROLES, "identity")
     templates = {e.pattern for e in cached.ruleset.table.entries} | {
-        pattern for gaps in cached.ruleset.table.gaps for candidates in gaps for pattern, _ in candidates}
+        pattern for gaps in cached.ruleset.table.gaps for candidates in gaps for pattern, _ in candidates
+    } | set(EMPTY_SEGMENT_DENIES)
     for mode in ("identity", "route"):
         response = authorizer(tmp_path, ROLES, mode).authorize(event("GET", "/files/*", "reader:1")).response
         assert {r[len(prefix):] for r in resources_of(response)} <= templates
@@ -168,8 +192,10 @@ def test_A07_policies_pin_partition_region_account_api_and_stage(tmp_path, mode)
     assert policy_eval.evaluate_response(response, other_stage) != "allow"
 
 
-def test_route_mode_answers_for_the_matched_routes_pattern_only(tmp_path):
-    response = authorizer(tmp_path, ROLES, "route").authorize(event("GET", "/user/1", "reader:1")).response
+def test_route_mode_answers_for_the_matched_routes_pattern_only_when_the_api_route_is_the_rules(tmp_path):
+    request = event("GET", "/user/1", "reader:1")
+    request["resource"] = "/user/{id}"
+    response = authorizer(tmp_path, ROLES, "route").authorize(request).response
     assert response["policyDocument"]["Statement"] == [{
         "Action": "execute-api:Invoke", "Effect": "Allow",
         "Resource": "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/user/*",
@@ -387,7 +413,7 @@ def test_a_table_whose_policy_cannot_fit_in_8_kb_is_a_load_error(tmp_path):
     assert "8192" in str(caught.value)
 
 
-def test_when_one_callers_table_overflows_the_response_falls_back_to_the_asked_route(tmp_path):
+def test_when_one_callers_table_overflows_the_response_falls_back_to_the_asked_rule_route(tmp_path):
     import dataclasses
 
     path = tmp_path / "rules.yaml"
@@ -401,5 +427,258 @@ def test_when_one_callers_table_overflows_the_response_falls_back_to_the_asked_r
     result = Authorizer(padded).authorize(event("GET", "/resource-001/1", "role1"))
     assert "policy_per_request" in result.decision.warnings
     assert result.decision.outcome == "allow"
-    assert result.response["policyDocument"]["Statement"] == [{
-        "Action": "execute-api:Invoke", "Effect": "Allow", "Resource": arn_of("GET", "/resource-001/1")}]
+    allows = [s["Resource"] for s in result.response["policyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert allows == [arn_of("GET", "/resource-001/*")]  # the rule route's template
+    cached = result.response
+    assert iam_outcome(cached, arn_of("GET", "/resource-001/2")) == "allow"
+    for other in ("/resource-001/", "/resource-001/2/x", "/resource-002/1", "/resource-001//x"):
+        assert iam_outcome(cached, arn_of("GET", other)) != "allow", other
+
+
+@pytest.mark.parametrize("path", ["/files/secre*", "/files/secre?", "/files/*", "/files/?ecret"])
+def test_a_per_request_fallback_never_allows_what_a_wildcard_in_the_request_path_would_reach(tmp_path, path):
+    # The full policy does not fit (a large context value), so the response is for the asked
+    # route; its cached copy must not allow GET /files/secret, which only admin may call.
+    text = textwrap.dedent("""
+        version: 1
+        token: {header: Authorization}
+        cache: {mode: identity, sources: {headers: [Authorization, X-Pad]}}
+        context:
+          pad: "request.headers['x-pad']"
+        rules:
+          - name: files
+            route: GET /files/{name}
+            auth: token
+            allow: token in ['admin', 'user']
+          - name: secret
+            route: GET /files/secret
+            auth: token
+            allow: token == 'admin'
+          - name: others
+            route: [OTHERS]
+            auth: token
+            allow: "true"
+    """).replace("OTHERS", ", ".join(f"'GET /other{i}/{{id}}'" for i in range(20)))
+    auth = authorizer(tmp_path, text)
+    request = build_event("rest-request", "GET", path, headers={"Authorization": "user", "X-Pad": "p" * 7000})
+    result = auth.authorize(request)
+    assert "policy_per_request" in result.decision.warnings
+    assert result.decision.outcome == "allow"
+    assert iam_outcome(result.response, arn_of("GET", path)) == "allow"
+    assert iam_outcome(result.response, arn_of("GET", "/files/secret")) == "explicit_deny"
+    assert iam_outcome(result.response, arn_of("GET", "/files/other")) == "allow"
+
+
+# -- issue 13 §2: each cached copy answers every other route as the rules do ---------------
+
+ROOT_RULES = """
+version: 1
+token: {header: Authorization}
+cache: {mode: MODE, sources: {headers: [Authorization]}}
+rules:
+  - name: root
+    route: ROOT_ROUTE
+    auth: token
+    allow: ROOT_ALLOW
+  - name: everything
+    route: PROXY_ROUTE
+    auth: token
+    allow: PROXY_ALLOW
+"""
+
+
+def root_rules(root: str, root_allow: str, proxy: str, proxy_allow: str) -> str:
+    return (ROOT_RULES.replace("ROOT_ROUTE", root).replace("ROOT_ALLOW", root_allow)
+            .replace("PROXY_ROUTE", proxy).replace("PROXY_ALLOW", proxy_allow))
+
+
+def fixture_arn(name: str) -> str:
+    from tests.fixtures import EVENTS
+
+    return json.loads((EVENTS / name).read_text())["methodArn"]
+
+
+def test_the_roots_arn_ends_in_the_method_and_a_slash():
+    # The real event for GET / (tests/fixtures/events): what a `*` after `GET/` also matches.
+    assert fixture_arn("rest-token-wildcard-stage.json").endswith("/GET/")
+
+
+def test_a_policy_cached_from_a_proxy_route_denies_the_root_the_rules_deny(tmp_path):
+    from ruleauth.cli import policy_grants
+
+    text = root_rules("GET /", "token == 'admin'", "ANY /{proxy+}", "token in ['admin', 'user']")
+    auth = authorizer(tmp_path, text)
+    result = auth.authorize(event("GET", "/anything", "user"))
+    assert result.decision.outcome == "allow"
+    assert iam_outcome(result.response, arn_of("GET", "/")) != "allow"
+    assert iam_outcome(result.response, arn_of("GET", "/other/thing")) == "allow"
+    assert "GET /" not in policy_grants(auth.ruleset, result)
+    admin = auth.authorize(event("GET", "/anything", "admin")).response
+    assert iam_outcome(admin, arn_of("GET", "/")) == "allow"
+
+
+def test_a_deny_for_a_proxy_route_leaves_an_allowed_root_allowed(tmp_path):
+    text = root_rules("ANY /", "token == 'user'", "DELETE /{proxy+}", "token == 'admin'")
+    result = authorizer(tmp_path, text).authorize(event("DELETE", "/x", "user"))
+    assert result.decision.outcome == "deny"
+    assert iam_outcome(result.response, arn_of("DELETE", "/")) == "allow"
+    assert iam_outcome(result.response, arn_of("DELETE", "/x/y")) != "allow"
+
+
+@pytest.mark.parametrize("path", ["/orders/", "/orders//1", "//orders/1", "/orders/1/", "//", "/x//"])
+def test_a_path_with_an_empty_segment_is_denied_by_every_cached_policy(tmp_path, path):
+    # No route matches an empty segment, but IAM's `*` matches the empty string.
+    text = root_rules("GET /orders/{id}", "token == 'user'", "ANY /{proxy+}", "token == 'user'")
+    auth = authorizer(tmp_path, text)
+    assert auth.authorize(event("GET", path, "user")).decision.reason == "no_route"
+    for asked in ("/orders/1", "/a/b/c"):
+        cached = auth.authorize(event("GET", asked, "user")).response
+        assert iam_outcome(cached, arn_of("GET", "/orders/1")) == "allow"
+        assert iam_outcome(cached, arn_of("GET", path)) != "allow", (asked, path)
+
+
+@pytest.mark.parametrize("mode", ["identity", "route", "disabled"])
+def test_a_method_arn_with_a_double_slash_is_decided_as_api_gateway_matches_it(tmp_path, mode):
+    text = root_rules("GET /admin", "token == 'admin'", "ANY /{proxy+}", "token in ['admin', 'user']")
+    auth = authorizer(tmp_path, text, mode)
+    for token in ("admin", "user"):
+        request = event("GET", "//admin", token)
+        assert request["methodArn"].endswith("/GET//admin")
+        result = auth.authorize(request)
+        assert result.decision.reason == "no_route"  # `//admin` is not `/admin`
+        assert result.gateway_outcome == iam_outcome(result.response, request["methodArn"]) != "allow"
+        cached = auth.authorize(event("GET", "/x", token)).response
+        assert iam_outcome(cached, request["methodArn"]) != "allow"
+
+
+FAILING_PRINCIPAL = """
+version: 1
+token: {header: Authorization}
+cache: {mode: MODE, sources: {headers: [Authorization, X-User]}}
+principal: "request.headers['x-user']"
+rules:
+  - name: admin
+    route: GET /admin/{x}
+    auth: token
+    allow: token == 'admin'
+  - name: orders
+    route: GET /orders/{id}
+    auth: token
+    allow: token in ['admin', 'user']
+"""
+
+
+@pytest.mark.parametrize("user", ["u" * 300, None], ids=["300 characters", "no header"])
+@pytest.mark.parametrize("mode", ["identity", "route"])
+def test_a_failing_principal_denies_every_route_in_the_cached_copy_as_when_asked_directly(tmp_path, user, mode):
+    auth = authorizer(tmp_path, FAILING_PRINCIPAL, mode)
+    headers = {"Authorization": "user", **({"X-User": user} if user else {})}
+
+    def ask(path):
+        return auth.authorize(build_event("rest-request", "GET", path, headers=headers))
+
+    assert ask("/orders/1").decision.reason == "principal_error"
+    denied = ask("/admin/x")
+    assert denied.decision.outcome == "deny"
+    assert iam_outcome(denied.response, arn_of("GET", "/orders/1")) != "allow"
+    assert iam_outcome(ask("/orders/1").response, arn_of("GET", "/orders/2")) != "allow"
+
+
+COARSE = """
+version: 1
+token: {header: Authorization}
+cache: {mode: route, sources: {headers: [Authorization]}}
+rules:
+  - name: files
+    route: GET /files/{name}
+    auth: token
+    allow: token in ['admin', 'user']
+  - name: secrets
+    route: GET /files/{name}/secret
+    auth: token
+    allow: token == 'admin'
+"""
+
+
+def coarse_event(kind: str, path: str, token: str) -> dict:
+    """A request as API Gateway sends it when the API's one route is coarser than the rules'."""
+    headers = {"Authorization": token}
+    if kind == "rest /{proxy+}":
+        request = build_event("rest-request", "GET", path, headers=headers)
+        request["resource"] = request["requestContext"]["resourcePath"] = "/{proxy+}"
+        return request
+    request = build_event("http-2.0", "GET", path, headers=headers)
+    request["routeKey"] = request["requestContext"]["routeKey"] = (
+        "$default" if kind == "http $default" else "ANY /{proxy+}")
+    return request
+
+
+@pytest.mark.parametrize("kind", ["http $default", "http ANY /{proxy+}", "rest /{proxy+}"])
+def test_route_mode_under_a_coarse_api_route_answers_every_rule_route_under_it(tmp_path, kind):
+    auth = authorizer(tmp_path, COARSE)
+    result = auth.authorize(coarse_event(kind, "/files/x", "user"))
+    assert result.decision.outcome == "allow"
+    cached = result.response  # API Gateway reuses it for every path under the API's route
+    assert iam_outcome(cached, arn_of("GET", "/files/y")) == "allow"
+    for other in ("/files/x/secret", "/files/x/y/z", "/elsewhere", "/files/", "/"):
+        assert iam_outcome(cached, arn_of("GET", other)) != "allow", other
+    admin = auth.authorize(coarse_event(kind, "/files/x", "admin")).response
+    assert iam_outcome(admin, arn_of("GET", "/files/x/secret")) == "allow"
+    denied = auth.authorize(coarse_event(kind, "/files/x/secret", "user")).response
+    assert iam_outcome(denied, arn_of("GET", "/files/y")) == "allow"
+
+
+USAGE_KEY = """
+version: 1
+token: {header: Authorization}
+cache: {mode: MODE, sources: {headers: [Authorization, X-Api-Key]}}
+usage_identifier_key: "request.headers['x-api-key']"
+rules:
+  - name: admin
+    route: GET /admin/{x}
+    auth: token
+    allow: token == 'admin'
+  - name: orders
+    route: GET /orders/{id}
+    auth: token
+    allow: token in ['admin', 'user']
+"""
+
+
+@pytest.mark.parametrize("event_type", ["rest-request", "rest-token"])
+def test_a_response_that_allows_anything_carries_the_usage_identifier_key(tmp_path, event_type):
+    auth = authorizer(tmp_path, USAGE_KEY)
+    headers = {"Authorization": "user", "X-Api-Key": "key-1"}
+    denied = auth.authorize(build_event(event_type, "GET", "/admin/x", headers=headers))
+    assert denied.decision.outcome == "deny"
+    if event_type == "rest-request":
+        assert iam_outcome(denied.response, arn_of("GET", "/orders/1")) == "allow"
+        assert denied.response["usageIdentifierKey"] == "key-1"
+    nothing = auth.authorize(build_event(event_type, "GET", "/admin/x", headers={**headers, "Authorization": "x"}))
+    assert "usageIdentifierKey" not in nothing.response  # allows nothing
+
+
+def test_the_longest_legal_arn_against_the_deepest_legal_table_is_decided(tmp_path):
+    # Was a regex backtracking for minutes (bench/run.py measures it); here only the outcome.
+    deep = "/".join(f"{{p{i}}}" for i in range(4)) + "/export"
+    text = f"""
+version: 1
+token: {{header: Authorization}}
+cache: {{mode: identity, sources: {{headers: [Authorization]}}}}
+rules:
+  - name: export
+    route: GET /{deep}
+    auth: token
+    allow: token == 'admin'
+  - name: static
+    route: GET /static/{{path+}}
+    auth: token
+    allow: "true"
+"""
+    auth = authorizer(tmp_path, text)
+    prefix = arn_of("GET", "/static/")
+    path = "/static/" + "a/" * ((1600 - len(prefix) - 1) // 2) + "b"
+    request = event("GET", path, "user")
+    assert len(request["methodArn"]) <= 1600
+    result = auth.authorize(request)
+    assert result.decision.outcome == "allow" and result.status == 200
