@@ -7,7 +7,7 @@ from typing import Any
 from .arn import asked_arn
 from .decision import Decision
 from .model import HTTP_V2, REST_REQUEST, REST_TOKEN, Outcome
-from .policy_synthesis import RouteTable, route_pattern
+from .policy_synthesis import EMPTY_SEGMENT_DENIES, RouteTable, route_pattern
 from .routes import Route
 from .ruleset import CACHE_DISABLED, CACHE_ROUTE, RESPONSE_SIMPLE, RuleSet
 
@@ -59,8 +59,13 @@ def statements(decision: Decision, ruleset: RuleSet, table: RouteTable | None = 
         return [statement("Deny", [_asked_literal(decision)])]
     if ruleset.cache.mode == CACHE_ROUTE and route is not None:
         # The cache key holds the method and the API's route, which is this rule route's (or
-        # finer): the route's pattern is reused only for other values of its own parameters.
-        return [statement(effect, [f"{arn.prefix}/{route_pattern(arn.method, route)}"])]
+        # finer): the route's pattern is reused only for other values of its own parameters,
+        # and for paths with an empty segment, which its `*` also matches and no route does.
+        pattern = route_pattern(arn.method, route)
+        built = [statement(effect, [f"{arn.prefix}/{pattern}"])]
+        if effect == "Allow" and "*" in pattern:
+            built.append(statement("Deny", [f"{arn.prefix}/{p}" for p in EMPTY_SEGMENT_DENIES]))
+        return built
     if ruleset.cache.mode != CACHE_DISABLED and effect == "Allow":
         # A cached mode without the table's answers: an Allow from the request path could be
         # reused for other paths (`?` matches any character), so deny instead.
