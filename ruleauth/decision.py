@@ -6,6 +6,7 @@ module never raises for anything a request contains.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
@@ -14,7 +15,7 @@ from . import evaluation as ev
 from .credentials import MISSING, Credential, extract, without_credential
 from .errors import CredentialError
 from .model import REST_REQUEST, REST_TOKEN, Outcome, Request, VerifiedToken
-from .policy_synthesis import api_route_scope
+from .policy_synthesis import api_route_is_the_rules, api_route_scope
 from .routes import RouteMatch
 from .ruleset import (
     AUTH_JWT, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, CACHE_IDENTITY, CACHE_ROUTE, Rule, RuleSet,
@@ -109,21 +110,43 @@ class Decider:
         self.verifier = verifier
         self.table = ruleset.table if ruleset.cache.mode == CACHE_IDENTITY else None
         # cache.mode route: the table, for requests whose API route is coarser than their
-        # rule's route (one cached response then answers for several rule routes).
-        self.route_table = None
-        if ruleset.cache.mode == CACHE_ROUTE and ruleset.rules:
-            from .policy_synthesis import build_table
-
-            self.route_table = ruleset.table or build_table(ruleset)
-        self.policy_table = self.table or self.route_table
+        # rule's route (one cached response then answers for several rule routes). Built on
+        # the first such request: its analysis costs cold-start time most APIs never need.
+        self._route_mode = ruleset.cache.mode == CACHE_ROUTE and bool(ruleset.rules)
+        self._route_table: Any = None
+        self._route_lock = threading.Lock()
         self._scopes: dict[tuple, frozenset[int] | None] = {}
-        # Fixed at cold start. A slot is one distinct evaluation: an expression under one
-        # (auth, providers), plus the cell's own route when it reads request.method or
-        # request.route. Each table cell reads its slot's result.
-        slots: dict[tuple, int] = {}
         self._slots: list[tuple[Any, tuple, tuple[str, str] | None]] = []
         self._cell_slots: list[int] = []
-        for entry in (self.policy_table.entries if self.policy_table is not None else []):
+        if self.table is not None:
+            self._index_cells(self.table)
+        from .caller_views import CallerViews
+
+        self.views = CallerViews(self)
+
+    @property
+    def route_table(self) -> Any:
+        if self._route_mode and self._route_table is None:
+            from .policy_synthesis import build_table
+
+            with self._route_lock:  # `ruleauth serve` decides on several threads
+                if self._route_table is None:
+                    table = build_table(self.ruleset)
+                    self._index_cells(table)
+                    self._route_table = table
+        return self._route_table
+
+    @property
+    def policy_table(self) -> Any:
+        """The table the response is built from: identity mode's, or route mode's once built."""
+        return self.table if self.table is not None else self._route_table
+
+    def _index_cells(self, table: Any) -> None:
+        """A slot is one distinct evaluation: an expression under one (auth, providers), plus
+        the cell's own route when it reads request.method or request.route. Each table cell
+        reads its slot's result."""
+        slots: dict[tuple, int] = {}
+        for entry in table.entries:
             rule = entry.rule
             who = (rule.auth, rule.providers)
             per_cell = any(r.input in ("request.method", "request.route") for r in rule.allow.reads)
@@ -133,9 +156,6 @@ class Decider:
                 slots[key] = len(self._slots)
                 self._slots.append((rule.allow, who, route))
             self._cell_slots.append(slots[key])
-        from .caller_views import CallerViews
-
-        self.views = CallerViews(self)
 
     def decide(self, request: Request, now: float | None = None,
                claims: Mapping[str, Any] | None = None) -> Decision:
@@ -149,7 +169,7 @@ class Decider:
             self._shadows(decision, request, now, claims, budget)
             if self.table is not None:
                 self._apply_view(decision, self.views.view(request, now, claims, budget))
-            elif self.route_table is not None:
+            elif self._route_mode:
                 self._coarse_route(decision, request, None, now, claims, budget, {})
             return decision
         rule = match.target
@@ -180,7 +200,7 @@ class Decider:
             activation = self.activation(visible, match, decision.identity, now)
             self._set_result(decision, ev.evaluate(rule.allow, activation, budget))
             self._principal_and_context(decision, decision.identity, activation, budget)
-            if self.route_table is not None:
+            if self._route_mode:
                 known = {(rule.auth, rule.providers): decision.identity}
                 self._coarse_route(decision, request, match.route, now, claims, budget, known)
         self._shadows(decision, request, now, claims, budget)
@@ -192,7 +212,6 @@ class Decider:
         no rule matches), the response is cached for all of them, so it answers for each as the
         rules do: the table's answers for this caller, scoped to the rule routes under the API
         route. A principal that fails denies every route, as it does when asked directly."""
-        assert self.route_table is not None
         scope = self._scope(request, route)
         if scope is None:
             return
@@ -209,7 +228,9 @@ class Decider:
         if key not in self._scopes:
             if len(self._scopes) >= SCOPE_MEMO:  # the API's routes are few; bound it anyway
                 self._scopes.clear()
-            self._scopes[key] = api_route_scope(self.route_table, request, route)
+            routes = [r for r, _ in self.ruleset.router.entries]
+            self._scopes[key] = None if api_route_is_the_rules(routes, request, route) else (
+                api_route_scope(self.route_table, request) or None)
         return self._scopes[key]
 
     @staticmethod

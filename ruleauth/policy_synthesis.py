@@ -244,29 +244,41 @@ def _overlaps(tokens: Sequence[str | None], segments: Sequence) -> bool:
     return False
 
 
-def api_route_scope(table: RouteTable, request: Any, route: Route | None) -> frozenset[int] | None:
+def api_route_scope(table: RouteTable, request: Any) -> frozenset[int]:
     """cache.mode route: the entries whose paths the API's route (the cache key's route:
-    `resource`, or `routeKey`'s path) may cover, or None when they are the matched rule
-    route's alone and the API route lies inside it (then its pattern alone is exact).
-    An API route that is unknown or not a path (`$default`, a TOKEN event) covers every
-    route; REST keys the cache on the method too, HTTP APIs' `ANY` route keys do not."""
-    if request.event_type == WEBSOCKET:
-        return None
-    try:
-        segments: tuple | None = parse_path(request.resource)
-    except RouteSyntaxError:
-        segments = None
-    same_method = request.event_type in (REST_TOKEN, REST_REQUEST)
-    tokens = None if segments is None else [
-        s.text if s.kind == LITERAL else ONE if s.kind == PARAM else STAR for s in segments]
-    scope = frozenset(
+    `resource`, or `routeKey`'s path) may cover. An API route that is unknown or not a path
+    (`$default`, a TOKEN event) covers every route; REST keys the cache on the method too,
+    HTTP APIs' `ANY` route keys do not."""
+    tokens, same_method = _api_route(request)
+    return frozenset(
         e.index for e in table.entries
         if (not same_method or e.method == request.method)
         and (tokens is None or _overlaps(tokens, e.route.segments)))
-    if not scope or (route is not None and segments is not None and _contains(route.segments, segments)
-                     and all(table.entries[i].route is route for i in scope)):
-        return None
-    return scope
+
+
+def api_route_is_the_rules(routes: Sequence[Route], request: Any, route: Route | None) -> bool:
+    """Does the API's route cover only paths that the matched rule route `route` decides (so
+    its pattern alone answers them all)? Needs no table: most route-mode requests ask this."""
+    if request.event_type == WEBSOCKET:
+        return True
+    tokens, same_method = _api_route(request)
+    if route is None or tokens is None or not _contains(route.segments, parse_path(request.resource)):
+        return False
+    return not any(
+        other is not route and not other.websocket and _overlaps(tokens, other.segments)
+        and (not same_method or other.method in ("ANY", request.method))
+        for other in routes)
+
+
+def _api_route(request: Any) -> tuple[list | None, bool]:
+    """The API route's path as tokens ({x} one segment, {x+} one or more), or None when
+    unknown; and whether the cache key also holds the method (REST)."""
+    try:
+        segments = parse_path(request.resource)
+    except RouteSyntaxError:
+        return None, request.event_type in (REST_TOKEN, REST_REQUEST)
+    tokens = [s.text if s.kind == LITERAL else ONE if s.kind == PARAM else STAR for s in segments]
+    return tokens, request.event_type in (REST_TOKEN, REST_REQUEST)
 
 
 def _contains(outer: Sequence, inner: Sequence) -> bool:

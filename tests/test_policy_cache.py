@@ -423,10 +423,11 @@ def _property(tmp_path_factory, data, routes, kind, principal, pad):
     requests = property_requests(routes)
     # Deeper paths no rule lists, under a wildcard that must also allow listed ones, cannot be
     # denied by IAM; the load warns about them (uncovered_gaps), so they are judged elsewhere.
-    uncovered = bool(cached.decider.policy_table.uncovered_gaps)
+    table = cached.decider.table if mode == "identity" else cached.decider.route_table
+    uncovered = bool(table.uncovered_gaps)
     # Route mode loads tables identity mode refuses (conflicts): under a coarse API route their
     # responses may deny an allowed route (policy_conflict), never allow a denied one.
-    inexact = bool(cached.decider.policy_table.conflicts)
+    inexact = bool(table.conflicts)
 
     def judged(other, decision) -> bool:
         path = other[1]
