@@ -20,10 +20,11 @@ from .decision import (
 from .errors import BadEvent, Problem, RulesError
 from .events import parse_event
 from .model import Outcome
-from .policy import build_response, deny_all
+from .policy import asked_only, build_response, deny_all
 from .policy_eval import ALLOW, EXPLICIT_DENY, evaluate_response
 from .arn import asked_arn
-from .ruleset import RESPONSE_IAM, RESPONSE_SIMPLE, RuleSet
+from .ruleset import RuleSet
+from .settings import Settings
 
 UNAUTHORIZED_BODY = {"message": "Unauthorized"}
 EXPLICIT_DENY_BODY = {"Message": "User is not authorized to access this resource with an explicit deny"}
@@ -80,15 +81,17 @@ class Authorizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], environ: Mapping[str, str] | None = None,
-             snapshot: bool = False) -> "Authorizer":
-        """Load the rules under `path`; with `snapshot`, from a matching rules snapshot if any."""
-        environ = os.environ if environ is None else environ
-        ruleset = load_snapshot(path, environ) if snapshot else None
+             snapshot: bool = False, settings: Settings | None = None) -> "Authorizer":
+        """Load the rules under `path` under `settings` (default: `environ`'s, settings.py);
+        with `snapshot`, from a matching rules snapshot if any (and RULEAUTH_SNAPSHOT allows)."""
+        if settings is None:
+            settings = Settings.from_environ(os.environ if environ is None else environ)
+        ruleset = load_snapshot(path, settings) if snapshot and settings.snapshot.value else None
         if ruleset is None:
             from . import rules_loader  # PyYAML and lark: imported only for a full load
 
-            ruleset = rules_loader.load(path)
-        return cls(ruleset, response_mode=response_mode_from(environ, ruleset))
+            ruleset = rules_loader.load(path, settings=settings)
+        return cls(ruleset)
 
     def authorize(self, event: Any, now: float | None = None,
                   claims: Mapping[str, Any] | None = None) -> Authorization:
@@ -141,11 +144,21 @@ class Authorizer:
             decision.warnings.append("policy_over_grant_blocked")
             result.response = build_response(decision, self.ruleset, self.response_mode, None, per_request=True)
         elif decision.allowed and not granted:
+            # The rules allow, but no policy over the routes says so exactly (route mode under a
+            # coarse API route, where the table has conflicts): allow exactly the asked ARN,
+            # which a cached copy reuses for no other request; else deny.
+            exact = asked_only(decision)
+            response = None if exact is None else build_response(
+                decision, self.ruleset, self.response_mode, exact=exact)
+            if response is not None and not response_check.problems(response):
+                decision.warnings.append("policy_per_request")
+                result.response = response
+                return
             decision.outcome, decision.reason = Outcome.DENY, POLICY_CONFLICT
             decision.detail = "the cached policy cannot allow this route without over-granting another"
 
 
-def load_snapshot(path: str | os.PathLike[str], environ: Mapping[str, str]) -> RuleSet | None:
+def load_snapshot(path: str | os.PathLike[str], settings: Settings) -> RuleSet | None:
     """The rule set from the rules snapshot beside `path`, if one matches (rules_snapshot.py).
 
     A stale or damaged one is reported in one line and ignored: the full load that follows
@@ -153,22 +166,11 @@ def load_snapshot(path: str | os.PathLike[str], environ: Mapping[str, str]) -> R
     """
     from . import rules_snapshot
 
-    if not rules_snapshot.enabled(environ):
-        return None
     try:
-        return rules_snapshot.read(path, environ)
+        return rules_snapshot.read(path, settings=settings)
     except rules_snapshot.SnapshotUnusable as exc:
         sys.stdout.write(f"ruleauth: rules snapshot not used: {exc}; loading the rules in full\n")
         return None
-
-
-def response_mode_from(environ: Mapping[str, str], ruleset: RuleSet) -> str:
-    value = environ.get("RULEAUTH_RESPONSE")
-    if not value:
-        return ruleset.response
-    if value not in (RESPONSE_IAM, RESPONSE_SIMPLE):
-        raise RulesError([Problem(f"RULEAUTH_RESPONSE must be iam or simple, not {value!r}")])
-    return value
 
 
 def locate_rules(environ: Mapping[str, str] | None = None, in_lambda: bool | None = None) -> Path:

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from . import cel_numbers
 from . import evaluation as ev
 from .expressions import Compiled
 from .model import Request
@@ -62,6 +62,9 @@ class _Inputs:
             _digest(identity.token) if self.token else None,
             tuple(ev.scopes_of(claims)) if self.scopes else None,
             named,
+            # Claims with an integer CEL cannot hold fail every expression that reads them,
+            # whichever claim it names (evaluation.activation_for).
+            cel_numbers.json_integers_fit(claims) if self.whole_claims or self.claims else None,
             identity.provider,
             identity.verified,
         )
@@ -129,8 +132,10 @@ class CallerViews:
         base = (_sources(decider, request), request.arn.prefix, request.event_type)
         expires = now + self._ttl
         exp = caller.claims.get("exp")
-        if isinstance(exp, (int, float)) and not isinstance(exp, bool) and math.isfinite(exp):
-            expires = min(expires, float(exp))
+        # A verified exp is a NumericDate of the years 1-9999 (jwt_verifier.check_claim_formats);
+        # min() compares int and float exactly, so even an unchecked huge int cannot overflow here.
+        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+            expires = float(min(expires, exp))
         table_key = base + self._table_inputs.values(caller)
         results = self._tables.get(table_key, now)
         if results is None:

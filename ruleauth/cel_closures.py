@@ -18,28 +18,32 @@ Errors are Python exceptions (`KeyError`, `TypeError`, `ZeroDivisionError`,
 `IndexError`, `ValueError`), named like cel-python's. `&&`, `||`,
 `exists` and `all` absorb an error when the other side decides, as CEL requires.
 
-Where cel-python's interpreter departs from the CEL specification, the compiled
-form takes the answer that denies: comparing or combining values of different
-types is an error (`1 == 'a'`, `true && 1`, `2.0 * 3`, `true in [1]`), as are `has()`
-on a value that is not a map, a negative list index, `int(true)`, `string(true)` and a
-double divided by zero.
-An error survives `!`, so a stricter answer cannot turn into an allow. The tests
-(tests/test_cel_closures.py) run both on generated expressions: the answers agree,
-or the compiled one is an error.
+Numbers, equality, ordering and `in` are CEL's (cel_numbers.py, docs/cel-numbers.md):
+values of different types are unequal (`1 == 'a'` is false), int and double compare by
+value (`1 == 1.0`, `[1] == [1.0]`), int arithmetic outside 64 bits is an error, double
+arithmetic is IEEE (`1.0 / 0.0` is +inf). cel-python's interpreter answers the same: its
+operators are overridden in celpy_values.py. Where cel-python still departs from the
+specification, the compiled form takes the answer that denies: `true && 1` is an error
+(cel-python: 1), as are a negative list index, `string(true)` (cel-python: 'True') and
+`size(null)` (cel-python: 0). An error survives `!`, so a stricter
+answer cannot turn into an allow. The tests (tests/test_cel_closures.py) run both on
+generated expressions: the answers agree, or the compiled one errors where cel-python's
+answer is not CEL's (cel-cpp's).
 """
 
 from __future__ import annotations
 
-import math
 import operator
 from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from . import cel_numbers
 
 if TYPE_CHECKING:
     import lark
 
 Closure = Callable[[Mapping[str, Any]], Any]
 
-INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+INT64_MIN, INT64_MAX = cel_numbers.INT64_MIN, cel_numbers.INT64_MAX
 _NO_OVERLOAD = "no such overload"
 
 
@@ -118,22 +122,46 @@ def _overload() -> TypeError:
     return TypeError(_NO_OVERLOAD)
 
 
-def _int(value: int) -> int:
-    if value < INT64_MIN or value > INT64_MAX:
-        raise ValueError("int overflow")
-    return value
+_int = cel_numbers.int64
+_NUMBERS = (int, float)  # plain values: closures never hold a uint (a uint literal or uint() is Unsupported)
 
 
 def equal(left: Any, right: Any) -> bool:
-    """CEL equality on plain values: values of different types are an error, never equal."""
+    """CEL equality on plain values: numbers by value (cel_numbers.comparable), values of other
+    different types unequal, lists and maps item by item. It never fails."""
     kind = type(left)
-    if kind is not type(right):
-        raise _overload()
-    if kind is list:
-        return len(left) == len(right) and all(equal(x, y) for x, y in zip(left, right))
-    if kind is dict:
-        return left.keys() == right.keys() and all(equal(v, right[k]) for k, v in left.items())
-    return left == right
+    if kind is type(right):
+        if kind is list:
+            return len(left) == len(right) and all(equal(x, y) for x, y in zip(left, right))
+        if kind is dict:
+            return _maps_equal(left, right)
+        return left == right  # float: NaN is unequal to itself, as CEL wants
+    if kind in _NUMBERS and type(right) in _NUMBERS:
+        return float(left) == float(right)
+    return False
+
+
+def _maps_equal(left: dict, right: dict) -> bool:
+    if len(left) != len(right):
+        return False
+    for key, value in left.items():
+        found = _lookup(right, key)
+        if found is _ABSENT or not equal(value, found):
+            return False
+    return True
+
+
+_ABSENT = object()
+
+
+def _lookup(mapping: dict, key: Any) -> Any:
+    """A map's value for a key by CEL equality: Python's dict would take True for 1."""
+    if type(key) is str:
+        return mapping.get(key, _ABSENT)
+    for candidate, value in mapping.items():
+        if equal(key, candidate):
+            return value
+    return _ABSENT
 
 
 def not_equal(left: Any, right: Any) -> bool:
@@ -143,66 +171,53 @@ def not_equal(left: Any, right: Any) -> bool:
 def contained(item: Any, container: Any) -> bool:
     kind = type(container)
     if kind is list:
-        # A list holding values of another type is an error unless a same-type value matches:
-        # cel-python (Python's `in`: `true in [1]`), cel-cpp (`1 in [1.0]`) and the spec differ.
         if type(item) is str:  # the common case (scopes, groups), at C speed: a str equals only a str
-            if item in container:
-                return True
-            try:
-                "".join(container)  # the quickest test that every item is a string
-            except TypeError:
-                raise _overload() from None
-            return False
-        other_type = False
-        for value in container:
-            if type(value) is type(item):
-                if equal(item, value):
-                    return True
-            else:
-                other_type = True
-        if other_type:
-            raise _overload()
-        return False
+            return item in container
+        return any(equal(item, value) for value in container)
     if kind is dict:
-        if type(item) is not str:
-            raise _overload()
-        return item in container
+        return _lookup(container, item) is not _ABSENT
     raise _overload()
 
 
 _ORDERED = (int, float, str, bool)
 
 
-def _ordered(left: Any, right: Any) -> None:
+def _ordered(left: Any, right: Any) -> tuple[Any, Any]:
+    """The operands as values Python orders as CEL does: same-type values as they are, an
+    int with a double both as doubles; anything else has no ordering."""
     kind = type(left)
-    if kind is not type(right) or kind not in _ORDERED:
-        raise _overload()
+    if kind is type(right):
+        if kind in _ORDERED:
+            return left, right
+    elif kind in _NUMBERS and type(right) in _NUMBERS:
+        return float(left), float(right)
+    raise _overload()
 
 
 def less(left: Any, right: Any) -> bool:
-    _ordered(left, right)
+    left, right = _ordered(left, right)
     return left < right
 
 
 def less_equal(left: Any, right: Any) -> bool:
-    _ordered(left, right)
+    left, right = _ordered(left, right)
     return left <= right
 
 
 def greater(left: Any, right: Any) -> bool:
-    _ordered(left, right)
+    left, right = _ordered(left, right)
     return left > right
 
 
 def greater_equal(left: Any, right: Any) -> bool:
-    _ordered(left, right)
+    left, right = _ordered(left, right)
     return left >= right
 
 
 def add(left: Any, right: Any) -> Any:
     kind = type(left)
     if kind is not type(right):
-        raise _overload()
+        raise _overload()  # no mixed arithmetic in CEL, not even int + double
     if kind is int:
         return _int(left + right)
     if kind in (float, str, list):
@@ -212,37 +227,31 @@ def add(left: Any, right: Any) -> Any:
 
 def subtract(left: Any, right: Any) -> Any:
     kind = type(left)
-    if kind is not type(right) or kind not in (int, float):
+    if kind is not type(right) or kind not in _NUMBERS:
         raise _overload()
     return _int(left - right) if kind is int else left - right
 
 
 def multiply(left: Any, right: Any) -> Any:
     kind = type(left)
-    if kind is not type(right) or kind not in (int, float):
+    if kind is not type(right) or kind not in _NUMBERS:
         raise _overload()
     return _int(left * right) if kind is int else left * right
 
 
 def divide(left: Any, right: Any) -> Any:
     kind = type(left)
-    if kind is not type(right) or kind not in (int, float):
+    if kind is not type(right) or kind not in _NUMBERS:
         raise _overload()
-    if right == 0:  # doubles too: CEL says ±inf or NaN, cel-python inf for 0.0/0.0 and 1.0/-0.0
-        raise ZeroDivisionError("divide by zero")
     if kind is float:
-        return left / right
-    quotient = abs(left) // abs(right)  # CEL truncates toward zero
-    return _int(quotient if (left < 0) == (right < 0) else -quotient)
+        return cel_numbers.divide_doubles(left, right)
+    return _int(cel_numbers.divide_ints(left, right))
 
 
 def modulo(left: Any, right: Any) -> Any:
     if type(left) is not int or type(right) is not int:
         raise _overload()
-    if right == 0:
-        raise ZeroDivisionError("modulus by zero")
-    remainder = abs(left) % abs(right)  # the sign of the dividend, as in C
-    return -remainder if left < 0 else remainder
+    return cel_numbers.modulo_ints(left, right)
 
 
 def negate(value: Any) -> Any:
@@ -313,14 +322,9 @@ def to_int(value: Any) -> int:
     if kind is int:
         return value
     if kind is float:
-        if not math.isfinite(value) or not INT64_MIN <= value < 2.0 ** 63:
-            raise ValueError("int overflow")
-        return int(value)
+        return cel_numbers.double_to_int(value)
     if kind is str:
-        try:
-            return _int(int(value))
-        except ValueError:
-            raise ValueError("invalid int") from None
+        return cel_numbers.string_to_int(value)
     raise _overload()
 
 
@@ -331,10 +335,7 @@ def to_double(value: Any) -> float:
     if kind is int:
         return float(value)
     if kind is str:
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError("invalid double") from None
+        return cel_numbers.string_to_double(value)
     raise _overload()
 
 
@@ -716,9 +717,8 @@ def _compare_to_constant(operand: Closure, constant: Any, negate: bool) -> Closu
 
     def compare(a: Mapping[str, Any]) -> bool:
         value = operand(a)
-        if type(value) is not kind:
-            raise _overload()
-        return (value != constant) if negate else (value == constant)
+        same = value == constant if type(value) is kind else equal(value, constant)
+        return not same if negate else same
 
     return compare
 

@@ -8,13 +8,15 @@ works on plain Python values.
 from __future__ import annotations
 
 import datetime
+import math
+import operator
 from typing import Any, Callable, Mapping
 
 import celpy
 from celpy import celtypes
-from celpy.evaluation import CELEvalError
+from celpy.evaluation import CELEvalError, Evaluator, base_functions
 
-from . import cel_functions, cel_parser
+from . import cel_functions, cel_numbers, cel_parser
 
 __all__ = ["CELEvalError", "celtypes", "converted", "celpy_activation", "error_class", "as_cel",
            "environment", "FUNCTIONS"]
@@ -23,7 +25,31 @@ __all__ = ["CELEvalError", "celtypes", "converted", "celpy_activation", "error_c
 def environment() -> celpy.Environment:
     """A cel-python Environment that parses with ruleauth's (prebuilt) parser."""
     cel_parser.install()
-    return celpy.Environment()
+    return celpy.Environment(runner_class=_Runner)
+
+
+class _Evaluator(Evaluator):
+    """cel-python's evaluator with CEL's `has()`: cel-python answers false whenever `e.f` fails,
+    so `!has(e.f)` allowed where `e` itself is an error (claims CEL cannot represent, a
+    missing parent field) or not a map. Here an error stays an error, and only a map has fields."""
+
+    def macro_has_eval(self, exprlist: Any) -> Any:
+        node = exprlist.children[0] if exprlist.children else None
+        while node is not None and getattr(node, "data", None) != "member_dot" and len(node.children) == 1:
+            node = node.children[0]
+        if getattr(node, "data", None) != "member_dot":
+            return super().macro_has_eval(exprlist)
+        target = self.visit(node.children[0])
+        if isinstance(target, CELEvalError):
+            return target
+        if isinstance(target, dict):
+            return celtypes.BoolType(node.children[1].value in target)
+        return CELEvalError("no such overload", TypeError, ())
+
+
+class _Runner(celpy.InterpretedRunner):
+    def evaluate(self, context: Any) -> Any:
+        return _Evaluator(ast=self.ast, activation=self.new_activation()).evaluate(context)
 
 
 def _string_result(plain: Callable[..., str]) -> Callable[..., celtypes.StringType]:
@@ -34,8 +60,221 @@ def _split(value: Any, separator: Any) -> celtypes.ListType:
     return celtypes.ListType([celtypes.StringType(p) for p in cel_functions.split_plain(value, separator)])
 
 
-# The strings-extension functions, returning cel-python's own value types.
+# -- CEL's numbers, equality and ordering (cel_numbers.py), in place of cel-python's -------
+# cel-python's own operators depart from CEL: `1 == 1.0` and `1 == 'a'` are errors, `true == 1`
+# is true (its bool is an int), a double divided by zero is +inf (also 0.0/0.0 and 1.0/-0.0),
+# `dyn(9223372036854775808.0) > 9223372036854775807` compares exactly, `2.0 * 3` multiplies,
+# int(-9223372036854775808.0) and int('1_0') convert. Overridden here, these answer as the
+# compiled closures and cel-expr-python do.
+
+_INT, _UINT, _DOUBLE = celtypes.IntType, celtypes.UintType, celtypes.DoubleType
+_NUMBER_TYPES = (_INT, _UINT, _DOUBLE)
+_ORDERED_KINDS = ("string", "bool", "bytes", "timestamp", "duration")
+
+
+def _kind(value: Any) -> str:
+    """The CEL type family of a cel-python value (or of a plain value its operators return)."""
+    if isinstance(value, (bool, celtypes.BoolType)):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bytes):
+        return "bytes"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "map"
+    if value is None or isinstance(value, celtypes.NullType):
+        return "null"
+    if isinstance(value, datetime.datetime):
+        return "timestamp"
+    if isinstance(value, datetime.timedelta):
+        return "duration"
+    if isinstance(value, type):
+        return "type"
+    return type(value).__name__
+
+
+def _number_class(value: Any) -> type:
+    """IntType, UintType or DoubleType (plain int and float as cel-python means them)."""
+    if isinstance(value, _NUMBER_TYPES):
+        return type(value) if type(value) in _NUMBER_TYPES else next(t for t in _NUMBER_TYPES if isinstance(value, t))
+    return _DOUBLE if isinstance(value, float) else _INT
+
+
+def cel_equal(left: Any, right: Any) -> bool:
+    """CEL equality: numbers by value, other values of different types unequal, lists and
+    maps item by item (map keys by value: `{1: 'a'} == {1u: 'a'}`)."""
+    kind = _kind(left)
+    if kind != _kind(right):
+        return False
+    if kind == "number":
+        a, b = cel_numbers.comparable(left, right)
+        return a == b
+    if kind == "list":
+        return len(left) == len(right) and all(cel_equal(x, y) for x, y in zip(left, right))
+    if kind == "map":
+        if len(left) != len(right):
+            return False
+        keyed = {_key(k): v for k, v in right.items()}
+        for key, value in left.items():
+            found = keyed.get(_key(key), _ABSENT)
+            if found is _ABSENT or not cel_equal(value, found):
+                return False
+        return True
+    if kind == "null":
+        return True
+    if kind == "string":
+        return str(left) == str(right)
+    if kind == "bool":
+        return bool(left) == bool(right)
+    if kind == "bytes":
+        return bytes(left) == bytes(right)
+    return bool(left == right)  # timestamps, durations, types: cel-python's own
+
+
+_ABSENT = object()
+
+
+def _key(value: Any) -> tuple[str, Any]:
+    """A map key by CEL value: int and uint keys (and an integral double) of one value are one key."""
+    kind = _kind(value)
+    if kind == "number":
+        if isinstance(value, float):
+            number = float(value)  # DoubleType's own == refuses an int
+            if not math.isfinite(number) or number != int(number):
+                return ("double", number)
+            return ("number", int(number))
+        return ("number", int(value))
+    if kind == "string":
+        return (kind, str(value))
+    if kind == "bool":
+        return (kind, bool(value))
+    return (kind, value)
+
+
+def _relation(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any], Any]:
+    def relation(left: Any, right: Any) -> Any:
+        if isinstance(left, CELEvalError):
+            return left
+        if isinstance(right, CELEvalError):
+            return right
+        return celtypes.BoolType(test(left, right))
+
+    return relation
+
+
+def _ordering(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    def ordered(left: Any, right: Any) -> bool:
+        kind = _kind(left)
+        if kind != _kind(right):
+            raise TypeError("no such overload")
+        if kind == "number":
+            return compare(*cel_numbers.comparable(left, right))
+        if kind not in _ORDERED_KINDS:
+            raise TypeError("no such overload")
+        return compare(left, right)
+
+    return ordered
+
+
+def _contained(item: Any, container: Any) -> bool:
+    kind = _kind(container)
+    if kind == "list":
+        return any(cel_equal(item, value) for value in container)
+    if kind == "map":
+        key = _key(item)
+        return any(_key(k) == key for k in container)
+    raise TypeError("no such overload")
+
+
+def _arithmetic(name: str, plain: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """CEL's arithmetic on numbers (one numeric type on both sides: cel-python would add an int
+    to a double) and none on booleans (`true + true`); cel-python's own operator for the rest
+    (strings, bytes, lists, timestamps and durations)."""
+
+    def arithmetic(left: Any, right: Any) -> Any:
+        if isinstance(left, CELEvalError):
+            return left
+        if isinstance(right, CELEvalError):
+            return right
+        kinds = (_kind(left), _kind(right))
+        if "bool" in kinds:
+            raise TypeError("no such overload")
+        if "number" in kinds:
+            number = _number_class(left)
+            if kinds != ("number", "number") or number is not _number_class(right):
+                raise TypeError("no such overload")
+            return _numeric(name, number, number(left), number(right), plain)
+        return plain(left, right)
+
+    return arithmetic
+
+
+def _numeric(name: str, number: type, left: Any, right: Any, plain: Callable[[Any, Any], Any]) -> Any:
+    if number is _DOUBLE:
+        if name == "_%_":
+            raise TypeError("no such overload")
+        if name == "_/_":
+            return _DOUBLE(cel_numbers.divide_doubles(float(left), float(right)))
+        return plain(left, right)
+    check = cel_numbers.int64 if number is _INT else cel_numbers.uint64
+    if name == "_/_":
+        return number(check(cel_numbers.divide_ints(int(left), int(right))))
+    if name == "_%_":
+        return number(check(cel_numbers.modulo_ints(int(left), int(right))))
+    return number(check(plain(int(left), int(right))))
+
+
+def _conversion(target: type, plain: dict[str, Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    """A conversion function from the plain conversions of each source type (cel_numbers')."""
+    number_kinds = {_INT: "int", _UINT: "uint", _DOUBLE: "double"}
+
+    def convert(value: Any) -> Any:
+        kind = _kind(value)
+        source = number_kinds[_number_class(value)] if kind == "number" else kind
+        if source not in plain:
+            raise TypeError("no such overload")  # int(true): CEL has no such conversion
+        return target(plain[source](value))
+
+    return convert
+
+
+_to_int = _conversion(_INT, {
+    "int": int, "uint": lambda v: cel_numbers.uint_to_int(int(v)),
+    "double": lambda v: cel_numbers.double_to_int(float(v)), "string": cel_numbers.string_to_int,
+    "timestamp": lambda v: v,  # cel-python's own: seconds since the epoch
+})
+_to_uint = _conversion(_UINT, {
+    "uint": int, "int": lambda v: cel_numbers.int_to_uint(int(v)),
+    "double": lambda v: cel_numbers.double_to_uint(float(v)), "string": cel_numbers.string_to_uint,
+})
+_to_double = _conversion(_DOUBLE, {
+    "double": float, "int": float, "uint": float, "string": cel_numbers.string_to_double,
+})
+
+
+_OPERATORS: dict[str, Callable[..., Any]] = {
+    "_==_": _relation(cel_equal),
+    "_!=_": _relation(lambda left, right: not cel_equal(left, right)),
+    "_<_": _relation(_ordering(operator.lt)),
+    "_<=_": _relation(_ordering(operator.le)),
+    "_>_": _relation(_ordering(operator.gt)),
+    "_>=_": _relation(_ordering(operator.ge)),
+    "_in_": _relation(_contained),
+    **{name: _arithmetic(name, base_functions[name]) for name in ("_+_", "_-_", "_*_", "_/_", "_%_")},
+    "int": _to_int,
+    "uint": _to_uint,
+    "double": _to_double,
+}
+
+
+# The strings-extension functions, returning cel-python's own value types, and CEL's
+# operators and numeric conversions.
 FUNCTIONS: dict[str, Callable[..., Any]] = {
+    **_OPERATORS,
     "split": _split,
     "join": lambda values, separator=celtypes.StringType(""): celtypes.StringType(
         cel_functions.join_plain(values, separator)),

@@ -143,6 +143,17 @@ def build_parser() -> Parser:
         p.add_argument("rules", nargs="?", metavar="RULES",
                        help="rules file or directory (default: $RULEAUTH_RULES, then ./rules)")
 
+    def settings_args(p: argparse.ArgumentParser) -> None:
+        """A deployment's settings, to preview: each overrides its RULEAUTH_* variable and the file."""
+        group = p.add_argument_group(
+            "settings (as a deployment's RULEAUTH_* variables give them; the environment's are read too)")
+        group.add_argument("--response", choices=("iam", "simple"),
+                           help="the response type, as RULEAUTH_RESPONSE (overrides the file's response:)")
+        group.add_argument("--engine", choices=("cel-python", "cel-expr-python"),
+                           help="the CEL engine, as RULEAUTH_ENGINE (overrides the file's engine:)")
+        group.add_argument("--cache-mode", choices=("identity", "route", "disabled"),
+                           help="how API Gateway caches responses, as RULEAUTH_CACHE_MODE (overrides cache.mode)")
+
     validate = commands.add_parser(
         "validate", help="load the rules exactly as the Lambda's cold start does and report problems",
         description="Load and check the rules as the Lambda's cold start does. Problems print as "
@@ -154,6 +165,7 @@ def build_parser() -> Parser:
                                "rules no route reaches, identity sources and TTL against cache:")
     validate.add_argument("--strict", action="store_true", help="fail (exit 1) on warnings too")
     validate.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    settings_args(validate)
 
     dry = commands.add_parser(
         "dry-run", help="decide one request on the Lambda's own code path and explain why",
@@ -178,10 +190,12 @@ def build_parser() -> Parser:
     dry.add_argument("--event", metavar="FILE", help="an authorizer event JSON file; - reads standard input")
     dry.add_argument("--claims", metavar="JSON",
                      help="JWT claims as a JSON object (or @file.json), used instead of verifying a token: "
-                          "signature, issuer, audience and expiry checks are skipped")
+                          "signature, audience and expiry checks are skipped; an iss in them picks the provider "
+                          "as a real token's does")
     dry.add_argument("--now", metavar="RFC3339", help="the decision time, e.g. 2026-01-01T00:00:00Z")
     dry.add_argument("--expect", choices=DECISIONS, help="exit 1 unless the decision is this")
     dry.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    settings_args(dry)
 
     test = commands.add_parser(
         "test", help="run the rules file's tests: cases",
@@ -189,6 +203,7 @@ def build_parser() -> Parser:
                     "explanation; ends with `N passed, N failed`. Exit 1 when any case fails.")
     rules_arg(test)
     test.add_argument("-v", "--verbose", action="store_true", help="also list the cases that pass")
+    settings_args(test)
 
     serve = commands.add_parser(
         "serve", help="a local stand-in for API Gateway in front of the authorizer",
@@ -203,6 +218,7 @@ def build_parser() -> Parser:
                        help="authorizer cache TTL in seconds, 0 disables (default 300; 0 with cache.mode: disabled)")
     serve.add_argument("--event-type", choices=EVENT_TYPES, default="rest-request", metavar="TYPE",
                        help=f"event shape sent to the authorizer: {', '.join(EVENT_TYPES)} (default rest-request)")
+    settings_args(serve)
 
     commands.add_parser("schema", help="print the JSON Schema of the rules file",
                         description="Print the JSON Schema (draft 2020-12) of the rules file, for editors: "
@@ -212,9 +228,10 @@ def build_parser() -> Parser:
         "snapshot", help="load the rules and save them for fast cold starts (run by `sam build`)",
         description="Load and check the rules as `validate` does, then save the loaded rules beside them "
                     "(RULES/.ruleauth-snapshot, or .NAME.ruleauth-snapshot beside a file). A cold start "
-                    "whose rules files, ruleauth and Python versions and RULEAUTH_ENGINE / "
-                    "RULEAUTH_CEL_INTERPRETER settings match reads it instead of parsing and checking "
-                    "again; anything else loads the rules in full. Exit 3 if the rules fail to load.")
+                    "whose rules files, ruleauth and Python versions and RULEAUTH_RESPONSE, "
+                    "RULEAUTH_CACHE_MODE, RULEAUTH_ENGINE and RULEAUTH_CEL_INTERPRETER settings match "
+                    "reads it instead of parsing and checking again; anything else loads the rules in "
+                    "full. Exit 3 if the rules fail to load.")
     rules_arg(snapshot)
     return parser
 
@@ -236,13 +253,21 @@ def rules_path(arg: str | None) -> Path:
     return path
 
 
-def load_or_report(path: Path, err: TextIO) -> Any:
+def settings_of(args: argparse.Namespace) -> Any:
+    """The effective settings' environment and flag part (settings.py); RulesError if one is bad."""
+    from .settings import Settings
+
+    flags = {name: getattr(args, name, None) for name in ("response", "engine", "cache_mode")}
+    return Settings.from_environ(os.environ, flags)
+
+
+def load_or_report(path: Path, err: TextIO, args: argparse.Namespace | None = None) -> Any:
     """The cold start's load; on failure print the problems and return None (exit 3)."""
     from .authorizer import Authorizer
     from .errors import RulesError
 
     try:
-        return Authorizer.load(path)
+        return Authorizer.load(path, settings=settings_of(args) if args is not None else None)
     except RulesError as exc:
         style, lines = Style(err), _Lines()
         for problem in exc.problems:
@@ -278,7 +303,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise UsageError(f"cannot read the template: {exc}") from None
     ruleset = None
     try:
-        ruleset = Authorizer.load(path).ruleset
+        ruleset = Authorizer.load(path, settings=settings_of(args)).ruleset
         problems = list(ruleset.warnings)
     except RulesError as exc:
         problems = list(exc.problems)
@@ -304,6 +329,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "warnings": len(warnings),
             "problems": [problem_json(p) for p in problems],
             "policy_size": policy_size,
+            "settings": _settings_json(ruleset),
         }, out)
         return FAILED if failed else OK
     style, lines = Style(out), _Lines()
@@ -321,12 +347,29 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         what = f"{plural(len(ruleset.rules), 'rule')}, {plural(len(ruleset.tests), 'test')}"
         checked = f", checked against {args.template}" if template is not None else ""
         hint = "; run `ruleauth test` to run the tests" if ruleset.tests else ""
+        given = ruleset.settings.overrides()
+        if given:
+            out.write("checked under " + ", ".join(map(str, given)) + "\n")
         out.write(f"{style.green('ok')}: {path}: {what}, {plural(len(warnings), 'warning')}{checked}{hint}\n")
         if policy_size is not None:
             out.write(f"cached policy (cache.mode {ruleset.cache.mode}): about {policy_size['all_allowed']} bytes "
                       f"for a caller allowed on every route, at most {policy_size['worst_case']} bytes "
                       f"before compression; API Gateway's limit is {policy_size['limit']}\n")
     return FAILED if failed else OK
+
+
+def _settings_json(ruleset: Any) -> dict[str, Any] | None:
+    """Each effective setting: value, origin (file, environment, flag, default) and where."""
+    if ruleset is None:
+        return None
+    from .settings import SOURCES
+
+    found = {}
+    for name in SOURCES:
+        setting = getattr(ruleset.settings, name)
+        where = str(setting.pos) if setting.pos else setting.variable
+        found[name] = {"value": setting.value, "origin": setting.origin, "where": where}
+    return found
 
 
 def _policy_size(ruleset: Any) -> dict[str, int] | None:
@@ -458,11 +501,28 @@ def policy_grants(ruleset: Any, authorization: Any) -> list[str]:
         methods = ("",) if route.websocket else methods_of(route.method)
         for method in methods:
             sample = resource_arn(arn, method, sample_path(route))
-            if evaluate_response(response, sample) == ALLOW:
+            if "isAuthorized" in response:
+                # A simple response names no resource: its cached copy answers whatever shares its
+                # cache key under the effective cache mode (the same route key under route).
+                granted = response["isAuthorized"] is True and _replayed(ruleset, decision, route, method)
+            else:
+                granted = evaluate_response(response, sample) == ALLOW
+            if granted:
                 grant = route.path if route.websocket else f"{method} {route.path}"
                 if grant not in grants:
                     grants.append(grant)
     return grants
+
+
+def _replayed(ruleset: Any, decision: Any, route: Any, method: str) -> bool:
+    """Whether API Gateway answers `method route` from this request's cached response."""
+    mode = ruleset.cache.mode
+    if mode == "identity":
+        return True
+    same_route = decision.matched is not None and route == decision.matched
+    if mode == "route":
+        return same_route  # an HTTP API route key: one for all methods of an ANY route
+    return same_route and method == decision.request.method  # disabled: the asked request alone
 
 
 def _identity_text(decision: Any, claims_given: bool, providers: bool) -> tuple[bool, str]:
@@ -470,7 +530,7 @@ def _identity_text(decision: Any, claims_given: bool, providers: bool) -> tuple[
     if identity.verified:
         return True, f"verified JWT from provider {identity.provider!r}"
     if claims_given and providers:
-        return False, ("claims from --claims, NOT verified: signature, issuer, audience and expiry checks "
+        return False, ("claims from --claims, NOT verified: signature, audience and expiry checks "
                        "were skipped")
     if providers:
         return False, "no verified JWT"
@@ -491,7 +551,7 @@ def cmd_dry_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise UsageError(f"--now {args.now!r} is not an RFC 3339 time like 2026-01-01T00:00:00Z ({exc})") from None
     if args.event is not None and args.event != "-" and not Path(args.event).is_file():
         raise UsageError(f"event file {args.event} does not exist: pass an API Gateway event JSON file, or - for stdin")
-    authorizer = load_or_report(path, err)
+    authorizer = load_or_report(path, err, args)
     if authorizer is None:
         return LOAD_FAILED
     ruleset = authorizer.ruleset
@@ -586,7 +646,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .rule_tests import run_case
 
     path = rules_path(args.rules)
-    authorizer = load_or_report(path, err)
+    authorizer = load_or_report(path, err, args)
     if authorizer is None:
         return LOAD_FAILED
     style = Style(out)
@@ -629,7 +689,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(f"--cache-ttl must be between 0 and {MAX_TTL} seconds (API Gateway's range)")
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be between 0 and 65535")
-    authorizer = load_or_report(path, err)
+    authorizer = load_or_report(path, err, args)
     if authorizer is None:
         return LOAD_FAILED
     note_warnings(authorizer, path, err)
@@ -673,7 +733,7 @@ def cmd_snapshot(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from . import rules_snapshot
 
     path = rules_path(args.rules)
-    authorizer = load_or_report(path, err)
+    authorizer = load_or_report(path, err, args)
     if authorizer is None:
         return LOAD_FAILED
     note_warnings(authorizer, path, err)

@@ -25,6 +25,8 @@ ANONYMOUS = "anonymous"
 REST_EVENTS = (REST_TOKEN, REST_REQUEST)
 SCOPE_MEMO = 256
 MAX_PRINCIPAL = 256
+NO_DEFAULT_PRINCIPAL = ("the token has no default principal: its sub is missing, empty, longer than "
+                        f"{MAX_PRINCIPAL} characters or {ANONYMOUS!r} (set `principal:` to name such callers)")
 
 # reasons
 ALLOWED = "rule_true"
@@ -199,7 +201,12 @@ class Decider:
         else:
             activation = self.activation(visible, match, decision.identity, now)
             self._set_result(decision, ev.evaluate(rule.allow, activation, budget))
-            self._principal_and_context(decision, decision.identity, activation, budget)
+            if rule.auth == AUTH_TOKEN and self.ruleset.providers:
+                # Principal and context name the caller, as under caching: a JWT on an `auth:
+                # token` route is still its user, though the route's rule sees no claims.
+                self._apply_caller(decision, self.caller_facts(request, now, claims, budget)[0])
+            else:
+                self._principal_and_context(decision, decision.identity, activation, budget)
             if self._route_mode:
                 known = {(rule.auth, rule.providers): decision.identity}
                 self._coarse_route(decision, request, match.route, now, claims, budget, known)
@@ -251,7 +258,8 @@ class Decider:
         if caller.principal is None:
             if decision.allowed:
                 decision.outcome, decision.reason = Outcome.DENY, PRINCIPAL_ERROR
-                decision.detail = "principal did not evaluate to a non-empty string of at most 256 characters"
+                decision.detail = ("principal did not evaluate to a non-empty string of at most 256 characters"
+                                   if self.ruleset.principal is not None else NO_DEFAULT_PRINCIPAL)
         else:
             decision.principal = caller.principal
         decision.context = dict(caller.context)
@@ -296,13 +304,22 @@ class Decider:
         """Principal and context of the caller. Under cache.mode identity one response serves
         every route, so they come from the caller's credential even when the asked route
         needs none (a cached copy from a public route must not say "anonymous")."""
-        strongest = (AUTH_JWT if self.ruleset.providers else AUTH_TOKEN, None)
-        identity = self._identity_for(strongest, request, now, claims, {} if identities is None else identities)
-        identity = identity or Identity()
+        identity = self._caller_identity(request, now, claims, {} if identities is None else identities)
         activation = self.activation(without_credential(self.ruleset.token, request), None, identity, now)
         facts = CallerFacts()
         self._fill_caller(facts, identity, activation, budget)
         return facts, identity
+
+    def _caller_identity(self, request: Request, now: float, claims: Mapping[str, Any] | None,
+                         identities: "Identities") -> Identity:
+        """The strongest identity the credential proves: a verified JWT where `jwt:` is configured
+        and it verifies, else the bare credential (an opaque token is still a caller: `auth:
+        token` routes accept it), else none."""
+        for who in ((AUTH_JWT, None), (AUTH_TOKEN, None)) if self.ruleset.providers else ((AUTH_TOKEN, None),):
+            identity = self._identity_for(who, request, now, claims, identities)
+            if identity is not None:
+                return identity
+        return Identity()
 
     def _identity_for(self, who: tuple, request: Request, now: float, claims: Mapping[str, Any] | None,
                       identities: "Identities") -> Identity | None:
@@ -325,18 +342,32 @@ class Decider:
             if rule.auth == AUTH_OPTIONAL:
                 return Identity()
             raise CredentialError(MISSING, f"no credential in {self.ruleset.token.where}")
-        if not self.ruleset.providers:
+        if rule.auth == AUTH_TOKEN or not self.ruleset.providers:
+            # SPEC: `auth: token` needs only a non-empty credential, JWT or not; rules there see
+            # no claims (the loader warns a rule that reads them).
             return Identity(token=credential.value)
         if claims is not None:
             return self._unverified(rule, credential, claims)
         return self._verified(rule, credential, now)
 
     def _unverified(self, rule: Rule, credential: Credential, claims: Mapping[str, Any]) -> Identity:
+        """Offline claims (`ruleauth test`, `dry-run --claims`) stand in for a verified token: no
+        signature, audience or expiry check, but the same claim forms and, where they name an
+        `iss`, the same provider selection as a real token. Without `iss`: the route's first
+        accepted provider."""
+        from .jwt_verifier import JwtError, check_claim_formats, select_provider
+
         if not ev.within_bounds(claims):
             raise CredentialError(JWT_INVALID, "claims nest too deeply or hold too long a list")
-        names = rule.providers or tuple(p.name for p in self.ruleset.providers)
-        issuer = claims.get("iss")
-        provider = next((p.name for p in self.ruleset.providers if p.issuer == issuer and p.name in names), names[0])
+        providers = self.ruleset.providers
+        try:
+            check_claim_formats(claims, exp_required=False)
+            if "iss" in claims:
+                provider = select_provider({p.issuer: p for p in providers}, claims["iss"], rule.providers).name
+            else:
+                provider = (rule.providers or tuple(p.name for p in providers))[0]
+        except JwtError as exc:
+            raise CredentialError(exc.reason, str(exc)) from None
         return Identity(token=credential.value, claims=dict(claims), provider=provider, verified=False)
 
     def _verified(self, rule: Rule, credential: Credential, now: float) -> Identity:
@@ -417,14 +448,14 @@ class Decider:
                 facts.usage_identifier_key = str(result.value)
 
     def _principal(self, identity: Identity, activation: Mapping[str, Any], budget: ev.Budget) -> str | None:
-        """None means the principal expression failed. A caller without a credential is
-        "anonymous": the expression describes credentialed callers (e.g. claims.sub)."""
+        """None means there is no principal: the expression failed, or (the default) the JWT has
+        no usable `sub`. A caller without a credential is "anonymous": the expression describes
+        credentialed callers (e.g. claims.sub)."""
         if not identity.token:
             return ANONYMOUS
         compiled = self.ruleset.principal
         if compiled is None:
-            sub = identity.claims.get("sub")
-            return sub[:MAX_PRINCIPAL] if isinstance(sub, str) and sub else ANONYMOUS
+            return default_principal(identity)
         result = ev.evaluate(compiled, activation, budget)
         value = result.value
         if isinstance(value, str) and 0 < len(value) <= MAX_PRINCIPAL:
@@ -446,6 +477,18 @@ class Decider:
         visible = without_credential(self.ruleset.token, request)
         result = ev.evaluate(rule.allow, self.activation(visible, match, identity, now), budget)
         decision.shadows.append(RuleOutcome(rule.name, str(match.route), result, True))
+
+
+def default_principal(identity: Identity) -> str | None:
+    """Without a `principal:` expression: a JWT's `sub`, whole, or None when it cannot name the
+    caller (missing, empty, not a string, over 256 characters, or "anonymous", which would make
+    the caller the unauthenticated principal). A credential that is no JWT is "anonymous"."""
+    if not identity.provider:
+        return ANONYMOUS
+    sub = identity.claims.get("sub")
+    if isinstance(sub, str) and 0 < len(sub) <= MAX_PRINCIPAL and sub != ANONYMOUS:
+        return sub
+    return None
 
 
 Identities = dict  # (auth, providers) → Identity, or None where the credential fails that auth

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, TextIO
 
-from .decision import Decision, RULE_ERROR
+from .decision import PRINCIPAL_ERROR, RULE_ERROR, Decision
 from .errors import Problem, RulesError
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40}
@@ -54,6 +54,8 @@ def record(decision: Decision, latency_ms: float, internal_error: str | None = N
         line["error_class"] = decision.result.error_class
     if decision.reason == RULE_ERROR:
         line["level"] = "WARNING"
+    if decision.reason == PRINCIPAL_ERROR:
+        line["detail"] = decision.detail  # a fixed text: which principal could not be named, never the value
     if decision.warnings:
         line["warnings"] = list(decision.warnings)
     if decision.omitted_context:

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from . import fast_engine
+from . import cel_numbers, fast_engine
 from .expressions import CEL_EXPR_PYTHON, CLOSURES, Compiled
 
 MAX_CLAIM_DEPTH = 32
@@ -163,7 +163,16 @@ class Activation(dict):
 
 
 def activation_for(engine: str, plain: Mapping[str, Any]) -> dict[str, Any]:
-    """The activation an engine evaluates: `plain` holds str, int, list, dict and a datetime `now`."""
+    """The activation an engine evaluates: `plain` holds str, int, list, dict and a datetime `now`.
+
+    Claims holding an integer outside int64 (a JSON number such as 2^64 or 10^400) have no
+    CEL value: they are left out, so that every expression reading `claims` fails, on every
+    engine (cel-cpp refuses such a map whole, and cel-python's conversion fails on it), and
+    every other expression runs as usual (docs/cel-numbers.md).
+    """
+    claims = plain.get("claims")
+    if claims and not cel_numbers.json_integers_fit(claims):
+        plain = {name: value for name, value in plain.items() if name != "claims"}
     if engine == CEL_EXPR_PYTHON:
         return fast_engine.Activation(plain)
     return Activation(plain)
@@ -174,14 +183,14 @@ def utc_datetime(now: float) -> datetime.datetime:
 
 
 def scopes_of(claims: Mapping[str, Any]) -> list[str]:
-    scope = claims.get("scope")
-    if isinstance(scope, str):
-        return [s for s in scope.split(" ") if s]
-    scp = claims.get("scp")
-    if isinstance(scp, str):
-        return [s for s in scp.split(" ") if s]
-    if isinstance(scp, list):
-        return [s for s in scp if isinstance(s, str)]
+    """`scope`, else `scp`: a space-separated string, or a list of strings read as the list
+    (a verified token with any other form is refused, jwt_verifier.check_claim_formats)."""
+    for name in ("scope", "scp"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            return [s for s in value.split(" ") if s]
+        if isinstance(value, list):
+            return [s for s in value if isinstance(s, str)]
     return []
 
 

@@ -431,6 +431,10 @@ class _Checker:
             return
         if kind in ("member_dot", "member_index"):
             chain = _access_chain(node, scope)
+            # `q.role` on a definition: a field of its value. The walk below inlines `q` (its
+            # reads are the definition's); as a chain it would be looked up as a variable.
+            if chain is not None and chain.names[0] in self.compiler._define_sources:
+                chain = None
             if chain is not None:
                 self._record(chain, node)
                 for index_expr in chain.dynamic_indexes:
@@ -646,6 +650,7 @@ def _bracket_depth(text: str) -> int:
 
 
 def _unknown(kind: str, name: str, known: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    # Never the name itself: "unknown variable 'q'; did you mean 'q'?" says nothing.
+    close = difflib.get_close_matches(name, [k for k in known if k != name], n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"unknown {kind} {name!r}{hint}"

@@ -180,6 +180,9 @@ _ERROR_CLASSES = (
     ("modulus by zero", "ZeroDivisionError"),
     ("overflow", "ValueError"),
     ("out of range", "ValueError"),
+    ("out of int64 range", "ValueError"),
+    ("out of uint64 range", "ValueError"),
+    ("No value with name", "KeyError"),  # a variable left out (claims CEL cannot represent)
     ("cannot convert", "ValueError"),
     ("invalid regular expression", "ValueError"),
     ("no matching overload", "TypeError"),

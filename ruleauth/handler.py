@@ -14,13 +14,16 @@ from typing import Any
 from .authorizer import Authorizer, locate_rules
 from .decision_log import DecisionLog
 from .errors import RulesError
-from .metrics import Metrics, mode_from
+from .metrics import Metrics
+from .settings import Settings
 
 
 def _load() -> tuple[Authorizer, DecisionLog, Metrics]:
     try:
-        return (Authorizer.load(locate_rules(), snapshot=True), DecisionLog.from_environ(os.environ),
-                Metrics(mode_from(os.environ)))
+        # Every RULEAUTH_* setting read and checked once, and the rules checked under them all.
+        settings = Settings.from_environ(os.environ)
+        return (Authorizer.load(locate_rules(), settings=settings, snapshot=True),
+                DecisionLog(settings.log_sample_allow.value), Metrics(settings.metrics.value))
     except RulesError as exc:
         # Printed once per cold start; the import then fails, so no request is ever served
         # (API Gateway answers 500 and this line says why).

@@ -9,8 +9,9 @@ Where keys come from, in order of preference in a provider's config:
 
 Remote key sets are semi-trusted input: a fetch is HTTPS only, refuses
 redirects, is bounded by one overall deadline and a byte cap, and keeps only
-asymmetric signing keys. One bad key is dropped without affecting the others; a
-`kid` published twice with different key material is unusable.
+asymmetric signing keys. One bad key is dropped without affecting the others
+(and logged once while it stays published); a `kid` published twice with
+different key material is unusable, the same key listed twice is one key.
 
 Cache policy for remote sets (all times on the injected clock):
   * fetched lazily, on the first lookup, never at construction;
@@ -78,8 +79,11 @@ _OKP_CURVES = {"Ed25519": 32, "Ed448": 57}
 MIN_RSA_BITS = 2048
 # Verification cost grows with the modulus; nobody signs tokens with more.
 MAX_RSA_BITS = 8192
-# FIPS 186-5 §A.1.1: a public exponent must be odd and above 2**16 (rules out e=1, e=3).
+# An RSA public exponent must be odd, above 2**16 (rules out e=1, e=3) and below 2**32:
+# above 64 bits OpenSSL never verifies with a modulus over 3072 bits, and the cost of
+# a verification grows with e's length (docs/keys.md has the sources and figures).
 MIN_RSA_EXPONENT = 2**16 + 1
+MAX_RSA_EXPONENT = 2**32 - 1
 
 DEFAULT_LIFESPAN = 300.0
 DEFAULT_COOLDOWN = 30.0
@@ -90,6 +94,11 @@ DEFAULT_MAX_BYTES = 256 * 1024
 DEFAULT_MAX_KEYS = 100
 # Status line and headers are not part of the body cap but still bounded.
 _MAX_HEADER_BYTES = 32 * 1024
+# Neither is chunked framing, which can outweigh the body: a server writing one byte
+# at a time sends `1\r\n` + the byte + `\r\n`, six bytes on the wire per byte of body.
+# The body itself is held to the cap; the bytes read from the socket to `_WIRE_FACTOR`
+# times the cap (plus headers), so no framing an honest server uses is refused.
+_WIRE_FACTOR = 6
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
@@ -178,45 +187,49 @@ class VerificationKey:
 
 @dataclass(frozen=True)
 class KeySet:
-    """Keys by kid. A kid mapped to None was published twice with different keys."""
+    """Keys by kid. A kid mapped to None was published with different key material.
+
+    The same key listed more than once (with and without `alg`, with and without
+    a `kid`, under two algs) is one key: each listing stays, so a token verifies
+    when any of them fits, and no listing makes another ambiguous. Different keys
+    under one kid make that kid unusable: which one the issuer signs with is a
+    guess, and "first wins" would let a set's order decide.
+    """
 
     keys: tuple[VerificationKey, ...]
-    by_kid: dict[str, VerificationKey | None] = field(repr=False)
+    by_kid: dict[str, tuple[VerificationKey, ...] | None] = field(repr=False)
     dropped: tuple[str, ...] = ()  # why keys were left out, for logs
 
     @classmethod
     def build(cls, keys: list[VerificationKey], dropped: list[str]) -> "KeySet":
-        by_kid: dict[str, VerificationKey | None] = {}
-        unique: list[VerificationKey] = []
+        by_kid: dict[str, tuple[VerificationKey, ...] | None] = {}
+        listings: dict[str | None, list[VerificationKey]] = {}
         for k in keys:
-            if k.kid is None:
-                if not any(u.kid is None and u.material == k.material for u in unique):
-                    unique.append(k)
+            same = listings.setdefault(k.kid, [])
+            if not any(u.material == k.material and u.alg == k.alg for u in same):
+                same.append(k)
+        for kid, same in listings.items():
+            if kid is None:
                 continue
-            if k.kid not in by_kid:
-                by_kid[k.kid] = k
-                unique.append(k)
-                continue
-            seen = by_kid[k.kid]
-            if seen is not None and seen.material == k.material and seen.alg == k.alg:
-                continue  # the same key listed twice is harmless
-            if seen is not None:
-                dropped.append(f"kid {safe_text(k.kid)} is published with different keys; it is unusable")
-                unique = [u for u in unique if u.kid != k.kid]
-            by_kid[k.kid] = None
-        return cls(keys=tuple(unique), by_kid=by_kid, dropped=tuple(dropped))
+            if len({u.material for u in same}) > 1:
+                dropped.append(f"kid {safe_text(kid)} is published with different keys; it is unusable")
+                by_kid[kid] = None
+            else:
+                by_kid[kid] = tuple(same)
+        unique = tuple(k for kid, same in listings.items() if kid is None or by_kid[kid] is not None for k in same)
+        return cls(keys=unique, by_kid=by_kid, dropped=tuple(dropped))
 
     def find(self, kid: str | None, alg: str) -> VerificationKey | None:
         """The key for this kid and alg, or None.
 
-        With a kid, only an exact dict lookup. Without one, the single key that
-        fits the algorithm (several candidates would make the choice a guess).
+        With a kid, only that kid's listings. Without one, the single key
+        (however often listed) that fits the algorithm: several different keys
+        would make the choice a guess.
         """
         if kid is not None:
-            key = self.by_kid.get(kid)
-            return key if key is not None and key.fits(alg) else None
+            return next((k for k in self.by_kid.get(kid) or () if k.fits(alg)), None)
         fitting = [k for k in self.keys if k.fits(alg)]
-        return fitting[0] if len(fitting) == 1 else None
+        return fitting[0] if fitting and all(k.material == fitting[0].material for k in fitting) else None
 
 
 def safe_text(value: object, limit: int = 128) -> str:
@@ -262,9 +275,10 @@ def check_public_key(public_key: Any) -> tuple[str, str | None]:
             raise JwksFormatError(f"RSA key of {bits} bits is too weak (at least {MIN_RSA_BITS})")
         if bits > MAX_RSA_BITS:
             raise JwksFormatError(f"RSA key of {bits} bits is larger than {MAX_RSA_BITS}")
-        if e < MIN_RSA_EXPONENT or e % 2 == 0:
+        if not MIN_RSA_EXPONENT <= e <= MAX_RSA_EXPONENT or e % 2 == 0:
             raise JwksFormatError(
-                f"RSA public exponent {e if e < 2**64 else 'huge'} is not allowed (odd, at least 65537)"
+                f"RSA public exponent {e if e < 2**64 else 'of ' + str(e.bit_length()) + ' bits'} is not allowed "
+                "(odd, from 65537 to 2**32 - 1)"
             )
         return "RSA", None
     if isinstance(public_key, ec.EllipticCurvePublicKey):
@@ -272,10 +286,15 @@ def check_public_key(public_key: Any) -> tuple[str, str | None]:
         if crv is None:
             raise JwksFormatError(f"elliptic curve {public_key.curve.name} is not allowed (P-256, P-384 or P-521)")
         return "EC", crv
-    if isinstance(public_key, ed25519.Ed25519PublicKey):
-        return "OKP", "Ed25519"
-    if isinstance(public_key, ed448.Ed448PublicKey):
-        return "OKP", "Ed448"
+    if isinstance(public_key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+        from . import edwards  # only when a key set has EdDSA keys
+
+        crv = "Ed25519" if isinstance(public_key, ed25519.Ed25519PublicKey) else "Ed448"
+        # cryptography takes any bytes of the right length; some of them verify forgeries.
+        why = edwards.problem(crv, public_key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+        if why:
+            raise JwksFormatError(f"{crv} public key {why}")
+        return "OKP", crv
     raise JwksFormatError(f"key type {type(public_key).__name__} is not allowed (RSA, EC or OKP)")
 
 
@@ -291,6 +310,13 @@ def parse_jwk(jwk: Any) -> VerificationKey:
         raise JwksFormatError("kid is not a string of 1-256 characters")
     if use is not None and use != "sig":
         raise JwksFormatError(f"use {safe_text(use)} is not 'sig'")
+    key_ops = jwk.get("key_ops")
+    if key_ops is not None:
+        # RFC 7517 §4.3 (docs/keys.md): without "verify" the publisher did not mean the key for it.
+        if not isinstance(key_ops, list) or not all(isinstance(op, str) for op in key_ops):
+            raise JwksFormatError("key_ops is not a list of strings")
+        if "verify" not in key_ops:
+            raise JwksFormatError("key_ops does not include 'verify': not a verification key")
     if alg is not None and (not isinstance(alg, str) or alg not in ALGORITHMS):
         raise JwksFormatError(f"alg {safe_text(alg)} is not an asymmetric signature algorithm")
     public_key: Any
@@ -422,8 +448,46 @@ class KeyFetcher(Protocol):
         ...
 
 
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+MAX_HOST_LENGTH = 253  # RFC 1035 §2.3.4: 255 octets on the wire, 253 characters written out
+
+
+def check_host(host: str) -> str | None:
+    """Why `host` (a URL's hostname) cannot be connected to, or None.
+
+    An IP address, or a DNS name of labels of 1-63 letters, digits and inner
+    hyphens, 253 characters at most (one trailing dot allowed); a name in
+    Unicode is judged in its IDNA form, the one the resolver and TLS are given.
+    """
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        ascii_host = None
+    if ascii_host is not None and ascii_host.endswith("."):
+        ascii_host = ascii_host[:-1]
+    if ascii_host is None or not ascii_host:
+        return f"has a host {safe_text(host)} with an empty label or one over 63 characters"
+    if len(ascii_host) > MAX_HOST_LENGTH:
+        return f"has a host of {len(ascii_host)} characters (at most {MAX_HOST_LENGTH})"
+    for label in ascii_host.split("."):
+        if not label or len(label) > 63:
+            return f"has a host {safe_text(host)} with an empty label or one over 63 characters"
+        if not _DNS_LABEL.fullmatch(label):
+            return f"has a host {safe_text(host)} that is not a DNS name (letters, digits, inner hyphens)"
+    return None
+
+
 def check_https_url(url: object) -> str | None:
-    """Why `url` is not an acceptable HTTPS URL, or None if it is."""
+    """Why `url` is not an acceptable HTTPS URL, or None if it is.
+
+    The one check for configured URLs (issuer, jwks_uri) and for the jwks_uri a
+    discovery document gives, so both refuse the same hosts.
+    """
     if not isinstance(url, str) or not url:
         return "is not a string"
     if any(ch.isspace() or not ch.isprintable() for ch in url):
@@ -437,6 +501,9 @@ def check_https_url(url: object) -> str | None:
         return "is not https://"
     if not parts.hostname:
         return "has no host"
+    bad_host = check_host(parts.hostname)
+    if bad_host:
+        return bad_host
     if parts.username is not None or parts.password is not None:
         return "has credentials in it"
     if parts.fragment:
@@ -459,6 +526,8 @@ class _DeadlineSocket:
         self._sock = sock
         self._deadline = deadline
         self._read_left = read_cap
+        self._readers = 0
+        self._closing = False
 
     def _arm(self) -> None:
         remaining = self._deadline - time.monotonic()
@@ -481,21 +550,42 @@ class _DeadlineSocket:
         return n
 
     def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        self._readers += 1
         return io.BufferedReader(_SocketReader(self))
 
     def close(self) -> None:
-        self._sock.close()
+        # The semantics of socket.socket.close(): while a file from makefile() is
+        # open, the connection stays up. http.client relies on it: on a response
+        # that ends the connection (`Connection: close`, HTTP/1.0, a body read
+        # until close) it closes its socket at once and reads the body through
+        # the response's file afterwards.
+        self._closing = True
+        if self._readers == 0:
+            self._sock.close()
+
+    def _reader_closed(self) -> None:
+        self._readers -= 1
+        if self._closing and self._readers == 0:
+            self._sock.close()
 
 
 class _SocketReader(io.RawIOBase):
     def __init__(self, sock: _DeadlineSocket) -> None:
-        self._sock = sock
+        self._sock: _DeadlineSocket | None = sock
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
+        if self._sock is None:
+            raise ValueError("read from a closed response")
         return self._sock.recv_into(buffer)
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        super().close()
+        if sock is not None:
+            sock._reader_closed()
 
 
 def _resolve(host: str, port: int, deadline: float) -> list[tuple[Any, ...]]:
@@ -511,7 +601,7 @@ def _resolve(host: str, port: int, deadline: float) -> list[tuple[Any, ...]]:
     def run() -> None:
         try:
             box["ok"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
+        except Exception as exc:  # UnicodeError for a name IDNA refuses, not only OSError
             box["err"] = exc
 
     worker = threading.Thread(target=run, name="ruleauth-dns", daemon=True)
@@ -571,7 +661,9 @@ class HttpsFetcher:
         host = parts.hostname or ""
         port = parts.port or 443
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn = _DeadlineHTTPSConnection(host, port, deadline=deadline, read_cap=max_bytes + _MAX_HEADER_BYTES)
+        wire_cap = _WIRE_FACTOR * max_bytes + _MAX_HEADER_BYTES
+        conn = _DeadlineHTTPSConnection(host, port, deadline=deadline, read_cap=wire_cap)
+        resp: http.client.HTTPResponse | None = None
         try:
             conn.putrequest("GET", target, skip_accept_encoding=True)
             conn.putheader("Accept", "application/json")
@@ -597,9 +689,11 @@ class HttpsFetcher:
             raise FetchError("no complete response before the deadline") from None
         except ssl.SSLError as exc:
             raise FetchError(f"TLS failed ({exc.reason or type(exc).__name__})") from None
-        except (OSError, http.client.HTTPException, ValueError) as exc:
+        except Exception as exc:  # OSError, HTTPException, ValueError...: FetchError is the only way out
             raise FetchError(f"request failed ({type(exc).__name__})") from None
         finally:
+            if resp is not None:
+                resp.close()  # with conn.close(), the last holder of the socket: the TLS socket closes here
             conn.close()
 
 
@@ -665,6 +759,7 @@ class ProviderKeys:
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
         self._last_error: str | None = None
+        self._dropped_logged: frozenset[str] = frozenset()
         self._lock = threading.Lock()
         self.fetch_count = 0  # attempts, for metrics and tests
         self.fetch_failures = 0
@@ -725,13 +820,17 @@ class ProviderKeys:
         self.fetch_count += 1
         try:
             keys = self._fetch()
-        except JwksError as exc:
+        except Exception as exc:  # any fetcher's failure is a failed fetch: logged, counted, 401 jwks_unavailable
+            if not isinstance(exc, JwksError):
+                exc = FetchError(f"unexpected {type(exc).__name__}")
             self._last_error = str(exc)
             self.fetch_failures += 1
             log.warning("jwks fetch for provider %s failed: %s", self.provider.name, exc)
             return False
         for note in keys.dropped:
-            log.warning("jwks for provider %s: %s", self.provider.name, note)
+            if note not in self._dropped_logged:  # loud once, quiet on every refresh after
+                log.warning("jwks for provider %s: key left out: %s", self.provider.name, note)
+        self._dropped_logged = frozenset(keys.dropped)
         self._keys = keys
         self._fetched_at = now
         self._last_error = None

@@ -11,7 +11,8 @@ The token is hostile until its signature verifies, so the order matters:
   4. `alg` must be in that provider's allowlist, the key comes from that
      provider's set only and must fit the alg (type, curve, the JWK's own alg);
   5. signature, through PyJWT's algorithm objects;
-  6. claims: exp (required), nbf, iat as JSON numbers; aud / client_id / azp;
+  6. claims: exp (required), nbf, iat as NumericDates of the years 1-9999; sub, jti
+     strings; scope, scp a string or a list of strings; aud / client_id / azp;
      typ, token_use; size and shape limits.
 Every failure is a JwtError with one of three reasons; nothing else escapes.
 
@@ -30,7 +31,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
 
 from jwt.algorithms import Algorithm, get_default_algorithms
 
@@ -65,6 +66,8 @@ __all__ = [
     "JwtConfigError",
     "JwtVerifier",
     "provider_problems",
+    "check_claim_formats",
+    "select_provider",
     "JWT_INVALID",
     "JWT_EXPIRED",
     "JWKS_UNAVAILABLE",
@@ -163,7 +166,7 @@ def _check_provider(p: JwtProvider) -> tuple[list[str], KeySet | None]:
     if p.jwks_uri is not None:
         why = check_https_url(p.jwks_uri)
         if why:
-            problems.append(f"jwks_uri {why}; keys are fetched over https:// only")
+            problems.append(f"jwks_uri {why}" + ("; keys are fetched over https:// only" if "https" in why else ""))
 
     keys: KeySet | None = None
     if p.jwks_file is not None:
@@ -277,7 +280,16 @@ def _check_text(text: str, what: str) -> None:
         raise _invalid(f"{what} has an invalid string") from None
 
 
+# RFC 7519 NumericDate, bounded to the years 1 to 9999 (0001-01-01T00:00:00Z to
+# 9999-12-31T23:59:59Z, what CEL timestamps and Python datetimes hold; docs/spec.md "JWT
+# providers"): beyond them a time is no date, and a JSON integer of 10^309 or more is not even
+# a float, which nothing downstream (token cache, caller views, rules) should have to guard against.
+MIN_NUMERIC_DATE = -62_135_596_800
+MAX_NUMERIC_DATE = 253_402_300_799
+
+
 def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:
+    """A NumericDate claim as a finite float within the range above, or JwtError."""
     value = claims.get(name, _MISSING)
     if value is _MISSING:
         if required:
@@ -286,9 +298,60 @@ def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | 
     # bool is an int in Python; RFC 7519 NumericDate is a JSON number only.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _invalid(f"{name} claim is not a number")
-    if isinstance(value, float) and not math.isfinite(value):  # 1e400 parses as inf
-        raise _invalid(f"{name} claim is not a finite number")
-    return value
+    # Compared before any conversion: Python compares int and float exactly, so 10^400 (an int)
+    # and NaN or an infinity (floats) are all refused here without an OverflowError.
+    if not MIN_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE:
+        raise _invalid(f"{name} claim is not a time between the years 1 and 9999")
+    return float(value)
+
+
+def _scopes_claim(claims: Mapping[str, Any], name: str) -> None:
+    """`scope`/`scp`: a space-separated string or a list of strings (what `scopes` reads)."""
+    value = claims.get(name, _MISSING)
+    if value is _MISSING or isinstance(value, str) or _is_str_list(value):
+        return
+    raise _invalid(f"{name} claim is not a string or a list of strings")
+
+
+def check_claim_formats(claims: Mapping[str, Any], *,
+                        exp_required: bool = True) -> tuple[float | None, float | None, float | None]:
+    """The claims whose form ruleauth relies on: exp, nbf, iat as NumericDates, sub and jti
+    strings, scope and scp a string or a list of strings. Returns (exp, nbf, iat).
+
+    The one check of these forms, for verified tokens and for the unverified claims of
+    `ruleauth test` and `dry-run --claims` alike (those need no exp).
+    """
+    exp = _number(claims, "exp", required=exp_required)
+    nbf = _number(claims, "nbf", required=False)
+    iat = _number(claims, "iat", required=False)
+    for name in ("sub", "jti"):
+        _string_claim(claims, name)
+    for name in ("scope", "scp"):
+        _scopes_claim(claims, name)
+    return exp, nbf, iat
+
+
+_P = TypeVar("_P", bound="_Named")
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+def select_provider(by_issuer: Mapping[str, _P], iss: object, allowed: Sequence[str] | None) -> _P:
+    """The provider a token's `iss` selects, among those configured (`by_issuer`: issuer →
+    provider) and accepted on the route (`allowed`: provider names, None for all). The one
+    selection, for verified tokens and for the unverified claims of `ruleauth test` and
+    `dry-run --claims`."""
+    if not isinstance(iss, str):
+        raise _invalid("iss claim is missing or not a string")
+    provider = by_issuer.get(iss)
+    if provider is None:
+        raise _invalid(f"issuer {safe_text(iss)} is not configured")
+    if allowed is not None and provider.name not in allowed:
+        raise _invalid(f"provider {provider.name!r} is not accepted on this route")
+    return provider
 
 
 def _string_claim(claims: Mapping[str, Any], name: str) -> str | None:
@@ -326,6 +389,10 @@ class _Provider:
     typ: str | None
     audience: frozenset[str]
     client_ids: frozenset[str]
+
+    @property
+    def name(self) -> str:
+        return self.config.name
 
 
 class JwtVerifier:
@@ -464,15 +531,8 @@ class JwtVerifier:
                 return hit
 
         claims = _parse_object(payload_b, "payload")
-        iss = claims.get("iss")
-        if not isinstance(iss, str):
-            raise _invalid("iss claim is missing or not a string")
-        provider = self._providers.get(iss)
-        if provider is None:
-            raise _invalid(f"issuer {safe_text(iss)} is not configured")
+        provider = select_provider(self._providers, claims.get("iss"), allowed)
         cfg = provider.config
-        if allowed is not None and cfg.name not in allowed:
-            raise _invalid(f"provider {cfg.name!r} is not accepted on this route")
         if alg not in cfg.algorithms:
             raise _invalid(f"alg {alg} is not allowed for provider {cfg.name!r}")
         if provider.typ is not None and (typ is None or _normal_typ(typ) != provider.typ):
@@ -513,18 +573,14 @@ class JwtVerifier:
     def _check_claims(self, provider: _Provider, claims: dict[str, Any], now: float) -> float:
         cfg = provider.config
         leeway = cfg.leeway
-        exp = _number(claims, "exp", required=True)
+        exp, nbf, iat = check_claim_formats(claims)
         assert exp is not None
-        nbf = _number(claims, "nbf", required=False)
-        iat = _number(claims, "iat", required=False)
         if now >= exp + leeway:
             raise JwtError(JWT_EXPIRED, "token has expired")
         if nbf is not None and nbf > now + leeway:
             raise _invalid("token is not valid yet (nbf)")
         if iat is not None and iat > now + leeway:
             raise _invalid("token was issued in the future (iat)")
-        for name in ("sub", "jti"):
-            _string_claim(claims, name)
 
         aud = claims.get("aud", _MISSING)
         auds: list[str] = []

@@ -44,10 +44,10 @@ def statements(decision: Decision, ruleset: RuleSet, table: RouteTable | None = 
     route = _matched_route(decision, ruleset)
     if table is not None and decision.table_allowed is not None:
         asked = table.entry_for(arn.method, route) if route is not None else None
-        scope = decision.table_scope
+        scope = reach = decision.table_scope
         if per_request:
             scope = frozenset() if asked is None else frozenset([asked.index])
-        allows, denies = table.synthesise(decision.table_allowed, asked, scope)
+        allows, denies = table.synthesise(decision.table_allowed, asked, scope, reach)
         built = []
         if allows:
             built.append(statement("Allow", [f"{arn.prefix}/{p}" for p in allows]))
@@ -87,15 +87,28 @@ def _asked_literal(decision: Decision) -> str:
     return f"{head}/{arn.stage}/{literal_resource(path)}"
 
 
+def asked_only(decision: Decision) -> list[dict[str, Any]] | None:
+    """An Allow for exactly the asked ARN, which a cached copy can never reuse for another
+    request (no wildcard in it), or None when the request path holds `*` or `?`."""
+    assert decision.request is not None
+    resource = asked_arn(decision.request.arn)
+    if "*" in resource or "?" in resource:
+        return None
+    return [statement("Allow", [resource])]
+
+
 def build_response(decision: Decision, ruleset: RuleSet, response_mode: str,
-                   table: RouteTable | None = None, per_request: bool = False) -> dict[str, Any]:
-    """Never called for `unauthorized`: that outcome is `raise Exception("Unauthorized")`."""
+                   table: RouteTable | None = None, per_request: bool = False,
+                   exact: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Never called for `unauthorized`: that outcome is `raise Exception("Unauthorized")`.
+    `exact`: these statements instead of the mode's (asked_only)."""
     event_type = decision.request.event_type if decision.request else None
     if response_mode == RESPONSE_SIMPLE and event_type == HTTP_V2:
         return {"isAuthorized": decision.outcome == Outcome.ALLOW, "context": dict(decision.context)}
     response: dict[str, Any] = {
         "principalId": decision.principal,
-        "policyDocument": {"Version": VERSION, "Statement": statements(decision, ruleset, table, per_request)},
+        "policyDocument": {"Version": VERSION,
+                           "Statement": exact or statements(decision, ruleset, table, per_request)},
     }
     if decision.context:
         response["context"] = dict(decision.context)

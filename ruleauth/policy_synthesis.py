@@ -95,21 +95,23 @@ class RouteTable:
         return self._by_cell.get((method, id(route)))
 
     def synthesise(self, allowed: Sequence[bool], asked: Entry | None,
-                   scope: frozenset[int] | None = None) -> tuple[list[str], list[str]]:
+                   scope: frozenset[int] | None = None,
+                   reach: frozenset[int] | None = None) -> tuple[list[str], list[str]]:
         """Allow and Deny patterns for one caller, given each entry's rule decision.
 
         `scope`: only these entries' Allows are emitted (None: the whole table), each with
-        every Deny its wildcards need. Denies follow the caller's decisions on the whole table,
-        so the response is exact wherever a scoped Allow reaches, and implicitly denies the
-        rest: narrower, never wider.
+        every Deny its wildcards need, so the response is exact wherever a scoped Allow
+        reaches, and implicitly denies the rest: narrower, never wider. `reach`: the entries
+        that decide the requests the response can answer (route mode: those under the API's
+        route; None: all); a denied entry outside it needs no Deny.
 
         Callers with the same decisions (same roles, scopes) get the same patterns, so the
         table part is remembered (bounded): its reduction costs milliseconds on large tables.
         The asked route only adds, at most, its own explicit Deny."""
-        key = (bytes(map(bool, allowed)), scope)
+        key = (bytes(map(bool, allowed)), scope, reach)
         found = self._memo.get(key)
         if found is None:
-            found = self._synthesise(allowed, scope)
+            found = self._synthesise(allowed, scope, reach)
             with self._memo_lock:  # `ruleauth serve` decides on several threads
                 if len(self._memo) >= SYNTHESIS_MEMO:
                     self._memo.pop(next(iter(self._memo)))
@@ -123,14 +125,16 @@ class RouteTable:
                 denies = sorted(denies + [asked.pattern])
         return allows, denies
 
-    def _synthesise(self, allowed: Sequence[bool], scope: frozenset[int] | None) -> tuple[list[str], list[str]]:
+    def _synthesise(self, allowed: Sequence[bool], scope: frozenset[int] | None,
+                    reach: frozenset[int] | None) -> tuple[list[str], list[str]]:
         emitted = [e for e in self.entries if allowed[e.index] and (scope is None or e.index in scope)]
         allows = [e.pattern for e in emitted]
         denies: set[str] = set()
         if any("*" in pattern for pattern in allows):
             denies.update(EMPTY_SEGMENT_DENIES)
         for entry in emitted:
-            denies.update(self.entries[d].pattern for d in self.deny_if_allowed[entry.index] if not allowed[d])
+            denies.update(self.entries[d].pattern for d in self.deny_if_allowed[entry.index]
+                          if not allowed[d] and (reach is None or d in reach))
             for candidates in self.gaps[entry.index]:
                 for pattern, blockers in candidates:
                     if not any(allowed[b] for b in blockers):
@@ -245,15 +249,24 @@ def _overlaps(tokens: Sequence[str | None], segments: Sequence) -> bool:
 
 
 def api_route_scope(table: RouteTable, request: Any) -> frozenset[int]:
-    """cache.mode route: the entries whose paths the API's route (the cache key's route:
-    `resource`, or `routeKey`'s path) may cover. An API route that is unknown or not a path
+    """cache.mode route: the entries that decide requests under the API's route (the cache
+    key's route: `resource`, or `routeKey`'s path). An API route that is unknown or not a path
     (`$default`, a TOKEN event) covers every route; REST keys the cache on the method too,
-    HTTP APIs' `ANY` route keys do not."""
+    HTTP APIs' `ANY` route keys do not. An entry that overlaps the API route but is less
+    specific than a rule route containing all of it never decides there."""
     tokens, same_method = _api_route(request)
-    return frozenset(
-        e.index for e in table.entries
-        if (not same_method or e.method == request.method)
-        and (tokens is None or _overlaps(tokens, e.route.segments)))
+    segments = None if tokens is None else parse_path(request.resource)
+    by_method: dict[str, list[Entry]] = {}
+    for e in table.entries:
+        if (not same_method or e.method == request.method) and (tokens is None or _overlaps(tokens, e.route.segments)):
+            by_method.setdefault(e.method, []).append(e)
+    found = set()
+    for entries in by_method.values():
+        containers = [e.route.specificity() for e in entries
+                      if segments is not None and _contains(e.route.segments, segments)]
+        best = min(containers) if containers else None
+        found.update(e.index for e in entries if best is None or e.route.specificity() <= best)
+    return frozenset(found)
 
 
 def api_route_is_the_rules(routes: Sequence[Route], request: Any, route: Route | None) -> bool:
@@ -264,9 +277,12 @@ def api_route_is_the_rules(routes: Sequence[Route], request: Any, route: Route |
     tokens, same_method = _api_route(request)
     if route is None or tokens is None or not _contains(route.segments, parse_path(request.resource)):
         return False
+    # Another rule route decides a path under the API route only where it is more specific
+    # than `route` (the router's order does not depend on the path).
+    rank = route.specificity()
     return not any(
-        other is not route and not other.websocket and _overlaps(tokens, other.segments)
-        and (not same_method or other.method in ("ANY", request.method))
+        other is not route and not other.websocket and other.specificity() < rank
+        and _overlaps(tokens, other.segments) and (not same_method or other.method in ("ANY", request.method))
         for other in routes)
 
 

@@ -6,6 +6,7 @@ All problems are collected (not just the first) and reported together as
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import re
@@ -19,10 +20,11 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from . import strict_yaml as sy
 from . import fast_engine
 from .errors import ERROR, Problem, RulesError
-from .expressions import ENGINES, Compiled, Compiler, ExpressionError, Read, engine_override as _env_engine
-from .model import EVENT_TYPES, JwtProvider, SourcePos
+from .expressions import ENGINES, Compiled, Compiler, ExpressionError, Read
+from .model import ANY, EVENT_TYPES, METHODS, JwtProvider, SourcePos
 from .routes import Route, RouteSyntaxError, Router, parse_route
 from .rules_files import rule_files
+from .settings import Settings
 from .ruleset import (
     AUTH_JWT, AUTH_MODES, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, CACHE_DISABLED, CACHE_IDENTITY,
     CACHE_MODES, CACHE_ROUTE, MODE_ENFORCE, MODE_SHADOW, RESPONSE_IAM, RESPONSE_SIMPLE,
@@ -69,14 +71,18 @@ class _Merged:
     tests: list[tuple[sy.Source, Node]] = field(default_factory=list)
 
 
-def load(path: str | os.PathLike[str], engine_override: str | None = None) -> RuleSet:
+def load(path: str | os.PathLike[str], engine_override: str | None = None,
+         settings: Settings | None = None) -> RuleSet:
     """Load, check and compile every rule under `path`. Raises RulesError listing every problem.
 
-    `engine_override` (else the `RULEAUTH_ENGINE` environment variable) replaces the file's `engine:`.
+    `settings` are the environment's and flags' (settings.py; default: this process's
+    environment); the file's keys fill the rest, and every check runs on the result.
+    `engine_override` is an `--engine` flag.
     """
-    override = engine_override or _env_engine()
-    if override is not None and override not in ENGINES:
-        raise RulesError([Problem(f"RULEAUTH_ENGINE must be one of {', '.join(ENGINES)}, not {override!r}")])
+    if settings is None:
+        settings = Settings.from_environ(os.environ, {"engine": engine_override})
+    elif engine_override:
+        settings = dataclasses.replace(settings, engine=Settings.from_environ({}, {"engine": engine_override}).engine)
     sources: list[sy.Source] = []
     merged = _Merged()
     for file in rule_files(path):
@@ -90,7 +96,7 @@ def load(path: str | os.PathLike[str], engine_override: str | None = None) -> Ru
     problems = [p for s in sources for p in s.problems]
     if problems:
         raise RulesError(problems)
-    builder = _Builder(merged, sources, override)
+    builder = _Builder(merged, sources, settings)
     ruleset = builder.build()
     problems = [p for s in sources for p in s.problems]
     errors = [p for p in problems if p.severity == "error"]
@@ -150,11 +156,11 @@ def _collect(source: sy.Source, root: Node, merged: _Merged) -> None:
 
 
 class _Builder:
-    def __init__(self, merged: _Merged, sources: list[sy.Source], engine_override: str | None = None):
+    def __init__(self, merged: _Merged, sources: list[sy.Source], settings: Settings):
         self.merged = merged
         self.sources = sources
         self.first = sources[0]
-        self.engine_override = engine_override
+        self.settings = settings  # gains the file's keys as they are read
 
     # -- top level ---------------------------------------------------------
 
@@ -166,15 +172,16 @@ class _Builder:
         providers = self._providers()
         defines = self._defines()
         engine = self._engine()
-        self.compiler = Compiler(defines, jwt_configured=bool(providers), engine=engine)
+        self.compiler = Compiler(defines, jwt_configured=bool(providers), engine=engine,
+                                 interpreter_only=self.settings.interpreter_only.value)
         self.provider_names = {p.name for p in providers}
-        response = self._choice("response", (RESPONSE_IAM, RESPONSE_SIMPLE), RESPONSE_IAM)
+        response = self._setting("response", self._choice("response", (RESPONSE_IAM, RESPONSE_SIMPLE), None))
         principal = self._top_expression("principal")
         usage_key = self._top_expression("usage_identifier_key")
         context = self._context()
         rules = self._rules(default_auth=AUTH_JWT if providers else AUTH_TOKEN)
         self._check_cache_safety(cache, rules, principal, context, usage_key)
-        self._check_simple_response(response, cache, rules)
+        self._check_simple_response(cache, rules, context)
         routed = [(route, rule) for rule in rules if not rule.shadow for route in rule.routes]
         shadows = [(route, rule) for rule in rules if rule.shadow for route in rule.routes]
         tests = self._tests()
@@ -183,6 +190,7 @@ class _Builder:
             providers=tuple(providers), rules=rules, router=Router(routed),
             shadow_router=Router(shadows), principal=principal, context=context,
             usage_identifier_key=usage_key, response=response, tests=tests, engine=engine,
+            settings=self.settings,
         )
         self._warn_untested(ruleset)
         if not any(p.severity == "error" for s in self.sources for p in s.problems):
@@ -238,20 +246,30 @@ class _Builder:
 
     def _engine(self) -> str:
         """`engine:` (or RULEAUTH_ENGINE); the fast engine must be installed, else a load error."""
-        engine = self._choice("engine", ENGINES, ENGINES[0])
-        if self.engine_override is not None:
-            engine = self.engine_override
+        engine = self._setting("engine", self._choice("engine", ENGINES, None))
         if engine == fast_engine.NAME and not fast_engine.available():
             entry = self._single("engine")
-            source, node = (entry[0], entry[2]) if entry else (self.first, None)
-            source.error(node, f"engine {engine} is not installed: {fast_engine.INSTALL_HINT}")
+            source, node = (entry[0], entry[2]) if entry and not self.settings.engine.overridden else (self.first, None)
+            source.error(node, f"{self.settings.engine}: {engine} is not installed: {fast_engine.INSTALL_HINT}")
             return ENGINES[0]  # go on checking the rest with the default engine
         return engine
 
     def _single(self, key: str) -> tuple[sy.Source, ScalarNode, Node] | None:
         return self.merged.single.get(key)
 
-    def _choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
+    def _setting(self, name: str, file_value: str | None,
+                 where: tuple[sy.Source, Node] | None = None) -> Any:
+        """The effective value of a setting the file may give (settings.py): the file's value
+        (at `where`, else at its top-level key) unless the environment or a flag overrides it."""
+        if file_value is not None:
+            if where is None:
+                source, _, node = self.merged.single[getattr(self.settings, name).key]
+            else:
+                source, node = where
+            self.settings = self.settings.with_file(name, file_value, source.pos(node))
+        return getattr(self.settings, name).value
+
+    def _choice(self, key: str, allowed: tuple[str, ...], default: str | None) -> str | None:
         entry = self._single(key)
         if entry is None:
             return default
@@ -289,13 +307,14 @@ class _Builder:
     def _cache(self) -> CacheConfig:
         entry = self._single("cache")
         if entry is None:
-            return CacheConfig(headers=self._default_sources())
+            mode = self._setting("cache_mode", None)  # RULEAUTH_CACHE_MODE, else identity
+            return CacheConfig(mode=mode, headers=self._default_sources() if mode != CACHE_DISABLED else ())
         source, _, node = entry
         entries = sy.as_mapping(source, node, "cache")
         if entries is None:
             return CacheConfig()
         sy.check_keys(source, entries, CACHE_KEYS, "cache")
-        mode = CACHE_IDENTITY
+        file_mode, where = None, None
         lists: dict[str, tuple[str, ...]] = {}
         sources_given = False
         for key, _, value in entries:
@@ -304,11 +323,12 @@ class _Builder:
                 if text is not None and text not in CACHE_MODES:
                     source.error(value, f"cache.mode must be one of {', '.join(CACHE_MODES)}, not {text!r}")
                 elif text is not None:
-                    mode = text
+                    file_mode, where = text, (source, value)
             elif key == "sources":
                 sources_given = True
                 for skey, _, svalue in _mapping_checked(source, value, "cache.sources", SOURCE_KEYS):
                     lists[skey] = tuple(sy.string_list(source, svalue, f"cache.sources.{skey}"))
+        mode = self._setting("cache_mode", file_mode, where)
         if mode != CACHE_DISABLED and not sources_given:
             lists["headers"] = self._default_sources()
         return CacheConfig(mode=mode, **lists)
@@ -674,23 +694,40 @@ class _Builder:
                 source.warning(_pos_node(rule), f"allow reads `now` but cache.mode is {cache.mode}: "
                                "the decision is replayed for the cache TTL", rule.name)
 
-    def _check_simple_response(self, response: str, cache: CacheConfig, rules: list[Rule]) -> None:
-        if response != RESPONSE_SIMPLE or cache.mode != CACHE_IDENTITY:
+    def _check_simple_response(self, cache: CacheConfig, rules: list[Rule],
+                               context: dict[str, Compiled]) -> None:
+        """A cached simple yes/no has no resource to limit it: API Gateway replays it for every
+        request with the same cache key, so it must be the rules' answer for all of them."""
+        response, mode = self.settings.response, self.settings.cache_mode
+        if response.value != RESPONSE_SIMPLE or mode.value == CACHE_DISABLED:
             return
         enforced = [r for r in rules if not r.shadow]
-        sources = {(r.allow.source.strip(), r.auth, r.providers) for r in enforced}
-        route_reads = any(
-            read.input in ("request.method", "request.route") for r in enforced for read in r.allow.reads
+        if mode.value == CACHE_ROUTE:
+            why = _method_blind_reads(enforced, context)
+        else:
+            why = _identity_difference(enforced)
+        if why:
+            self._simple_error(why)
+
+    def _simple_error(self, why: str) -> None:
+        """A simple response the cache would replay where the rules answer otherwise."""
+        response, mode = self.settings.response, self.settings.cache_mode
+        at = next((s for s in (response, mode) if s.pos is not None), None)
+        source = next((s for s in self.sources if at is not None and s.file == at.pos.file), self.first)
+        entry = self._single("response") if at is response else None
+        node = entry[2] if entry else (self._cache_mode_node() if at is mode else None)
+        source.error(
+            node,
+            f"{response} with {mode}: {why}: use iam responses"
+            + (", or cache.mode route (add $context.routeKey to the identity sources)" if mode.value != CACHE_ROUTE
+               else "") + ", or cache.mode disabled (TTL 0)",
         )
-        if len(sources) > 1 or route_reads:
-            entry = self._single("response")
-            node = entry[2] if entry else None
-            (entry[0] if entry else self.first).error(
-                node,
-                "response: simple with cache.mode: identity gives one yes/no per caller for every route, "
-                "but these rules decide differently per route: use response: iam, or cache.mode: route "
-                "(add $context.routeKey to the identity sources), or disabled",
-            )
+
+    def _cache_mode_node(self) -> Node | None:
+        entry = self._single("cache")
+        if entry is None or not isinstance(entry[2], MappingNode):
+            return None
+        return next((v for k, v in entry[2].value if isinstance(k, ScalarNode) and k.value == "mode"), None)
 
     def _source_of(self, rule: Rule) -> sy.Source:
         return next(s for s in self.sources if s.file == rule.pos.file)
@@ -864,6 +901,52 @@ def _example_path(pattern: str) -> str:
 def _cache_advice(cache: CacheConfig) -> str:
     return ("add it to cache.sources (and to the authorizer's identity sources in API Gateway), "
             "or set cache.mode: disabled (TTL 0)")
+
+
+def _identity_difference(rules: list[Rule]) -> str | None:
+    """Why one answer per caller cannot serve every route (cache.mode identity), or None:
+    rules that decide differently, or a request that no rule reaches (no_route, a deny)."""
+    sources = {(r.allow.source.strip(), r.auth, r.providers) for r in rules}
+    route_reads = any(read.input in ("request.method", "request.route") for r in rules for read in r.allow.reads)
+    if len(sources) > 1 or route_reads:
+        return "API Gateway caches one yes/no per caller and replays it on every route, but these rules decide differently per route"
+    gap = _request_without_rule(rules)
+    if gap is None:
+        return None
+    return (f"API Gateway caches one yes/no per caller and replays it on every route, but {gap} reaches no "
+            "rule and is denied (no_route), so a yes cached on a rule's route would allow it; no rule table "
+            "reaches every request path (`ANY /` and `ANY /{proxy+}` do not reach a path with an empty "
+            "segment such as /x/)")
+
+
+def _method_blind_reads(rules: list[Rule], context: dict[str, Compiled]) -> str | None:
+    """Under cache.mode route an HTTP API keys the cache on the route key, which for an `ANY`
+    route holds no method: what decides or is answered there (a simple response holds the
+    context) must not read request.method."""
+    if not any(route.method == ANY for r in rules for route in r.routes):
+        return None
+    reading = [(f"rule {r.name!r}'s allow", r.allow) for r in rules if any(route.method == ANY for route in r.routes)]
+    reading += [(f"context.{key}", c) for key, c in context.items()]
+    for what, compiled in reading:
+        if any(read.input == "request.method" for read in compiled.reads):
+            return (f"{what} reads request.method, but an HTTP API's route key for an ANY route (the "
+                    "cache key) holds no method, so one method's cached yes/no is replayed for the others")
+    return None
+
+
+# Request paths of every shape a route can be asked for: the root, one and two segments,
+# a trailing slash and an empty segment (HTTP API's $default route passes any path on).
+_WITNESS_PATHS = ("/", "/x", "/x/y", "/x/", "//x")
+
+
+def _request_without_rule(rules: list[Rule]) -> str | None:
+    """A request (`METHOD /path`) that no rule's route reaches, or None when every one does."""
+    router = Router([(route, rule) for rule in rules for route in rule.routes if not route.websocket])
+    for method in METHODS:
+        for path in _WITNESS_PATHS:
+            if router.find(method, path) is None:
+                return f"{method} {path}"
+    return None
 
 
 def _pos_node(rule: Rule) -> Node:

@@ -4,8 +4,11 @@ A full load parses the YAML, parses and checks every CEL expression and analyses
 the route table: about 55 ms for 100 rules, on top of about 25 ms importing
 PyYAML and lark. `sam build` (the Makefile, `ruleauth snapshot`) saves the
 loaded RuleSet beside the rules. A cold start whose rules files, ruleauth code,
-Python version and engine settings are byte for byte those the snapshot was
-made from reads it instead, in a few milliseconds, and imports neither.
+Python version and load settings (settings.LOAD_SETTINGS: RULEAUTH_RESPONSE,
+RULEAUTH_ENGINE, RULEAUTH_CACHE_MODE, RULEAUTH_CEL_INTERPRETER) are those the
+snapshot was made under reads it instead, in a few milliseconds, and imports neither.
+The loaded rules were checked under those settings (a simple response against the
+cache mode, the engine's availability): a snapshot is never used under others.
 
 Anything else is a full load with every check: no snapshot, one changed byte, a
 damaged file. A snapshot exists only for rules that loaded without error, so a
@@ -28,15 +31,13 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
-from .expressions import ENGINE_ENV, INTERPRETER_ENV
 from .rules_files import rule_files
 from .ruleset import RuleSet
+from .settings import LOAD_SETTINGS, SOURCES, Settings
 
-FORMAT = 1
-# The settings a load depends on besides the files: a snapshot made under others is stale.
-SETTINGS = (ENGINE_ENV, INTERPRETER_ENV)
+FORMAT = 2  # 2: keyed on the effective settings, RuleSet.settings
 # RULEAUTH_SNAPSHOT=0 ignores snapshots: the way back should one ever misbehave.
-SNAPSHOT_ENV = "RULEAUTH_SNAPSHOT"
+SNAPSHOT_ENV = SOURCES["snapshot"][1]
 _PACKAGE = Path(__file__).parent
 
 
@@ -52,14 +53,8 @@ def snapshot_path(rules: str | os.PathLike[str]) -> Path:
     return target.with_name(f".{target.name}.ruleauth-snapshot")
 
 
-def enabled(environ: Mapping[str, str] | None = None) -> bool:
-    value = (os.environ if environ is None else environ).get(SNAPSHOT_ENV, "").strip().lower()
-    return value not in ("0", "false", "off", "no")
-
-
-def inputs(rules: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def inputs(rules: str | os.PathLike[str], settings: Settings) -> dict[str, str]:
     """What a load of `rules` depends on, by name: each rules file, this code, Python, settings."""
-    environ = os.environ if environ is None else environ
     code = hashlib.sha256()
     for file in sorted(_PACKAGE.glob("*.py")):
         data = file.read_bytes()
@@ -68,8 +63,8 @@ def inputs(rules: str | os.PathLike[str], environ: Mapping[str, str] | None = No
     found = {"Python": "%d.%d" % sys.version_info[:2], "ruleauth's code": code.hexdigest()}
     for file in rule_files(rules):
         found[f"rules file {file.name}"] = hashlib.sha256(file.read_bytes()).hexdigest()
-    for name in SETTINGS:
-        found[f"setting {name}"] = environ.get(name, "").strip()
+    for name, value in settings.load_key().items():
+        found[f"setting {name}"] = value
     return found
 
 
@@ -100,10 +95,22 @@ def _moved(ruleset: RuleSet, made_in: Path, now_in: Path) -> None:
     ruleset.tests = [dataclasses.replace(t, event=_rebased(t.event, made_in, now_in)) for t in ruleset.tests]
 
 
+def _today(made: Settings, now: Settings) -> Settings:
+    """The snapshot's settings with today's for everything the rules file does not give.
+
+    Re-checked, not trusted: the header matched, so each load setting is the snapshot's."""
+    mixed = dataclasses.replace(now, **{name: getattr(made, name) for name in LOAD_SETTINGS
+                                         if not getattr(now, name).overridden})
+    for name in LOAD_SETTINGS:
+        if getattr(mixed, name).value != getattr(made, name).value:
+            raise SnapshotUnusable(f"it was made under {getattr(made, name)}, not {getattr(now, name)}")
+    return mixed
+
+
 def save(ruleset: RuleSet, rules: str | os.PathLike[str]) -> Path:
-    """Write the snapshot of `ruleset`, which was loaded from `rules` under this environment."""
+    """Write the snapshot of `ruleset`, which was loaded from `rules` under `ruleset.settings`."""
     path = snapshot_path(rules)
-    header = (FORMAT, inputs(rules), str(_base(rules)))
+    header = (FORMAT, inputs(rules, ruleset.settings), str(_base(rules)))
     temporary = path.with_name(path.name + ".tmp")
     try:
         with temporary.open("wb") as handle:
@@ -115,8 +122,14 @@ def save(ruleset: RuleSet, rules: str | os.PathLike[str]) -> Path:
     return path
 
 
-def read(rules: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> RuleSet | None:
-    """The snapshot's rule set; None when there is none. Raises SnapshotUnusable when stale."""
+def read(rules: str | os.PathLike[str], environ: Mapping[str, str] | None = None,
+         settings: Settings | None = None) -> RuleSet | None:
+    """The snapshot's rule set; None when there is none. Raises SnapshotUnusable when stale.
+
+    `settings` (default: `environ`'s) are today's; a snapshot made under other load settings
+    is stale, and its rule set carries today's settings for what the file does not say."""
+    if settings is None:
+        settings = Settings.from_environ(os.environ if environ is None else environ)
     path = snapshot_path(rules)
     try:
         handle = path.open("rb")
@@ -131,14 +144,15 @@ def read(rules: str | os.PathLike[str], environ: Mapping[str, str] | None = None
             raise SnapshotUnusable(f"{path} is damaged") from None
         if not (isinstance(header, tuple) and len(header) == 3 and header[0] == FORMAT):
             raise SnapshotUnusable(f"{path} was made by another version of ruleauth")
-        made, now = header[1], inputs(rules, environ)
+        made, now = header[1], inputs(rules, settings)
         if made != now:
             raise SnapshotUnusable(f"{path} is stale: {_differences(made, now)} changed since it was made")
         try:
             ruleset = pickle.load(handle)
         except Exception as exc:
             raise SnapshotUnusable(f"{path} could not be read: {type(exc).__name__}: {exc}") from None
-    if not isinstance(ruleset, RuleSet):
+    if not isinstance(ruleset, RuleSet) or not isinstance(ruleset.settings, Settings):
         raise SnapshotUnusable(f"{path} holds no rule set")
+    ruleset.settings = _today(ruleset.settings, settings)
     _moved(ruleset, Path(header[2]), _base(rules))
     return ruleset

@@ -104,3 +104,6 @@ class RuleSet:
     warnings: list[Problem] = field(default_factory=list)
     engine: str = "cel-python"
     table: Any = None  # policy_synthesis.RouteTable under cache.mode identity
+    # settings.Settings: the effective configuration the rules were loaded and checked under;
+    # response, engine and cache.mode above are its values.
+    settings: Any = None

@@ -58,5 +58,10 @@ def load_problems(write_rules):
 
 @pytest.fixture
 def authorizer(write_rules):
-    """authorizer(text, environ={}) → an Authorizer loaded from the rules text."""
-    return lambda text, environ=None: Authorizer.load(write_rules(text), environ=environ or {})
+    """authorizer(text, environ={}) → an Authorizer loaded from the rules text, under `environ`
+    and this process's engine knobs (dev.py's passes set RULEAUTH_ENGINE, RULEAUTH_CEL_INTERPRETER)."""
+    return lambda text, environ=None: Authorizer.load(write_rules(text), environ={**engine_knobs(), **(environ or {})})
+
+
+def engine_knobs() -> dict[str, str]:
+    return {k: os.environ[k] for k in ("RULEAUTH_ENGINE", "RULEAUTH_CEL_INTERPRETER") if k in os.environ}

@@ -8,6 +8,7 @@ yields an Allow.
 
 import copy
 import json
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -54,7 +55,9 @@ def authorizers(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz")
     (folder / "deny.yaml").write_text(DENY_ALL)
     (folder / "busy.yaml").write_text(BUSY)
-    return Authorizer.load(folder / "deny.yaml", environ={}), Authorizer.load(folder / "busy.yaml", environ={})
+    # Only the engine knobs of this process (dev.py's passes), no other RULEAUTH_* setting.
+    knobs = {k: os.environ[k] for k in ("RULEAUTH_ENGINE", "RULEAUTH_CEL_INTERPRETER") if k in os.environ}
+    return Authorizer.load(folder / "deny.yaml", environ=knobs), Authorizer.load(folder / "busy.yaml", environ=knobs)
 
 
 def handle(authorizer, event):

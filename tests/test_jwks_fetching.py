@@ -8,12 +8,15 @@ lifetimes pass without sleeping.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
+import threading
+import time
 from typing import Any
 
 import pytest
 
-from ruleauth.jwks import FetchError, HttpsFetcher, parse_jwks
+from ruleauth.jwks import FetchError, HttpsFetcher, _resolve, parse_jwks
 from ruleauth.jwt_verifier import JwtError, JwtVerifier
 from tests.jwt_support import (
     ISSUER,
@@ -300,3 +303,52 @@ def test_K10_interleaved_requests_are_independent() -> None:
         "_cache_lock",
     }
     assert ISSUER in verifier._providers
+
+
+BAD_HOSTS = ["bad..host", "a" * 64 + ".example.test", ("a" * 62 + ".") * 4 + "com"]
+
+
+@pytest.fixture
+def thread_errors(monkeypatch: pytest.MonkeyPatch) -> list[type[BaseException]]:
+    """Exceptions that escape any thread (each would print a traceback on stderr)."""
+    seen: list[type[BaseException]] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_type))
+    return seen
+
+
+@pytest.mark.parametrize("host", BAD_HOSTS)
+def test_a_discovered_jwks_uri_with_a_bad_host_is_jwks_unavailable_logged_and_counted(
+    fault_server: FaultServer, host: str, caplog: pytest.LogCaptureFixture, thread_errors: list[Any]
+) -> None:
+    fault_server.routes["/.well-known/openid-configuration"] = reply(
+        {"issuer": fault_server.base, "jwks_uri": f"https://{host}/jwks"}
+    )
+    verifier = served_verifier(fault_server, FakeClock())
+    with caplog.at_level(logging.WARNING, logger="ruleauth.jwks"):
+        assert reason(verifier, token(iss=fault_server.base)) == "jwks_unavailable"
+    failures = [r.getMessage() for r in caplog.records if "jwks fetch for provider corp failed" in r.getMessage()]
+    assert len(failures) == 1 and "discovery jwks_uri has a host" in failures[0], failures
+    assert verifier.fetch_stats() == {"corp": (1, 1)}
+    assert thread_errors == []
+
+
+@pytest.mark.parametrize("host", BAD_HOSTS)
+def test_the_resolver_turns_every_failure_into_a_fetch_error(host: str, thread_errors: list[Any]) -> None:
+    # Below the URL check: what getaddrinfo raises for a name IDNA refuses (UnicodeError) is a FetchError too.
+    with pytest.raises(FetchError, match="DNS resolution failed"):
+        _resolve(host, 443, time.monotonic() + 2)
+    assert thread_errors == []
+
+
+@pytest.mark.parametrize("error", [KeyError("ok"), UnicodeError("label empty or too long"), RuntimeError("bug")])
+def test_a_fetcher_raising_anything_is_a_failed_fetch_logged_and_counted(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    verifier = JwtVerifier([provider()], fetcher=FakeFetcher({JWKS_URI: error}), clock=FakeClock())
+    with caplog.at_level(logging.WARNING, logger="ruleauth.jwks"):
+        assert reason(verifier, token()) == "jwks_unavailable"
+    assert any(
+        f"jwks fetch for provider corp failed: unexpected {type(error).__name__}" in r.getMessage()
+        for r in caplog.records
+    )
+    assert verifier.fetch_stats() == {"corp": (1, 1)}

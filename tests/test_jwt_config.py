@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from ruleauth.jwks import check_https_url
 from ruleauth.jwt_verifier import JwtConfigError, JwtError, JwtVerifier, provider_problems
 from tests.jwt_support import (
     FakeClock,
@@ -122,3 +123,63 @@ def test_missing_jwks_file_is_config_error(tmp_path: Path) -> None:
     cfg = provider(jwks_uri=None, jwks_file=str(tmp_path / "nope.json"))
     assert any("cannot read it" in p for p in provider_problems(cfg))
     json.dumps(cfg.__dict__)  # plain data, loggable
+
+
+# ---------------------------------------------------------------- URL hosts
+
+BAD_HOSTS = [
+    "bad..host",  # an empty label
+    ".idp.example.test",
+    "idp.example.test..",
+    "a" * 64 + ".example.test",  # a label over 63 characters
+    ("a" * 62 + ".") * 4 + "com",  # 255 characters, over 253
+    "-idp.example.test",
+    "idp-.example.test",
+    "idp_1.example.test",
+    "ex%41mple.test",
+    "xn--",
+]
+GOOD_HOSTS = [
+    "a" * 63 + ".example.test",
+    ("a" * 62 + ".") * 3 + "a" * 61,  # 253 characters
+    "idp.example.test.",
+    "IDP.Example.Test",
+    "münchen.example",
+    "127.0.0.1",
+    "[::1]",
+]
+
+
+@pytest.mark.parametrize("host", BAD_HOSTS)
+def test_a_url_whose_host_cannot_be_a_dns_name_is_refused_as_issuer_and_jwks_uri(host: str) -> None:
+    url = f"https://{host}/jwks"
+    assert check_https_url(url) is not None and "host" in check_https_url(url)
+    problems = provider_problems(provider(jwks_uri=url))
+    assert any(p.startswith("jwks_uri has a host") for p in problems), problems
+    problems = provider_problems(provider(issuer=f"https://{host}", jwks_uri=None))
+    assert any(p.startswith("issuer has a host") for p in problems), problems
+
+
+@pytest.mark.parametrize("host", GOOD_HOSTS)
+def test_a_url_with_a_valid_host_is_accepted(host: str) -> None:
+    assert check_https_url(f"https://{host}/jwks") is None
+    assert provider_problems(provider(jwks_uri=f"https://{host}/jwks")) == []
+
+
+def test_a_configured_jwks_uri_with_a_bad_host_is_a_load_error_at_the_providers_line(load_problems: Any) -> None:
+    problems = load_problems(
+        """\
+        version: 1
+        jwt:
+          issuer: https://idp.example.test
+          audience: [api]
+          jwks_uri: https://bad..host/jwks
+        rules:
+          - name: read
+            route: GET /orders
+            allow: "true"
+        """
+    )
+    assert len(problems) == 1
+    assert "jwks_uri has a host 'bad..host' with an empty label" in problems[0].message
+    assert problems[0].pos is not None and problems[0].pos.line == 3

@@ -731,8 +731,17 @@ def test_response_simple_with_identity_caching_and_routes_read_is_a_load_error(l
         "version: 1\nresponse: simple\nrules:\n  - {name: a, route: GET /a, allow: \"request.method == 'GET'\"}\n")).message
 
 
+def test_response_simple_with_identity_caching_and_alike_rules_is_refused_while_a_request_reaches_no_rule(load_problems):
+    # Every rule decides alike, but DELETE /admin/users reaches none (no_route): a yes cached
+    # for GET /a would open it. Even catch-alls leave paths with an empty segment unreached.
+    for routes in ("GET /a", "GET /b", "ANY /", "ANY /{proxy+}"), ("ANY /", "ANY /{proxy+}"):
+        text = "version: 1\nresponse: simple\nrules:\n" + "".join(
+            f"  - {{name: r{i}, route: '{route}', allow: \"token == 'x'\"}}\n" for i, route in enumerate(routes))
+        problem = only(load_problems(text))
+        assert "reaches no rule and is denied (no_route)" in problem.message and problem.pos.line == 2
+
+
 @pytest.mark.parametrize("extra, allow_b", [
-    ("", "\"token == 'x'\""),  # every rule decides alike for a caller
     ("cache: {mode: route}\n", "\"token == 'y'\""),
     ("cache: {mode: disabled}\n", "\"token == 'y'\""),
 ])

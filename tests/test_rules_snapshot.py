@@ -188,11 +188,11 @@ def test_a_changed_added_or_renamed_rules_file_makes_the_snapshot_stale(rules_di
         rules_snapshot.read(rules_dir)
 
 
-@pytest.mark.parametrize("setting", ["RULEAUTH_ENGINE", "RULEAUTH_CEL_INTERPRETER"])
-def test_an_engine_setting_other_than_at_build_makes_it_stale(rules_dir: Path, setting: str) -> None:
+@pytest.mark.parametrize("setting, value", [("RULEAUTH_ENGINE", "cel-expr-python"), ("RULEAUTH_CEL_INTERPRETER", "1")])
+def test_an_engine_setting_other_than_at_build_makes_it_stale(rules_dir: Path, setting: str, value: str) -> None:
     snapshot(rules_dir)
     with pytest.raises(rules_snapshot.SnapshotUnusable, match=f"setting {setting}"):
-        rules_snapshot.read(rules_dir, environ={setting: "1"})
+        rules_snapshot.read(rules_dir, environ={setting: value})
 
 
 def test_a_stale_snapshot_is_reported_and_the_rules_loaded_in_full(rules_dir: Path, capsys, key) -> None:

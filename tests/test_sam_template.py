@@ -30,6 +30,8 @@ def cfn() -> dict[str, dict[str, Any]]:
             "rest_ttl0": ("template.yaml", {"AuthorizerTtl": 0}),
             "http": ("examples/http-api/template.yaml", {}),
             "http_ttl0": ("examples/http-api/template.yaml", {"AuthorizerTtl": 0}),
+            "http_simple": ("examples/http-api/template.yaml", {"ResponseType": "simple"}),
+            "http_simple_ttl0": ("examples/http-api/template.yaml", {"ResponseType": "simple", "AuthorizerTtl": 0}),
             "embed": ("examples/embed/template.yaml", {}),
             "nested": ("examples/nested/template.yaml", {}),
         }
@@ -228,7 +230,7 @@ def test_http_api_authorizer_payload_identity_ttl(cfn: dict) -> None:
     authorizer = http_authorizer(cfn["http"])
     assert authorizer["authorizerPayloadFormatVersion"] == "2.0"
     assert authorizer["identitySource"] == ["$request.header.Authorization"]
-    assert authorizer["authorizerResultTtlInSeconds"] == {"Ref": "AuthorizerTtl"}
+    assert authorizer["authorizerResultTtlInSeconds"] == {"Fn::If": ["NoCaching", 0, {"Ref": "AuthorizerTtl"}]}
     assert authorizer["enableSimpleResponses"] == {"Fn::If": ["SimpleResponses", True, False]}
     assert contains(authorizer["authorizerUri"], FUNCTION_ARN)
     template = load_document(str(REPO / "examples/http-api/template.yaml"))
@@ -250,6 +252,64 @@ def test_http_api_routes_and_access_log(cfn: dict) -> None:
     stage = one(cfn["http"], "AWS::ApiGatewayV2::Stage")
     assert "$context.authorizer.error" in stage["AccessLogSettings"]["Format"]
     assert cfn["http"]["Outputs"]["RuleauthFunctionArn"]["Export"]
+
+
+def condition_values(template: dict[str, Any], parameters: dict[str, Any]) -> dict[str, bool]:
+    """The template's Conditions evaluated as CloudFormation would, for these parameter values."""
+    values = {name: str(parameters.get(name, spec.get("Default"))) for name, spec in template["Parameters"].items()}
+    found: dict[str, bool] = {}
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict):
+            (function, argument), = node.items()
+            if function == "Ref":
+                return values[argument]
+            if function == "Condition":
+                return truth(argument)
+            if function == "Fn::Equals":
+                return str(value(argument[0])) == str(value(argument[1]))
+            if function == "Fn::Or":
+                return any(value(a) for a in argument)
+            if function == "Fn::And":
+                return all(value(a) for a in argument)
+            if function == "Fn::Not":
+                return not value(argument[0])
+            raise AssertionError(f"unexpected {function} in Conditions")
+        return node
+
+    def truth(name: str) -> bool:
+        if name not in found:
+            found[name] = bool(value(template["Conditions"][name]))
+        return found[name]
+
+    return {name: truth(name) for name in template["Conditions"]}
+
+
+HTTP_DEPLOYMENTS = {"http": {}, "http_ttl0": {"AuthorizerTtl": 0}, "http_simple": {"ResponseType": "simple"},
+                    "http_simple_ttl0": {"ResponseType": "simple", "AuthorizerTtl": 0}}
+
+
+@pytest.mark.parametrize("key", HTTP_DEPLOYMENTS)
+def test_http_api_never_caches_simple_responses_and_its_ttl_and_cache_mode_agree(cfn: dict, key: str) -> None:
+    """Issue 13: RULEAUTH_RESPONSE=simple with identity caching let one route's yes open all.
+    Each deployment's authorizer settings and the function's RULEAUTH_* variables, as deployed,
+    load the bundled rules and agree: TTL 0 exactly when the function's cache mode is disabled."""
+    from ruleauth.authorizer import Authorizer
+    from ruleauth.settings import Settings
+
+    template, parameters = cfn[key], HTTP_DEPLOYMENTS[key]
+    truth = condition_values(template, parameters)
+    authorizer = pick(http_authorizer(template), truth)
+    variables = pick(template["Resources"]["RuleauthFunction"]["Properties"]["Environment"]["Variables"], truth)
+    environ = {name: str(parameters.get(v["Ref"], template["Parameters"][v["Ref"]].get("Default")))
+               if isinstance(v, dict) else v for name, v in variables.items()}
+    ttl = authorizer["authorizerResultTtlInSeconds"]
+    ttl = int(parameters.get(ttl["Ref"], template["Parameters"][ttl["Ref"]]["Default"])) if isinstance(ttl, dict) else ttl
+    assert authorizer["enableSimpleResponses"] == (environ["RULEAUTH_RESPONSE"] == "simple")
+    ruleset = Authorizer.load(REPO / "rules", settings=Settings.from_environ(environ)).ruleset
+    assert (ttl == 0) == (ruleset.cache.mode == "disabled"), (ttl, ruleset.settings.cache_mode)
+    if ruleset.response == "simple":
+        assert ttl == 0
 
 
 # --- embedding example ---------------------------------------------------------------
