@@ -803,3 +803,18 @@ rules:
     assert len(request["methodArn"]) == 1600
     result = auth.authorize(request)
     assert result.decision.outcome == "allow" and result.status == 200
+
+
+def test_route_mode_under_the_rules_own_route_key_still_denies_a_more_specific_rule_route(tmp_path):
+    # The API has GET /files/{name} but no GET /files/secret: both paths share its route key.
+    text = COARSE.replace("GET /files/{name}/secret", "GET /files/secret")
+    auth = authorizer(tmp_path, text)
+    request = build_event("http-2.0", "GET", "/files/x", headers={"Authorization": "user"})
+    request["routeKey"] = request["requestContext"]["routeKey"] = "GET /files/{name}"
+    cached = auth.authorize(request).response
+    assert iam_outcome(cached, arn_of("GET", "/files/y")) == "allow"
+    assert iam_outcome(cached, arn_of("GET", "/files/secret")) != "allow"
+    # Under its own route key, the more specific route's answer is its pattern alone.
+    request = build_event("http-2.0", "GET", "/files/secret", headers={"Authorization": "admin"})
+    request["routeKey"] = request["requestContext"]["routeKey"] = "GET /files/secret"
+    assert resources_of(auth.authorize(request).response) == [arn_of("GET", "/files/secret")]
