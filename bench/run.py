@@ -4,6 +4,7 @@
     python bench/run.py --quick         # a smoke run: fewer runs and requests (figures are rough)
     python bench/run.py --json out.json # also write every figure as JSON
     python bench/run.py --profile       # also cProfile the JWT + 500-route case, a new caller each time
+    python bench/run.py --worst-arn     # only the longest legal ARN against the deepest table (seconds)
 
 Run it from the repository root with the project venv's python. Every measurement runs
 in a fresh child process of bench/.venv (created on first use: the same base interpreter,
@@ -258,9 +259,9 @@ def snapshot_rules(path: Path) -> None:
         raise SystemExit(f"ruleauth snapshot {path} failed:\n{proc.stderr}")
 
 
-def run_child(args: list[str], env: dict, timeout: float = 600) -> tuple[dict, float]:
+def run_child(args: list[str], env: dict, timeout: float = 600, python: Path = VENV_PYTHON) -> tuple[dict, float]:
     started = time.perf_counter()
-    proc = subprocess.run([str(VENV_PYTHON), str(WORKER), *args], capture_output=True, text=True,
+    proc = subprocess.run([str(python), str(WORKER), *args], capture_output=True, text=True,
                           env=env, cwd=REPO, timeout=timeout, check=False)
     wall = time.perf_counter() - started
     if proc.returncode != 0:
@@ -339,7 +340,17 @@ def main() -> int:
                              "or one distinct rule per route")
     parser.add_argument("--engine", help="write `engine: NAME` into the generated rules files")
     parser.add_argument("--profile", action="store_true", help="also cProfile the JWT + 500-route case, a new caller per request")
+    parser.add_argument("--worst-arn", action="store_true", dest="worst_arn",
+                        help="only measure the longest legal ARN against the deepest legal table, with this "
+                             "interpreter (no bench/.venv needed)")
     args = parser.parse_args()
+    if args.worst_arn:
+        work = Path(tempfile.mkdtemp(prefix="ruleauth-bench-"))
+        try:
+            worst_arn(work, 50 if args.quick else 500, Path(sys.executable))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
     runs = args.runs or (3 if args.quick else 7)
     requests = args.requests or (300 if args.quick else 2000)
     warmup = 30 if args.quick else 200
@@ -435,6 +446,7 @@ def bench(work: Path, info: dict, args, runs: int, requests: int, warmup: int, b
     results["warm"] = warm
 
     report(results, work)
+    results["worst_arn"] = worst_arn(work, min(requests, 500), VENV_PYTHON)
 
     if args.profile:
         spec = {**common, "n": min(requests, 300), "side": "ruleauth", "rules": str(warm500),
@@ -448,6 +460,30 @@ def bench(work: Path, info: dict, args, runs: int, requests: int, warmup: int, b
         print(prof.get("tottime") or "")
         results["profile"] = prof
     return results
+
+
+def worst_arn(work: Path, n: int, python: Path) -> dict:
+    """4. The longest legal ARN (1,600 bytes) against the deepest legal table: bounded time,
+    as a ratio against a short ARN on the same table in the same child."""
+    spec = work / "worst.json"
+    spec.write_text(json.dumps({"work": str(work), "n": n}))
+    result, _ = run_child(["worst", str(spec)], child_env(), python=python)
+    print("\n4. The longest legal method ARN against the deepest legal route table (median of "
+          f"{n} decisions, one process)")
+    if "error" in result:
+        print("   FAILED:", result["error"])
+        return result
+    short, longest = result["cases"]["short"], result["cases"]["longest"]
+    print(f"   table: GET /{{p0}}/.../{{p{result['depth'] - 1}}}/export ({result['depth']} parameters, the "
+          f"deepest the 512-character resource limit allows) and GET /static/{{path+}}; loads in "
+          f"{result['load_s'] * 1000:.0f} ms")
+    for name, row in (("short ARN (baseline)", short), ("longest ARN", longest)):
+        print(f"   {name:<22}{row['arn_bytes']:>6} bytes  p50 {fmt_us(row['p50_us'])}  "
+              f"max {fmt_us(row['max_us'])}  status {row['status']}")
+    ratio = longest["p50_us"] / short["p50_us"] if short["p50_us"] else float("nan")
+    print(f"   ratio longest / short: {ratio:.2f}×")
+    result["ratio"] = ratio
+    return result
 
 
 def report(results: dict, work: Path) -> None:

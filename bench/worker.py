@@ -4,6 +4,7 @@
     worker.py warm SPEC.json                   per-request decision times in one process
     worker.py load RULES                       does this rules file load? (and how long)
     worker.py profile SPEC.json                cProfile of a warm case, top functions
+    worker.py worst SPEC.json                  the longest legal ARN against the deepest legal table
 
 Every mode prints one JSON object on stdout. Nothing here asserts: run.py reports.
 Configuration comes from the environment run.py sets (RULEAUTH_RULES, BASELINE_*).
@@ -242,6 +243,57 @@ def profile(spec_path: str) -> None:
     print(json.dumps({"requests": len(events), "cumulative": stream.getvalue(), "tottime": stream2.getvalue()}))
 
 
+def worst(spec_path: str) -> None:
+    """Decision time for the longest method ARN API Gateway sends (1,600 bytes) against the
+    deepest route table the loader accepts, and for a short ARN on the same table and caller
+    (the baseline of the ratio). IAM wildcards were once matched by a backtracking regex:
+    `GET/*/*/*/*/export` against `GET/static/a/a/.../b` took seconds to minutes."""
+    import json
+    import statistics
+
+    from ruleauth import policy_synthesis as ps
+    from ruleauth.arn import MAX_ARN_BYTES
+    from ruleauth.authorizer import Authorizer
+    from ruleauth.response_check import MAX_RESOURCE_CHARS
+    from ruleauth.routes import parse_route
+    from ruleauth.synthetic_events import build_event
+
+    with open(spec_path, encoding="utf-8") as handle:
+        spec = json.load(handle)
+    depth = 1
+    while ps.PREFIX_ESTIMATE + len(ps.route_pattern("OPTIONS", parse_route(_deep_route(depth + 1)))) \
+            <= MAX_RESOURCE_CHARS:
+        depth += 1
+    rules = os.path.join(spec["work"], "deepest.yaml")
+    with open(rules, "w", encoding="utf-8") as handle:
+        handle.write(
+            "version: 1\ntoken: {header: Authorization}\n"
+            "cache: {mode: identity, sources: {headers: [Authorization]}}\nrules:\n"
+            f"  - name: export\n    route: '{_deep_route(depth)}'\n    auth: token\n    allow: token == 'admin'\n"
+            "  - name: static\n    route: GET /static/{path+}\n    auth: token\n    allow: 'true'\n")
+    started = time.perf_counter()
+    authorizer = Authorizer.load(rules, environ={})
+    load_s = time.perf_counter() - started
+    prefix = len(build_event("rest-request", "GET", "/static/", headers={})["methodArn"])
+    pairs = (MAX_ARN_BYTES - prefix - 1) // 2
+    longest = "/static/" + "a/" * pairs + "b" * (MAX_ARN_BYTES - prefix - 2 * pairs)
+    out = {"depth": depth, "load_s": load_s, "cases": {}}
+    for name, path in (("short", "/static/a/b"), ("longest", longest)):
+        event = build_event("rest-request", "GET", path, headers={"Authorization": "admin"})
+        samples = []
+        for _ in range(spec["n"]):
+            t0 = time.perf_counter_ns()
+            result = authorizer.authorize(event)
+            samples.append(time.perf_counter_ns() - t0)
+        out["cases"][name] = {"arn_bytes": len(event["methodArn"].encode()), "status": result.status,
+                              "p50_us": statistics.median(samples) / 1000, "max_us": max(samples) / 1000}
+    print(json.dumps(out))
+
+
+def _deep_route(depth: int) -> str:
+    return "GET /" + "/".join(f"{{p{i}}}" for i in range(depth)) + "/export"
+
+
 if __name__ == "__main__":
     mode, arg = sys.argv[1], sys.argv[2]
-    {"cold": cold, "warm": warm, "load": load, "profile": profile}[mode](arg)
+    {"cold": cold, "warm": warm, "load": load, "profile": profile, "worst": worst}[mode](arg)

@@ -41,10 +41,13 @@ def parse_arn(text: object) -> MethodArn:
 
 
 def resource_arn(arn: MethodArn, method: str, path: str) -> str:
-    """The resource ARN for one method and path under the incoming ARN's API and stage."""
+    """The resource ARN for one method and path under the incoming ARN's API and stage.
+
+    Only the path's own leading `/` is dropped: `//admin` stays `GET//admin`, the ARN API
+    Gateway matches the policy against, not `GET/admin` (a different route)."""
     if path == WEBSOCKET_CONNECT:
         return f"{arn.prefix}/{WEBSOCKET_CONNECT}"
-    return f"{arn.prefix}/{method}/{path.lstrip('/')}"
+    return f"{arn.prefix}/{method}/{path[1:] if path.startswith('/') else path}"
 
 
 def asked_arn(arn: MethodArn) -> str:

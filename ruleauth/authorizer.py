@@ -20,7 +20,7 @@ from .decision import (
 from .errors import BadEvent, Problem, RulesError
 from .events import parse_event
 from .model import Outcome
-from .policy import build_response, deny_all
+from .policy import asked_only, build_response, deny_all
 from .policy_eval import ALLOW, EXPLICIT_DENY, evaluate_response
 from .arn import asked_arn
 from .ruleset import RuleSet
@@ -114,7 +114,7 @@ class Authorizer:
         decision = self.decider.decide(request, now=now, claims=claims)
         if decision.outcome == Outcome.UNAUTHORIZED:
             return Authorization(decision, None)
-        table = self.decider.table
+        table = self.decider.policy_table
         response = build_response(decision, self.ruleset, self.response_mode, table)
         problems = response_check.problems(response)
         if problems == [response_check.SIZE] and table is not None:
@@ -144,6 +144,16 @@ class Authorizer:
             decision.warnings.append("policy_over_grant_blocked")
             result.response = build_response(decision, self.ruleset, self.response_mode, None, per_request=True)
         elif decision.allowed and not granted:
+            # The rules allow, but no policy over the routes says so exactly (route mode under a
+            # coarse API route, where the table has conflicts): allow exactly the asked ARN,
+            # which a cached copy reuses for no other request; else deny.
+            exact = asked_only(decision)
+            response = None if exact is None else build_response(
+                decision, self.ruleset, self.response_mode, exact=exact)
+            if response is not None and not response_check.problems(response):
+                decision.warnings.append("policy_per_request")
+                result.response = response
+                return
             decision.outcome, decision.reason = Outcome.DENY, POLICY_CONFLICT
             decision.detail = "the cached policy cannot allow this route without over-granting another"
 

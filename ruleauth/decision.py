@@ -6,6 +6,7 @@ module never raises for anything a request contains.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
@@ -13,11 +14,16 @@ from typing import Any, Mapping, Protocol, Sequence
 from . import evaluation as ev
 from .credentials import MISSING, Credential, extract, without_credential
 from .errors import CredentialError
-from .model import Outcome, Request, VerifiedToken
+from .model import REST_REQUEST, REST_TOKEN, Outcome, Request, VerifiedToken
+from .policy_synthesis import api_route_is_the_rules, api_route_scope
 from .routes import RouteMatch
-from .ruleset import AUTH_JWT, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, Rule, RuleSet
+from .ruleset import (
+    AUTH_JWT, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, CACHE_IDENTITY, CACHE_ROUTE, Rule, RuleSet,
+)
 
 ANONYMOUS = "anonymous"
+REST_EVENTS = (REST_TOKEN, REST_REQUEST)
+SCOPE_MEMO = 256
 MAX_PRINCIPAL = 256
 NO_DEFAULT_PRINCIPAL = ("the token has no default principal: its sub is missing, empty, longer than "
                         f"{MAX_PRINCIPAL} characters or {ANONYMOUS!r} (set `principal:` to name such callers)")
@@ -84,8 +90,10 @@ class Decision:
     omitted_context: list[tuple[str, str]] = field(default_factory=list)
     detail: str = ""  # a safe, human explanation of the reason
     now: float = 0.0
-    # cache.mode identity: the rule decision of every (method, route) cell of the table
+    # cache.mode identity (and route, under a coarse API route): the caller's decision on every
+    # (method, route) cell of the table, and the cells the response answers for (None: all)
     table_allowed: list[bool] | None = None
+    table_scope: frozenset[int] | None = None
 
     @property
     def allowed(self) -> bool:
@@ -102,14 +110,45 @@ class Decider:
     def __init__(self, ruleset: RuleSet, verifier: Verifier | None = None):
         self.ruleset = ruleset
         self.verifier = verifier
-        self.table = ruleset.table
-        # Fixed at cold start. A slot is one distinct evaluation: an expression under one
-        # (auth, providers), plus the cell's own route when it reads request.method or
-        # request.route. Each table cell reads its slot's result.
-        slots: dict[tuple, int] = {}
+        self.table = ruleset.table if ruleset.cache.mode == CACHE_IDENTITY else None
+        # cache.mode route: the table, for requests whose API route is coarser than their
+        # rule's route (one cached response then answers for several rule routes). Built on
+        # the first such request: its analysis costs cold-start time most APIs never need.
+        self._route_mode = ruleset.cache.mode == CACHE_ROUTE and bool(ruleset.rules)
+        self._route_table: Any = None
+        self._route_lock = threading.Lock()
+        self._scopes: dict[tuple, frozenset[int] | None] = {}
         self._slots: list[tuple[Any, tuple, tuple[str, str] | None]] = []
         self._cell_slots: list[int] = []
-        for entry in (self.table.entries if self.table is not None else []):
+        if self.table is not None:
+            self._index_cells(self.table)
+        from .caller_views import CallerViews
+
+        self.views = CallerViews(self)
+
+    @property
+    def route_table(self) -> Any:
+        if self._route_mode and self._route_table is None:
+            from .policy_synthesis import build_table
+
+            with self._route_lock:  # `ruleauth serve` decides on several threads
+                if self._route_table is None:
+                    table = build_table(self.ruleset)
+                    self._index_cells(table)
+                    self._route_table = table
+        return self._route_table
+
+    @property
+    def policy_table(self) -> Any:
+        """The table the response is built from: identity mode's, or route mode's once built."""
+        return self.table if self.table is not None else self._route_table
+
+    def _index_cells(self, table: Any) -> None:
+        """A slot is one distinct evaluation: an expression under one (auth, providers), plus
+        the cell's own route when it reads request.method or request.route. Each table cell
+        reads its slot's result."""
+        slots: dict[tuple, int] = {}
+        for entry in table.entries:
             rule = entry.rule
             who = (rule.auth, rule.providers)
             per_cell = any(r.input in ("request.method", "request.route") for r in rule.allow.reads)
@@ -119,9 +158,6 @@ class Decider:
                 slots[key] = len(self._slots)
                 self._slots.append((rule.allow, who, route))
             self._cell_slots.append(slots[key])
-        from .caller_views import CallerViews
-
-        self.views = CallerViews(self)
 
     def decide(self, request: Request, now: float | None = None,
                claims: Mapping[str, Any] | None = None) -> Decision:
@@ -135,6 +171,8 @@ class Decider:
             self._shadows(decision, request, now, claims, budget)
             if self.table is not None:
                 self._apply_view(decision, self.views.view(request, now, claims, budget))
+            elif self._route_mode:
+                self._coarse_route(decision, request, None, now, claims, budget, {})
             return decision
         rule = match.target
         decision = Decision(Outcome.DENY, RULE_FALSE, request, rule=rule.name, route=str(match.route),
@@ -169,8 +207,38 @@ class Decider:
                 self._apply_caller(decision, self.caller_facts(request, now, claims, budget)[0])
             else:
                 self._principal_and_context(decision, decision.identity, activation, budget)
+            if self._route_mode:
+                known = {(rule.auth, rule.providers): decision.identity}
+                self._coarse_route(decision, request, match.route, now, claims, budget, known)
         self._shadows(decision, request, now, claims, budget)
         return decision
+
+    def _coarse_route(self, decision: Decision, request: Request, route: Any, now: float,
+                      claims: Mapping[str, Any] | None, budget: ev.Budget, known: "Identities") -> None:
+        """cache.mode route: when the API's route covers paths of other rule routes (or paths
+        no rule matches), the response is cached for all of them, so it answers for each as the
+        rules do: the table's answers for this caller, scoped to the rule routes under the API
+        route. A principal that fails denies every route, as it does when asked directly."""
+        scope = self._scope(request, route)
+        if scope is None:
+            return
+        view = self.views.view(request, now, claims, budget, known)
+        failed = decision.reason == PRINCIPAL_ERROR or view.caller.principal is None
+        decision.table_allowed = [not failed and r is not None and r.allows for r in view.results]
+        decision.table_scope = scope
+
+    def _scope(self, request: Request, route: Any) -> frozenset[int] | None:
+        """The table entries whose paths the API's route (the cache key's route) may cover, or
+        None when that is only the matched rule route's own paths (its pattern alone is exact)."""
+        key = (request.event_type, request.resource, request.method if request.event_type in REST_EVENTS else "",
+               id(route))
+        if key not in self._scopes:
+            if len(self._scopes) >= SCOPE_MEMO:  # the API's routes are few; bound it anyway
+                self._scopes.clear()
+            routes = [r for r, _ in self.ruleset.router.entries]
+            self._scopes[key] = None if api_route_is_the_rules(routes, request, route) else (
+                api_route_scope(self.route_table, request) or None)
+        return self._scopes[key]
 
     @staticmethod
     def _set_result(decision: Decision, result: ev.Result) -> None:
@@ -180,7 +248,10 @@ class Decider:
             result.kind, RULE_ERROR)
 
     def _apply_view(self, decision: Decision, view: "CallerView") -> None:
-        decision.table_allowed = [r is not None and r.allows for r in view.results]
+        # A principal that fails is principal_error on every route (asked directly, each is
+        # denied), so the response that is cached for all of them allows none.
+        failed = view.caller.principal is None
+        decision.table_allowed = [not failed and r is not None and r.allows for r in view.results]
         self._apply_caller(decision, view.caller)
 
     def _apply_caller(self, decision: Decision, caller: "CallerFacts") -> None:
@@ -193,8 +264,9 @@ class Decider:
             decision.principal = caller.principal
         decision.context = dict(caller.context)
         decision.omitted_context = list(caller.omitted)
-        if decision.allowed:
-            decision.usage_identifier_key = caller.usage_identifier_key
+        # The caller's key, whatever this route's decision: the policy builder adds it to
+        # every response that allows anything (a cached one may allow other routes).
+        decision.usage_identifier_key = caller.usage_identifier_key
 
     def table_results(self, request: Request, now: float, claims: Mapping[str, Any] | None,
                       budget: ev.Budget, identities: "Identities | None" = None) -> list[ev.Result | None]:
@@ -205,7 +277,7 @@ class Decider:
         request.method or request.route (which mean each rule's own route here) are
         evaluated per cell.
         """
-        assert self.table is not None
+        assert self.policy_table is not None
         visible = without_credential(self.ruleset.token, request)
         identities = {} if identities is None else identities
         # By (auth, providers): the caller's activation, or None when the credential fails it.

@@ -24,9 +24,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .model import METHODS, WEBSOCKET_CONNECT
+from .model import METHODS, REST_REQUEST, REST_TOKEN, WEBSOCKET, WEBSOCKET_CONNECT
 from .policy_eval import resource_matches
-from .routes import GREEDY, LITERAL, PARAM, Route
+from .routes import GREEDY, LITERAL, PARAM, Route, RouteSyntaxError, parse_path
 from .ruleset import Rule, RuleSet
 
 SYNTHESIS_MEMO = 256  # distinct decision vectors remembered per container
@@ -79,7 +79,7 @@ class RouteTable:
 
     def __post_init__(self) -> None:
         self._by_cell = {(e.method, id(e.route)): e for e in self.entries}
-        self._memo: dict[bytes, tuple[list[str], list[str]]] = {}
+        self._memo: dict[tuple, tuple[list[str], list[str]]] = {}
         self._memo_lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -94,16 +94,24 @@ class RouteTable:
     def entry_for(self, method: str, route: Route) -> Entry | None:
         return self._by_cell.get((method, id(route)))
 
-    def synthesise(self, allowed: Sequence[bool], asked: Entry | None) -> tuple[list[str], list[str]]:
+    def synthesise(self, allowed: Sequence[bool], asked: Entry | None,
+                   scope: frozenset[int] | None = None,
+                   reach: frozenset[int] | None = None) -> tuple[list[str], list[str]]:
         """Allow and Deny patterns for one caller, given each entry's rule decision.
+
+        `scope`: only these entries' Allows are emitted (None: the whole table), each with
+        every Deny its wildcards need, so the response is exact wherever a scoped Allow
+        reaches, and implicitly denies the rest: narrower, never wider. `reach`: the entries
+        that decide the requests the response can answer (route mode: those under the API's
+        route; None: all); a denied entry outside it needs no Deny.
 
         Callers with the same decisions (same roles, scopes) get the same patterns, so the
         table part is remembered (bounded): its reduction costs milliseconds on large tables.
         The asked route only adds, at most, its own explicit Deny."""
-        key = bytes(map(bool, allowed))
+        key = (bytes(map(bool, allowed)), scope, reach)
         found = self._memo.get(key)
         if found is None:
-            found = self._synthesise(allowed)
+            found = self._synthesise(allowed, scope, reach)
             with self._memo_lock:  # `ruleauth serve` decides on several threads
                 if len(self._memo) >= SYNTHESIS_MEMO:
                     self._memo.pop(next(iter(self._memo)))
@@ -117,19 +125,30 @@ class RouteTable:
                 denies = sorted(denies + [asked.pattern])
         return allows, denies
 
-    def _synthesise(self, allowed: Sequence[bool]) -> tuple[list[str], list[str]]:
-        allows = [e.pattern for e in self.entries if allowed[e.index]]
+    def _synthesise(self, allowed: Sequence[bool], scope: frozenset[int] | None,
+                    reach: frozenset[int] | None) -> tuple[list[str], list[str]]:
+        emitted = [e for e in self.entries if allowed[e.index] and (scope is None or e.index in scope)]
+        allows = [e.pattern for e in emitted]
         denies: set[str] = set()
-        for entry in self.entries:
-            if not allowed[entry.index]:
-                continue
-            denies.update(self.entries[d].pattern for d in self.deny_if_allowed[entry.index] if not allowed[d])
+        if any("*" in pattern for pattern in allows):
+            denies.update(EMPTY_SEGMENT_DENIES)
+        for entry in emitted:
+            denies.update(self.entries[d].pattern for d in self.deny_if_allowed[entry.index]
+                          if not allowed[d] and (reach is None or d in reach))
             for candidates in self.gaps[entry.index]:
                 for pattern, blockers in candidates:
                     if not any(allowed[b] for b in blockers):
                         denies.add(pattern)
                         break
         return reduce_patterns(allows), reduce_patterns(sorted(denies))
+
+
+# IAM's `*` also matches the empty string, so `GET/orders/*` covers `GET/orders/` and
+# `GET/*/x` covers `GET//x`: paths with an empty segment, which no route matches (the rules
+# deny them) but a method ARN can hold (docs/apigw-facts.md). These two Denies cover exactly
+# the ARNs whose path has an empty segment: a `//` anywhere after the stage, or a trailing
+# `/` after a non-empty path. The root's ARN (`GET/`) has a single `/` and is not covered.
+EMPTY_SEGMENT_DENIES = ("*//*", "*/?*/")
 
 
 def route_pattern(method: str, route: Route) -> str:
@@ -159,6 +178,10 @@ def build_table(ruleset: RuleSet) -> RouteTable:
         asked_blockers.append(frozenset(overlapping))
         deny_if_allowed.append(frozenset(d for d in overlapping if _may_win_inside(entry, entries[d], index)))
         entry_gaps = []
+        if not entry.route.websocket and _glob(entry.route.segments) == [STAR]:
+            # `GET/*` (for `/{id}` or `/{proxy+}`) also matches the root's ARN `GET/`, since
+            # `*` matches the empty string: deny it unless a root rule allows it.
+            entry_gaps.append([(f"{entry.method}/", index.overlapping(entry.method, []))])
         for specific, general in _gap_patterns(entry):
             candidates = [(text, frozenset(index.overlapping(entry.method, tokens))) for text, tokens in (general, specific)]
             entry_gaps.append(candidates)
@@ -186,9 +209,12 @@ def build_table(ruleset: RuleSet) -> RouteTable:
 #
 # A pattern is a list of tokens: a literal segment, or STAR, which (delimited by '/') matches
 # one or more whole segments. A route's segments are literals, {x} (one segment) or {x+}
-# (one or more). Paths with empty segments match no route and are left out.
+# (one or more). Paths with empty segments match no route and are left out (the policy
+# denies them outright, EMPTY_SEGMENT_DENIES). One case of `*` matching the empty string
+# remains: the pattern `M/*` also matches the root `M/`.
 
 STAR = None
+ONE = ("one segment",)  # a route's {x} as a token (only in api_route_scope)
 
 
 def _glob(segments) -> list[str | None]:
@@ -198,6 +224,8 @@ def _glob(segments) -> list[str | None]:
 def _overlaps(tokens: Sequence[str | None], segments: Sequence) -> bool:
     """Is there a path both the pattern and the route match? Breadth-first over the pairs of
     positions (pattern token, route segment) reached at a segment boundary."""
+    if not segments:  # the root: matched by `M/` and by `M/*` (its `*` empty)
+        return len(tokens) == 0 or list(tokens) == [STAR]
     end = (len(tokens), len(segments))
     seen = {(0, 0)}
     frontier = [(0, 0)]
@@ -208,7 +236,7 @@ def _overlaps(tokens: Sequence[str | None], segments: Sequence) -> bool:
         if i == len(tokens) or j == len(segments):
             continue
         token, segment = tokens[i], segments[j]
-        if token is not STAR and segment.kind == LITERAL and token != segment.text:
+        if token is not STAR and token is not ONE and segment.kind == LITERAL and token != segment.text:
             continue  # no one segment value satisfies both
         next_i = (i, i + 1) if token is STAR else (i + 1,)
         next_j = (j, j + 1) if segment.kind == GREEDY else (j + 1,)
@@ -218,6 +246,67 @@ def _overlaps(tokens: Sequence[str | None], segments: Sequence) -> bool:
                     seen.add((a, b))
                     frontier.append((a, b))
     return False
+
+
+def api_route_scope(table: RouteTable, request: Any) -> frozenset[int]:
+    """cache.mode route: the entries that decide requests under the API's route (the cache
+    key's route: `resource`, or `routeKey`'s path). An API route that is unknown or not a path
+    (`$default`, a TOKEN event) covers every route; REST keys the cache on the method too,
+    HTTP APIs' `ANY` route keys do not. An entry that overlaps the API route but is less
+    specific than a rule route containing all of it never decides there."""
+    tokens, same_method = _api_route(request)
+    segments = None if tokens is None else parse_path(request.resource)
+    by_method: dict[str, list[Entry]] = {}
+    for e in table.entries:
+        if (not same_method or e.method == request.method) and (tokens is None or _overlaps(tokens, e.route.segments)):
+            by_method.setdefault(e.method, []).append(e)
+    found = set()
+    for entries in by_method.values():
+        containers = [e.route.specificity() for e in entries
+                      if segments is not None and _contains(e.route.segments, segments)]
+        best = min(containers) if containers else None
+        found.update(e.index for e in entries if best is None or e.route.specificity() <= best)
+    return frozenset(found)
+
+
+def api_route_is_the_rules(routes: Sequence[Route], request: Any, route: Route | None) -> bool:
+    """Does the API's route cover only paths that the matched rule route `route` decides (so
+    its pattern alone answers them all)? Needs no table: most route-mode requests ask this."""
+    if request.event_type == WEBSOCKET:
+        return True
+    tokens, same_method = _api_route(request)
+    if route is None or tokens is None or not _contains(route.segments, parse_path(request.resource)):
+        return False
+    # Another rule route decides a path under the API route only where it is more specific
+    # than `route` (the router's order does not depend on the path).
+    rank = route.specificity()
+    return not any(
+        other is not route and not other.websocket and other.specificity() < rank
+        and _overlaps(tokens, other.segments) and (not same_method or other.method in ("ANY", request.method))
+        for other in routes)
+
+
+def _api_route(request: Any) -> tuple[list | None, bool]:
+    """The API route's path as tokens ({x} one segment, {x+} one or more), or None when
+    unknown; and whether the cache key also holds the method (REST)."""
+    try:
+        segments = parse_path(request.resource)
+    except RouteSyntaxError:
+        return None, request.event_type in (REST_TOKEN, REST_REQUEST)
+    tokens = [s.text if s.kind == LITERAL else ONE if s.kind == PARAM else STAR for s in segments]
+    return tokens, request.event_type in (REST_TOKEN, REST_REQUEST)
+
+
+def _contains(outer: Sequence, inner: Sequence) -> bool:
+    """Does route `outer` match every path route `inner` matches?"""
+    if not outer or not inner:
+        return not outer and not inner
+    head, rest = outer[0], inner[0]
+    if head.kind == GREEDY:
+        return True  # `inner` has at least one segment left, all of which {x+} takes
+    if rest.kind == GREEDY or (head.kind == LITERAL and (rest.kind != LITERAL or rest.text != head.text)):
+        return False
+    return _contains(outer[1:], inner[1:])
 
 
 class _Index:
@@ -355,6 +444,6 @@ def size_report(table: RouteTable) -> SizeReport:
     all_denies = sorted(
         {table.entries[d].pattern for ds in table.deny_if_allowed for d in ds}
             | {candidates[-1][0] for gaps in table.gaps for candidates in gaps}
-        | set(all_patterns)
+        | set(all_patterns) | set(EMPTY_SEGMENT_DENIES)
     )
     return SizeReport(estimated_size(allows, denies), estimated_size(all_patterns, all_denies))
