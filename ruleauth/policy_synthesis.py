@@ -277,6 +277,12 @@ def api_route_is_the_rules(routes: Sequence[Route], request: Any, route: Route |
     tokens, same_method = _api_route(request)
     if route is None or tokens is None or not _contains(route.segments, parse_path(request.resource)):
         return False
+    if not same_method and (route.method == "ANY" or any(
+            other is not route and not other.websocket and other.method != route.method
+            and _overlaps(tokens, other.segments) for other in routes)):
+        # An HTTP API's cache key holds no method for an `ANY` API route: a pattern for the
+        # asked method alone would be replayed for the others.
+        return False
     # Another rule route decides a path under the API route only where it is more specific
     # than `route` (the router's order does not depend on the path).
     rank = route.specificity()
