@@ -115,6 +115,10 @@ class Decider:
         # rule's route (one cached response then answers for several rule routes). Built on
         # the first such request: its analysis costs cold-start time most APIs never need.
         self._route_mode = ruleset.cache.mode == CACHE_ROUTE and bool(ruleset.rules)
+        caller_exprs = [c for c in (ruleset.principal, *ruleset.context.values(), ruleset.usage_identifier_key)
+                        if c is not None]
+        self._caller_reads_route = any(r.input in ("request.method", "request.route")
+                                       for c in caller_exprs for r in c.reads)
         self._route_table: Any = None
         self._route_lock = threading.Lock()
         self._scopes: dict[tuple, frozenset[int] | None] = {}
@@ -224,6 +228,10 @@ class Decider:
             return
         view = self.views.view(request, now, claims, budget, known)
         failed = decision.reason == PRINCIPAL_ERROR or view.caller.principal is None
+        # A principal or context computed from the rule route differs between the rule routes
+        # under the API route, so no response cached for all of them carries the right one: the
+        # table then allows nothing, and an allowed request gets exactly its own ARN.
+        failed = failed or self._caller_reads_route
         decision.table_allowed = [not failed and r is not None and r.allows for r in view.results]
         decision.table_scope = scope
 

@@ -754,6 +754,21 @@ def test_route_mode_under_a_coarse_api_route_answers_every_rule_route_under_it(t
     assert iam_outcome(denied, arn_of("GET", "/files/y")) == "allow"
 
 
+@pytest.mark.parametrize("kind", ["http $default", "http ANY /{proxy+}", "rest /{proxy+}"])
+def test_a_context_that_names_the_rule_route_is_never_cached_for_another_rule_route(tmp_path, kind):
+    # Under a coarse API route one cached response serves every rule route below it, but a
+    # context computed from request.route differs between them: such a response allows only
+    # the asked ARN, so no other route is served the asked route's context.
+    text = COARSE.replace("rules:", "context: {route: request.route}\nrules:", 1)
+    auth = authorizer(tmp_path, text, "route")
+    result = auth.authorize(coarse_event(kind, "/files/x", "user"))
+    assert result.decision.outcome == "allow"
+    assert result.response["context"]["route"] == "GET /files/{name}"
+    assert iam_outcome(result.response, arn_of("GET", "/files/x")) == "allow"
+    for other in ("/files/y", "/files/x/secret", "/elsewhere"):
+        assert iam_outcome(result.response, arn_of("GET", other)) != "allow", other
+
+
 USAGE_KEY = FAILING_PRINCIPAL.replace("principal: \"request.headers['x-user']\"", "usage_identifier_key: \"'key-1'\"")
 
 
