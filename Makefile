@@ -44,19 +44,19 @@ build-RuleauthFunction:
 	cp -R ruleauth rules "$(ARTIFACTS_DIR)/"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
 	@# The CEL parser prebuilt with the bundle's own lark and grammar saves ~100 ms per cold
-	@# start (ruleauth/cel_parser.py). -S keeps the build host's site-packages out of it, -B its
+	@# start (ruleauth/cel/parser.py). -S keeps the build host's site-packages out of it, -B its
 	@# bytecode (the bundle's .pyc files are for the runtime's Python only).
 	rm -rf "$(ARTIFACTS_DIR)/ruleauth/_prebuilt"
-	cd "$(ARTIFACTS_DIR)" && $(PYTHON) -S -B -c 'import sys; sys.path.insert(0, "."); from ruleauth import cel_parser; print("prebuilt", cel_parser.build())'
+	cd "$(ARTIFACTS_DIR)" && $(PYTHON) -S -B -c 'import sys; sys.path.insert(0, "."); from ruleauth.cel import parser as cel_parser; print("prebuilt", cel_parser.build())'
 	@# A rules snapshot spares every cold start parsing and checking the rules (about 80 ms for
-	@# 100 rules; ruleauth/rules_snapshot.py). It is made by the runtime's Python, which can import
+	@# 100 rules; ruleauth/rules/snapshot.py). It is made by the runtime's Python, which can import
 	@# the bundle's compiled dependencies (so only on a Linux host of the bundle's architecture,
 	@# e.g. `sam build --use-container`), under this build's RULEAUTH_ENGINE and
 	@# RULEAUTH_CEL_INTERPRETER. Rules that fail to load fail the build here, with file and line.
 	@if [ "$$(uname -s)-$$(uname -m)" != "Linux-$(WHEEL_ARCH)" ]; then \
 		echo "note: the build host is not Linux $(WHEEL_ARCH), so no rules snapshot: cold starts load the rules in full"; \
 	elif $(LAMBDA_PYTHON) -c 'import sys; sys.exit("%d.%d" % sys.version_info[:2] != "$(LAMBDA_PYTHON_VERSION)")' 2>/dev/null; then \
-		cd "$(ARTIFACTS_DIR)" && env -u RULEAUTH_RULES $(LAMBDA_PYTHON) -S -B -c 'import sys; sys.path.insert(0, "."); from ruleauth.cli import main; sys.exit(main(["snapshot", "rules"]))'; \
+		cd "$(ARTIFACTS_DIR)" && env -u RULEAUTH_RULES $(LAMBDA_PYTHON) -S -B -c 'import sys; sys.path.insert(0, "."); from ruleauth.tools.cli import main; sys.exit(main(["snapshot", "rules"]))'; \
 		status=$$?; \
 		if [ $$status -eq 3 ]; then echo "the rules failed to load: fix them (ruleauth validate rules) and build again"; exit 3; fi; \
 		if [ $$status -ne 0 ]; then echo "note: no rules snapshot (status $$status): cold starts load the rules in full"; fi; \

@@ -48,7 +48,7 @@ def ensure_venv(env: Path, marker: str, *packages: str, editable: str | None = N
     if editable:
         # Prebuild the CEL parsers (as `sam build` does for Lambda), on every run so that they
         # match the grammar and lark in use: every import of the handler skips ~100 ms.
-        run(bin_of(env, "python"), "-m", "ruleauth.cel_parser", stdout=subprocess.DEVNULL)
+        run(bin_of(env, "python"), "-m", "ruleauth.cel.parser", stdout=subprocess.DEVNULL)
 
 
 def ensure_node_provider() -> None:

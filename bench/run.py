@@ -58,7 +58,7 @@ def ensure_venv() -> None:
     if VENV_PYTHON.exists():
         probe = subprocess.run(
             [str(VENV_PYTHON), "-c", "import ruleauth, jwt, requests, aws_lambda_powertools, cel_expr_python\n"
-             "from ruleauth import cel_parser; assert all(cel_parser.cache_path(p).is_file() for p in (True, False))"],
+             "from ruleauth.cel import parser as cel_parser; assert all(cel_parser.cache_path(p).is_file() for p in (True, False))"],
             capture_output=True, text=True, check=False)
         if probe.returncode == 0:
             return
@@ -69,7 +69,7 @@ def ensure_venv() -> None:
     subprocess.run([str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                     "-e", f"{REPO}[fast]", "requests", "aws-lambda-powertools"], check=True)
     # As `sam build` does: the prebuilt CEL parser is part of a deployed cold start.
-    subprocess.run([str(VENV_PYTHON), "-m", "ruleauth.cel_parser"], check=True, capture_output=True)
+    subprocess.run([str(VENV_PYTHON), "-m", "ruleauth.cel.parser"], check=True, capture_output=True)
 
 
 def machine() -> dict:
@@ -84,7 +84,7 @@ def machine() -> dict:
     version = subprocess.run([str(VENV_PYTHON), "-c", ("import sys, platform; print(platform.python_version(), "
                                                         "platform.python_implementation(), sys.executable)")],
                              capture_output=True, text=True, check=False).stdout.split()
-    prebuilt = subprocess.run([str(VENV_PYTHON), "-c", ("from ruleauth import cel_parser; "
+    prebuilt = subprocess.run([str(VENV_PYTHON), "-c", ("from ruleauth.cel import parser as cel_parser; "
                                                          "print(all(cel_parser.cache_path(p).is_file() for p in (True, False)))")],
                               capture_output=True, text=True, cwd=REPO, check=False).stdout.strip()
     versions = subprocess.run([str(VENV_PYTHON), "-c", ("import importlib.metadata as m; print(' '.join("

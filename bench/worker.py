@@ -85,7 +85,7 @@ def _summary(samples_ns, capped):
 def _events(spec, tokens):
     """REST REQUEST events, one per token, cycling over the spec's request paths."""
     from ruleauth.model import REST_REQUEST
-    from ruleauth.synthetic_events import build_event
+    from ruleauth.tools.synthetic_events import build_event
 
     paths = spec["paths"]
     if spec.get("header_values"):
@@ -111,7 +111,7 @@ def _decider(spec):
 
         return baseline.authorize, describe
 
-    from ruleauth.authorizer import Authorizer
+    from ruleauth.runtime.authorizer import Authorizer
 
     authorizer = Authorizer.load(spec["rules"], environ={})
 
@@ -205,7 +205,7 @@ def warm(spec_path: str) -> None:
 def load(rules: str) -> None:
     import json
 
-    from ruleauth.authorizer import Authorizer
+    from ruleauth.runtime.authorizer import Authorizer
     from ruleauth.errors import RulesError
 
     started = time.perf_counter()
@@ -251,12 +251,12 @@ def worst(spec_path: str) -> None:
     import json
     import statistics
 
-    from ruleauth import policy_synthesis as ps
-    from ruleauth.arn import MAX_ARN_BYTES
-    from ruleauth.authorizer import Authorizer
-    from ruleauth.response_check import MAX_RESOURCE_CHARS
-    from ruleauth.routes import parse_route
-    from ruleauth.synthetic_events import build_event
+    from ruleauth.policy import synthesis as ps
+    from ruleauth.policy.arn import MAX_ARN_BYTES
+    from ruleauth.runtime.authorizer import Authorizer
+    from ruleauth.policy.response_check import MAX_RESOURCE_CHARS
+    from ruleauth.rules.routes import parse_route
+    from ruleauth.tools.synthetic_events import build_event
 
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)

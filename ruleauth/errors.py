@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import SourcePos
+from ruleauth.model import SourcePos
 
 ERROR = "error"
 WARNING = "warning"

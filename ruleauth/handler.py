@@ -11,11 +11,11 @@ import os
 import sys
 from typing import Any
 
-from .authorizer import Authorizer, locate_rules
-from .decision_log import DecisionLog
-from .errors import RulesError
-from .metrics import Metrics
-from .settings import Settings
+from ruleauth.runtime.authorizer import Authorizer, locate_rules
+from ruleauth.runtime.decision_log import DecisionLog
+from ruleauth.errors import RulesError
+from ruleauth.runtime.metrics import Metrics
+from ruleauth.rules.settings import Settings
 
 
 def _load() -> tuple[Authorizer, DecisionLog, Metrics]:

@@ -155,7 +155,7 @@ def _encode(case: Case, test: Message) -> None:
 
 
 def _reserved_by_ruleauth(name: str) -> bool:
-    from ruleauth import expressions
+    from ruleauth.cel import compiler as expressions
 
     return name in expressions.VARIABLES or name in expressions.FUNCTIONS or name in expressions.MACROS
 

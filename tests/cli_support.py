@@ -30,7 +30,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 def run_cli(*args: str, stdin: str | None = None, cwd: Path | None = None, env: dict[str, str] | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ruleauth.cli", *args], input=stdin, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ruleauth.tools.cli", *args], input=stdin, capture_output=True,
                           text=True, cwd=cwd or ROOT, env=env or cli_env(), timeout=timeout)
 
 
@@ -87,7 +87,7 @@ class Server:
 def serve(tmp_path: Path, *args: str) -> Iterator[Server]:
     log_path = tmp_path / f"serve-{time.monotonic_ns()}.log"
     with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.Popen([sys.executable, "-m", "ruleauth.cli", "serve", *args, "--port", "0"],
+        process = subprocess.Popen([sys.executable, "-m", "ruleauth.tools.cli", "serve", *args, "--port", "0"],
                                    stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT, env=cli_env())
     server = None
     try:

@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from ruleauth import rules_loader
-from ruleauth.authorizer import Authorizer
+from ruleauth.rules import loader as rules_loader
+from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.errors import RulesError
 
 

@@ -6,10 +6,10 @@ on the decoded token (two spellings share one entry) and is off when rules read 
 
 import pytest
 
-from ruleauth import evaluation
-from ruleauth.authorizer import Authorizer
-from ruleauth.caller_views import VIEW_TTL
-from ruleauth.synthetic_events import build_event
+from ruleauth.cel import evaluation
+from ruleauth.runtime.authorizer import Authorizer
+from ruleauth.runtime.caller_views import VIEW_TTL
+from ruleauth.tools.synthetic_events import build_event
 from tests.jwt_support import AUDIENCE, ISSUER, NOW, default_jwks, token
 
 RULES = """\

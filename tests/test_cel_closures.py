@@ -1,8 +1,8 @@
 """Rules compiled to closures answer as cel-python's interpreter does.
 
-cel-python rules run as compiled closures (ruleauth/cel_closures.py) unless they use
+cel-python rules run as compiled closures (ruleauth/cel/closures.py) unless they use
 something outside the compiled subset. Both follow CEL's numbers, equality, ordering,
-`in` and `has()` (cel_numbers.py; celpy_values.py overrides cel-python's own), so on
+`in` and `has()` (cel/numeric.py; cel/interpreter.py overrides cel-python's own), so on
 generated expressions over a fixed request the two answers are equal. Where cel-python
 still departs from the CEL specification in ways ruleauth does not override (listed in
 test_the_compiled_form_is_stricter_where_cel_python_still_departs_from_the_spec), the
@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ruleauth import cel_closures
-from ruleauth import evaluation as ev
-from ruleauth.expressions import CLOSURES, INTERPRETER, Compiler, ExpressionError
+from ruleauth.cel import closures as cel_closures
+from ruleauth.cel import evaluation as ev
+from ruleauth.cel.compiler import CLOSURES, INTERPRETER, Compiler, ExpressionError
 
 PLAIN = {
     "token": "tok-17",
@@ -307,7 +307,7 @@ def test_expressions_outside_the_compiled_subset_run_on_the_interpreter(text):
 def test_the_function_names_rules_may_use_are_cel_pythons_own():
     import celpy.evaluation
 
-    from ruleauth.expressions import CEL_PYTHON_FUNCTIONS
+    from ruleauth.cel.compiler import CEL_PYTHON_FUNCTIONS
 
     assert set(CEL_PYTHON_FUNCTIONS) == {n for n in celpy.evaluation.base_functions if n[0].isalpha()}
 
@@ -315,7 +315,7 @@ def test_the_function_names_rules_may_use_are_cel_pythons_own():
 def test_rules_that_all_compile_to_closures_never_import_cel_python(tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text(DEMO_LIKE)
-    code = ("import sys, ruleauth.handler as h; from ruleauth.synthetic_events import build_event\n"
+    code = ("import sys, ruleauth.handler as h; from ruleauth.tools.synthetic_events import build_event\n"
             "event = build_event('rest-request', 'GET', '/hello', headers={'Authorization': '17'})\n"
             "assert h.handler(event, None)['policyDocument']['Statement'][0]['Effect'] == 'Allow'\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('celpy', 'pendulum')))")

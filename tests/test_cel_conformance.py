@@ -15,10 +15,12 @@ from collections import Counter
 
 import pytest
 
-from ruleauth import expressions, fast_engine, rules_loader
-from ruleauth.authorizer import Authorizer
+from ruleauth.cel import compiler as expressions
+from ruleauth.cel import fast_engine
+from ruleauth.rules import loader as rules_loader
+from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.errors import RulesError
-from ruleauth.synthetic_events import build_event
+from ruleauth.tools.synthetic_events import build_event
 from tests import cel_conformance as cc
 
 NOW = 1_800_000_000.0

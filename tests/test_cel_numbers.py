@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ruleauth import evaluation as ev
-from ruleauth.authorizer import Authorizer
+from ruleauth.cel import evaluation as ev
+from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.errors import RulesError
-from ruleauth.expressions import CEL_EXPR_PYTHON, CLOSURES, INTERPRETER, Compiler, ExpressionError
-from ruleauth.synthetic_events import build_event
+from ruleauth.cel.compiler import CEL_EXPR_PYTHON, CLOSURES, INTERPRETER, Compiler, ExpressionError
+from ruleauth.tools.synthetic_events import build_event
 from tests.jwt_support import AUDIENCE, ISSUER, NOW, default_jwks, token
 
 PATHS = (CLOSURES, INTERPRETER, CEL_EXPR_PYTHON)

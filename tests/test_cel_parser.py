@@ -19,7 +19,7 @@ def run(code: str) -> str:
 def test_the_prebuilt_parser_parses_exactly_like_cel_pythons_own(tmp_path):
     out = run(f"""
         from pathlib import Path
-        from ruleauth import cel_parser
+        from ruleauth.cel import parser as cel_parser
         cel_parser.PREBUILT_DIR = Path({str(tmp_path)!r})
         built = cel_parser.build()
         assert all(path.is_file() for path in built) and cel_parser.install()
@@ -43,7 +43,7 @@ def test_the_prebuilt_parser_parses_exactly_like_cel_pythons_own(tmp_path):
 def test_a_missing_or_damaged_cache_falls_back_to_analysing_the_grammar(tmp_path, damaged):
     out = run(f"""
         from pathlib import Path
-        from ruleauth import cel_parser
+        from ruleauth.cel import parser as cel_parser
         cel_parser.PREBUILT_DIR = Path({str(tmp_path)!r})
         if {damaged}:  # lark ignores a damaged file and analyses the grammar as usual
             cel_parser.PREBUILT_DIR.mkdir(exist_ok=True)
@@ -51,7 +51,7 @@ def test_a_missing_or_damaged_cache_falls_back_to_analysing_the_grammar(tmp_path
                 cel_parser.cache_path(positions).write_bytes(b"not a lark cache")
         else:
             assert not cel_parser.prebuilt(positions=False) and not cel_parser.install()
-        from ruleauth.expressions import Compiler
+        from ruleauth.cel.compiler import Compiler
         print(Compiler().compile("1 + 1 == 2").evaluate({{}}))
     """)
     assert out == "True"

@@ -1,8 +1,8 @@
-"""CEL timestamps and durations on plain values (ruleauth/cel_time.py): text, ranges, accessors."""
+"""CEL timestamps and durations on plain values (ruleauth/cel/timestamps.py): text, ranges, accessors."""
 
 import pytest
 
-from ruleauth import cel_time as t
+from ruleauth.cel import timestamps as t
 
 
 @pytest.mark.parametrize("text, seconds, nanos", [

@@ -10,10 +10,10 @@ import json
 
 import pytest
 
-from ruleauth import policy_eval
-from ruleauth.authorizer import Authorizer
-from ruleauth.jwt_verifier import JwtError, JwtVerifier
-from ruleauth.synthetic_events import build_event
+from ruleauth.policy import iam as policy_eval
+from ruleauth.runtime.authorizer import Authorizer
+from ruleauth.jwt.verifier import JwtError, JwtVerifier
+from ruleauth.tools.synthetic_events import build_event
 from tests.cli_support import ROOT, no_traceback, run_cli, run_json, write
 from tests.jwt_support import (
     AUDIENCE, ISSUER, JWKS_URI, NOW, FakeClock, FakeFetcher, claims, default_jwks, ec_key, forge, jwks_bytes,
@@ -275,7 +275,7 @@ def test_the_decision_log_says_why_a_token_has_no_principal(tmp_path):
     authorizer = load(tmp_path, "identity")
     import io
 
-    from ruleauth.decision_log import DecisionLog
+    from ruleauth.runtime.decision_log import DecisionLog
 
     stream = io.StringIO()
     authorizer_log = DecisionLog(stream=stream)

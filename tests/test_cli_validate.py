@@ -199,7 +199,7 @@ class _Stream:
 
 
 def test_colour_only_on_a_terminal_without_no_color(monkeypatch):
-    from ruleauth.cli import Style
+    from ruleauth.tools.cli import Style
 
     monkeypatch.delenv("NO_COLOR", raising=False)
     assert Style(_Stream(True)).red("x") == "\033[1;31mx\033[0m"

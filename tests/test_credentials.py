@@ -2,11 +2,11 @@
 
 import pytest
 
-from ruleauth.credentials import MAX_TOKEN_BYTES, extract, without_credential
+from ruleauth.runtime.credentials import MAX_TOKEN_BYTES, extract, without_credential
 from ruleauth.errors import CredentialError
-from ruleauth.events import parse_event
-from ruleauth.ruleset import TokenConfig
-from ruleauth.synthetic_events import build_event
+from ruleauth.runtime.events import parse_event
+from ruleauth.rules.ruleset import TokenConfig
+from ruleauth.tools.synthetic_events import build_event
 
 NOW = 1_800_000_000.0
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from ruleauth import decision_log
-from ruleauth.synthetic_events import build_event
+from ruleauth.runtime import decision_log
+from ruleauth.tools.synthetic_events import build_event
 
 NOW = 1_800_000_000.0
 FIELDS = {"decision", "reason", "rule", "route", "principal", "provider", "latency_ms", "request_id"}

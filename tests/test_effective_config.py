@@ -1,4 +1,4 @@
-"""One effective configuration, checked once (issue 13 §1; settings.py).
+"""One effective configuration, checked once (issue 13 §1; rules/settings.py).
 
 A setting given by the rules file, a RULEAUTH_* variable or a CLI flag is one value with
 one origin, and every load check runs on it: RULEAUTH_RESPONSE=simple used to skip the
@@ -20,13 +20,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from ruleauth import expressions, policy_eval, rules_snapshot
-from ruleauth.arn import asked_arn
-from ruleauth.authorizer import Authorizer
+from ruleauth.cel import compiler as expressions
+from ruleauth.policy import iam as policy_eval
+from ruleauth.rules import snapshot as rules_snapshot
+from ruleauth.policy.arn import asked_arn
+from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.errors import RulesError
-from ruleauth.events import parse_event
-from ruleauth.settings import CACHE_MODES, ENGINES, RESPONSES, Settings
-from ruleauth.synthetic_events import build_event
+from ruleauth.runtime.events import parse_event
+from ruleauth.rules.settings import CACHE_MODES, ENGINES, RESPONSES, Settings
+from ruleauth.tools.synthetic_events import build_event
 from tests.cli_support import cli_env, run_cli, write
 from tests.test_policy_cache import route_tables, sample_paths
 
@@ -243,7 +245,7 @@ def test_every_bad_setting_is_a_load_error_naming_its_variable_all_at_once(varia
 
 
 def test_the_settings_choices_are_the_loaders():
-    from ruleauth.ruleset import CACHE_MODES as LOADER_CACHE_MODES, RESPONSE_IAM, RESPONSE_SIMPLE
+    from ruleauth.rules.ruleset import CACHE_MODES as LOADER_CACHE_MODES, RESPONSE_IAM, RESPONSE_SIMPLE
 
     assert ENGINES == expressions.ENGINES
     assert CACHE_MODES == LOADER_CACHE_MODES and RESPONSES == (RESPONSE_IAM, RESPONSE_SIMPLE)
@@ -339,7 +341,7 @@ def test_the_lambda_import_fails_on_the_issues_deployment_and_says_which_setting
 
 def test_the_specs_environment_table_lists_every_setting():
     spec = (Path(__file__).resolve().parents[1] / "docs" / "spec.md").read_text(encoding="utf-8")
-    from ruleauth.settings import SOURCES as SETTINGS
+    from ruleauth.rules.settings import SOURCES as SETTINGS
 
     for name, (_key, variable, flag, _default) in SETTINGS.items():
         assert f"| `{variable}` |" in spec, variable

@@ -4,10 +4,10 @@ import pytest
 from celpy import celtypes
 from celpy.evaluation import CELEvalError
 
-from ruleauth import decision as decision_module
-from ruleauth import evaluation as ev
-from ruleauth.expressions import CEL_EXPR_PYTHON, INTERPRETER, Compiler
-from ruleauth.synthetic_events import build_event
+from ruleauth.runtime import decision as decision_module
+from ruleauth.cel import evaluation as ev
+from ruleauth.cel.compiler import CEL_EXPR_PYTHON, INTERPRETER, Compiler
+from ruleauth.tools.synthetic_events import build_event
 
 NOW = 1_800_000_000.0
 
@@ -215,7 +215,7 @@ def test_E09_header_count_and_size_caps_apply_on_routes_without_a_token(authoriz
 
 def test_E09_rules_see_only_the_fixed_documented_activation(authorizer):
     auth = authorizer(RULES.format(allow="true"))
-    request = __import__("ruleauth.events", fromlist=["parse_event"]).parse_event(
+    request = __import__("ruleauth.runtime.events", fromlist=["parse_event"]).parse_event(
         build_event("rest-request", "GET", "/r", headers={"Authorization": "secret"}))
     match = auth.ruleset.router.find("GET", "/r")
     activation = auth.decider.activation(request, match, decision_module.Identity(), NOW)

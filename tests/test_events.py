@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from ruleauth import response_check
+from ruleauth.policy import response_check
 from ruleauth.errors import BadEvent
-from ruleauth.events import parse_event
-from ruleauth.synthetic_events import build_event
+from ruleauth.runtime.events import parse_event
+from ruleauth.tools.synthetic_events import build_event
 from tests.fixtures import EVENTS as EVENTS_DIR
 
 FIXTURES = EVENTS_DIR
@@ -196,7 +196,7 @@ def test_unknown_shapes_are_bad_events(event):
     ({"type": "REQUEST"}, "rest-request"),
 ])
 def test_dispatch_follows_the_contract(event, kind):
-    from ruleauth.events import event_type
+    from ruleauth.runtime.events import event_type
 
     assert event_type(event) == kind
 

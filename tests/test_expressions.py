@@ -2,8 +2,8 @@
 
 import pytest
 
-from ruleauth import evaluation as ev
-from ruleauth.expressions import CEL_EXPR_PYTHON, MAX_DEPTH, MAX_SOURCE_CHARS, Compiler, ExpressionError, Read
+from ruleauth.cel import evaluation as ev
+from ruleauth.cel.compiler import CEL_EXPR_PYTHON, MAX_DEPTH, MAX_SOURCE_CHARS, Compiler, ExpressionError, Read
 
 
 @pytest.fixture(scope="module")

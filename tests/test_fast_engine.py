@@ -7,12 +7,14 @@ import datetime
 
 import pytest
 
-from ruleauth import evaluation as ev
-from ruleauth import explain, fast_engine, rules_loader
-from ruleauth.authorizer import Authorizer
+from ruleauth.cel import evaluation as ev
+from ruleauth.tools import explain
+from ruleauth.cel import fast_engine
+from ruleauth.rules import loader as rules_loader
+from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.errors import RulesError
-from ruleauth.expressions import CEL_EXPR_PYTHON, CEL_PYTHON, Compiler, ExpressionError
-from ruleauth.synthetic_events import build_event
+from ruleauth.cel.compiler import CEL_EXPR_PYTHON, CEL_PYTHON, Compiler, ExpressionError
+from ruleauth.tools.synthetic_events import build_event
 
 pytestmark = pytest.mark.skipif(not fast_engine.available(), reason="cel-expr-python is not installed")
 

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ruleauth import response_check
-from ruleauth.authorizer import Authorizer
+from ruleauth.policy import response_check
+from ruleauth.runtime.authorizer import Authorizer
 from tests.fixtures import EVENTS as EVENTS_DIR
 
 FIXTURES = EVENTS_DIR

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from ruleauth.jwks import FetchError, HttpsFetcher, _resolve, parse_jwks
-from ruleauth.jwt_verifier import JwtError, JwtVerifier
+from ruleauth.jwt.jwks import FetchError, HttpsFetcher, _resolve, parse_jwks
+from ruleauth.jwt.verifier import JwtError, JwtVerifier
 from tests.jwt_support import (
     ISSUER,
     JWKS_URI,
@@ -324,7 +324,7 @@ def test_a_discovered_jwks_uri_with_a_bad_host_is_jwks_unavailable_logged_and_co
         {"issuer": fault_server.base, "jwks_uri": f"https://{host}/jwks"}
     )
     verifier = served_verifier(fault_server, FakeClock())
-    with caplog.at_level(logging.WARNING, logger="ruleauth.jwks"):
+    with caplog.at_level(logging.WARNING, logger="ruleauth.jwt.jwks"):
         assert reason(verifier, token(iss=fault_server.base)) == "jwks_unavailable"
     failures = [r.getMessage() for r in caplog.records if "jwks fetch for provider corp failed" in r.getMessage()]
     assert len(failures) == 1 and "discovery jwks_uri has a host" in failures[0], failures
@@ -345,7 +345,7 @@ def test_a_fetcher_raising_anything_is_a_failed_fetch_logged_and_counted(
     error: Exception, caplog: pytest.LogCaptureFixture
 ) -> None:
     verifier = JwtVerifier([provider()], fetcher=FakeFetcher({JWKS_URI: error}), clock=FakeClock())
-    with caplog.at_level(logging.WARNING, logger="ruleauth.jwks"):
+    with caplog.at_level(logging.WARNING, logger="ruleauth.jwt.jwks"):
         assert reason(verifier, token()) == "jwks_unavailable"
     assert any(
         f"jwks fetch for provider corp failed: unexpected {type(error).__name__}" in r.getMessage()

@@ -32,9 +32,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from ruleauth.authorizer import Authorizer
-from ruleauth.jwks import DEFAULT_MAX_BYTES, FetchError, HttpsFetcher
-from ruleauth.synthetic_events import build_event
+from ruleauth.runtime.authorizer import Authorizer
+from ruleauth.jwt.jwks import DEFAULT_MAX_BYTES, FetchError, HttpsFetcher
+from ruleauth.tools.synthetic_events import build_event
 from tests.jwt_support import AUDIENCE, ISSUER, NOW, ec_key, public_jwk, rsa_key, token
 from tests.oidc.fixtures import *  # noqa: F403
 from tests.oidc.harness import TlsFiles

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ruleauth.jwks import check_https_url
-from ruleauth.jwt_verifier import JwtConfigError, JwtError, JwtVerifier, provider_problems
+from ruleauth.jwt.jwks import check_https_url
+from ruleauth.jwt.verifier import JwtConfigError, JwtError, JwtVerifier, provider_problems
 from tests.jwt_support import (
     FakeClock,
     FakeFetcher,

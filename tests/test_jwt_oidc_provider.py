@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from ruleauth.jwks import b64url_decode
-from ruleauth.jwt_verifier import JwtError, JwtVerifier
+from ruleauth.jwt.jwks import b64url_decode
+from ruleauth.jwt.verifier import JwtError, JwtVerifier
 from ruleauth.model import JwtProvider
 from tests.jwt_support import FakeClock, ec_key, rsa_key
 from tests.oidc.fixtures import *  # noqa: F403

@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ruleauth import jwt_verifier
-from ruleauth.jwks import parse_jwks
-from ruleauth.jwt_verifier import JwtConfigError, JwtError, JwtVerifier, provider_problems
+from ruleauth.jwt import verifier as jwt_verifier
+from ruleauth.jwt.jwks import parse_jwks
+from ruleauth.jwt.verifier import JwtConfigError, JwtError, JwtVerifier, provider_problems
 from tests.jwt_support import (
     AUDIENCE,
     ISSUER,

@@ -10,12 +10,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ruleauth.authorizer import Authorization, Authorizer
-from ruleauth.events import parse_event
-from ruleauth.arn import asked_arn
-from ruleauth.local_gateway import LocalGateway, make_handler
-from ruleauth.policy_eval import ALLOW, EXPLICIT_DENY, evaluate_response
-from ruleauth.synthetic_events import build_event
+from ruleauth.runtime.authorizer import Authorization, Authorizer
+from ruleauth.runtime.events import parse_event
+from ruleauth.policy.arn import asked_arn
+from ruleauth.tools.local_gateway import LocalGateway, make_handler
+from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, evaluate_response
+from ruleauth.tools.synthetic_events import build_event
 from tests.cli_support import DEMO, Server, no_traceback, run_cli, serve, write
 
 EXPLICIT = {"Message": "User is not authorized to access this resource with an explicit deny"}

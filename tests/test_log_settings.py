@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ruleauth import decision_log
-from ruleauth.authorizer import Authorizer
-from ruleauth.decision_log import DecisionLog, sample_rate_from
+from ruleauth.runtime import decision_log
+from ruleauth.runtime.authorizer import Authorizer
+from ruleauth.runtime.decision_log import DecisionLog, sample_rate_from
 from ruleauth.errors import RulesError
-from ruleauth.synthetic_events import build_event
+from ruleauth.tools.synthetic_events import build_event
 
 ROOT = Path(__file__).resolve().parents[1]
 

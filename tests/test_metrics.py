@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from ruleauth.authorizer import Authorizer
+from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.errors import RulesError
-from ruleauth.metrics import OFF, ON, PER_RULE, Metrics, mode_from
-from ruleauth.synthetic_events import build_event
+from ruleauth.runtime.metrics import OFF, ON, PER_RULE, Metrics, mode_from
+from ruleauth.tools.synthetic_events import build_event
 
 
 def emf_lines(stream: io.StringIO) -> list[dict]:
@@ -105,7 +105,7 @@ def test_the_lambda_handler_prints_a_decision_line_and_an_emf_line_per_request()
     root = Path(__file__).resolve().parents[1]
     script = (
         "from ruleauth.handler import handler\n"
-        "from ruleauth.synthetic_events import build_event\n"
+        "from ruleauth.tools.synthetic_events import build_event\n"
         "handler(build_event('rest-request', 'GET', '/hello', headers={'Authorization': '900000000000001'}))\n"
     )
     env = {**os.environ, "RULEAUTH_RULES": str(root / "rules"), "RULEAUTH_METRICS": "rule"}

@@ -19,12 +19,13 @@ import hypothesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ruleauth import policy_eval, rules_loader
-from ruleauth.authorizer import Authorizer
+from ruleauth.policy import iam as policy_eval
+from ruleauth.rules import loader as rules_loader
+from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.errors import RulesError
 from ruleauth.model import METHODS
-from ruleauth.policy_synthesis import EMPTY_SEGMENT_DENIES, size_report
-from ruleauth.synthetic_events import build_event
+from ruleauth.policy.synthesis import EMPTY_SEGMENT_DENIES, size_report
+from ruleauth.tools.synthetic_events import build_event
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -545,7 +546,7 @@ def test_when_one_callers_table_overflows_the_response_falls_back_to_the_asked_r
     path = tmp_path / "rules.yaml"
     path.write_text(big_table(50, nested=False))
     ruleset = rules_loader.load(path)
-    from ruleauth.expressions import Compiler
+    from ruleauth.cel.compiler import Compiler
 
     # Context takes most of the 8 KB: the table no longer fits, the asked route alone does.
     padded = dataclasses.replace(ruleset, context={
@@ -630,7 +631,7 @@ def test_the_roots_arn_ends_in_the_method_and_a_slash():
 
 
 def test_a_policy_cached_from_a_proxy_route_denies_the_root_the_rules_deny(tmp_path):
-    from ruleauth.cli import policy_grants
+    from ruleauth.tools.cli import policy_grants
 
     text = root_rules("GET /", "token == 'admin'", "ANY /{proxy+}", "token in ['admin', 'user']")
     auth = authorizer(tmp_path, text)
@@ -790,8 +791,8 @@ def test_a_response_that_allows_anything_carries_the_usage_identifier_key(tmp_pa
 
 def test_the_longest_legal_arn_against_the_deepest_legal_table_is_decided(tmp_path):
     # Was a regex backtracking for minutes (bench/run.py measures it); here only the outcome.
-    from ruleauth.policy_synthesis import PREFIX_ESTIMATE
-    from ruleauth.response_check import MAX_RESOURCE_CHARS
+    from ruleauth.policy.synthesis import PREFIX_ESTIMATE
+    from ruleauth.policy.response_check import MAX_RESOURCE_CHARS
 
     # The loader refuses routes whose resource ARN exceeds 512 characters: that bounds depth.
     depth = (MAX_RESOURCE_CHARS - PREFIX_ESTIMATE - len("OPTIONS/export")) // 2

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from ruleauth import response_check
+from ruleauth.policy import response_check
 from ruleauth.errors import RulesError
-from ruleauth.synthetic_events import build_event
+from ruleauth.tools.synthetic_events import build_event
 from tests.fixtures import EVENTS as EVENTS_DIR
 
 NOW = 1_800_000_000.0

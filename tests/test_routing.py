@@ -2,8 +2,8 @@
 
 import pytest
 
-from ruleauth.routes import Router, parse_route
-from ruleauth.synthetic_events import build_event
+from ruleauth.rules.routes import Router, parse_route
+from ruleauth.tools.synthetic_events import build_event
 
 NOW = 1_800_000_000.0
 

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from ruleauth import rules_loader
+from ruleauth.rules import loader as rules_loader
 from ruleauth.errors import ERROR, WARNING, RulesError
 
 RULE = """\

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from ruleauth import rules_loader, rules_snapshot
-from ruleauth.authorizer import Authorizer
+from ruleauth.rules import loader as rules_loader
+from ruleauth.rules import snapshot as rules_snapshot
+from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.errors import RulesError
-from ruleauth.expressions import CEL_EXPR_PYTHON, CLOSURES, INTERPRETER
-from ruleauth.synthetic_events import build_event
+from ruleauth.cel.compiler import CEL_EXPR_PYTHON, CLOSURES, INTERPRETER
+from ruleauth.tools.synthetic_events import build_event
 from tests.cli_support import run_cli
 from tests.jwt_support import AUDIENCE, ISSUER, NOW, jwks_bytes, public_jwk, rsa_key, token
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ruleauth.template_routes import load_document
+from ruleauth.tools.template_routes import load_document
 from tests.sam.tools import REPO, lambda_python, run_tool, venv_tool
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/hello"
@@ -105,7 +105,7 @@ assert "yaml" not in sys.modules and "lark" not in sys.modules, "the cold start 
 # The demo's rule compiles to closures: cel-python's interpreter is never imported.
 assert "celpy" not in sys.modules, "cel-python imported for rules that do not need it"
 import yaml, celpy
-from ruleauth import cel_parser
+from ruleauth.cel import parser as cel_parser
 # The parser came from the prebuilt cache the build made, not from grammar analysis.
 assert cel_parser.prebuilt(positions=False), "no prebuilt CEL parser"
 # Everything must come from the bundle, not from the interpreter's own site-packages.

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ruleauth.template_routes import ApiRoute, load_document, read_api_template
+from ruleauth.tools.template_routes import ApiRoute, load_document, read_api_template
 from tests.sam.tools import REPO, SAM_TEMPLATES, TEMPLATES, run_tool, translate, venv_tool
 
 SUPPORTED_RUNTIMES = ("python3.12", "python3.13")
@@ -294,8 +294,8 @@ def test_http_api_never_caches_simple_responses_and_its_ttl_and_cache_mode_agree
     """Issue 13: RULEAUTH_RESPONSE=simple with identity caching let one route's yes open all.
     Each deployment's authorizer settings and the function's RULEAUTH_* variables, as deployed,
     load the bundled rules and agree: TTL 0 exactly when the function's cache mode is disabled."""
-    from ruleauth.authorizer import Authorizer
-    from ruleauth.settings import Settings
+    from ruleauth.runtime.authorizer import Authorizer
+    from ruleauth.rules.settings import Settings
 
     template, parameters = cfn[key], HTTP_DEPLOYMENTS[key]
     truth = condition_values(template, parameters)

@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 import yaml
 
-from ruleauth import rules_loader
+from ruleauth.rules import loader as rules_loader
 from ruleauth.errors import RulesError
 from tests.cli_support import DEMO, ROOT, run_cli
 

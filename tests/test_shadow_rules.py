@@ -3,9 +3,9 @@
 import io
 import json
 
-from ruleauth.authorizer import Authorizer
-from ruleauth.decision_log import DecisionLog
-from ruleauth.synthetic_events import build_event
+from ruleauth.runtime.authorizer import Authorizer
+from ruleauth.runtime.decision_log import DecisionLog
+from ruleauth.tools.synthetic_events import build_event
 
 RULES = """\
 version: 1

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from ruleauth import strict_yaml as sy
+from ruleauth.rules import strict_yaml as sy
 
 CORPUS = [
     "version: 1\nrules:\n  - name: a\n    route: GET /a\n    allow: token == 'x' # cut\n",

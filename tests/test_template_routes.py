@@ -1,4 +1,4 @@
-"""ruleauth.template_routes: routes and authorizer settings from SAM, CloudFormation and OpenAPI."""
+"""ruleauth.tools.template_routes: routes and authorizer settings from SAM, CloudFormation and OpenAPI."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ruleauth.template_routes import (
+from ruleauth.tools.template_routes import (
     ApiRoute,
     AuthorizerSettings,
     TemplateError,

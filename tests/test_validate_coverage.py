@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def validate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ruleauth.cli", "validate", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ruleauth.tools.cli", "validate", *args], capture_output=True,
                           text=True, cwd=ROOT)
 
 

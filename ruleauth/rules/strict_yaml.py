@@ -1,0 +1,290 @@
+"""YAML reading that refuses YAML's silent surprises.
+
+PyYAML's safe loader still accepts duplicate keys (last wins), anchors and
+aliases (alias bombs), merge keys, several documents and explicit tags, and it
+reads `on`, `no`, `0777` and `1:30` as booleans and numbers. A rules file is a
+security policy, so each of these is a load error with its position; callers
+then read the composed node tree, which keeps every value's line and column.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
+
+from ruleauth.errors import ERROR, WARNING, Problem
+from ruleauth.model import SourcePos
+
+MAX_FILE_BYTES = 1024 * 1024
+
+STR = "tag:yaml.org,2002:str"
+BOOL = "tag:yaml.org,2002:bool"
+INT = "tag:yaml.org,2002:int"
+NULL = "tag:yaml.org,2002:null"
+MERGE = "tag:yaml.org,2002:merge"
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, mark: yaml.Mark):
+        super().__init__(message)
+        self.mark = mark
+
+
+class _Refusals:
+    """The composer's checks: anchors, aliases and tags are refused as they are met."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        event = self.peek_event()  # type: ignore[attr-defined]
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(
+                f"aliases (*{event.anchor}) are not allowed: write the value out in full",
+                event.start_mark,
+            )
+        if getattr(event, "anchor", None):
+            raise _Refused(
+                f"anchors (&{event.anchor}) are not allowed: write each value out in full",
+                event.start_mark,
+            )
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag != "!":
+            raise _Refused(
+                f"YAML tags ({tag}) are not allowed in a rules file", event.start_mark
+            )
+        return Composer.compose_node(self, parent, index)  # type: ignore[arg-type]
+
+    def compose_scalar_node(self, anchor):  # type: ignore[no-untyped-def]
+        node = Composer.compose_scalar_node(self, anchor)  # type: ignore[arg-type]
+        if node.style == "":  # libyaml's spelling of "plain"; PyYAML's is None
+            node.style = None
+        return node
+
+
+class _StrictLoader(_Refusals, yaml.SafeLoader):
+    """Pure-Python scanning and parsing (PyYAML without libyaml)."""
+
+
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _FastStrictLoader(_Refusals, Composer, CParser, SafeConstructor, Resolver):
+        """libyaml scans and parses (about ten times faster: this runs at every cold start);
+        the Python composer, with the same checks, builds the nodes."""
+
+        def __init__(self, stream: str):
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+    _Loader: type = _FastStrictLoader
+else:
+    _Loader = _StrictLoader
+
+
+@dataclass
+class Source:
+    """One rules file: its name, its lines and the problems found in it so far."""
+
+    file: str
+    text: str
+    problems: list[Problem] = field(default_factory=list)
+
+    def pos(self, node: Node) -> SourcePos:
+        return SourcePos(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def error(self, node: Node | None, message: str, rule: str | None = None) -> None:
+        pos = self.pos(node) if node is not None else SourcePos(self.file, 1, 1)
+        self.problems.append(Problem(message, pos, ERROR, rule))
+
+    def warning(self, node: Node | None, message: str, rule: str | None = None) -> None:
+        pos = self.pos(node) if node is not None else SourcePos(self.file, 1, 1)
+        self.problems.append(Problem(message, pos, WARNING, rule))
+
+    def line(self, number: int) -> str:
+        lines = self.text.splitlines()
+        return lines[number - 1] if 0 < number <= len(lines) else ""
+
+
+def parse(source: Source) -> Node | None:
+    """Compose one YAML document into nodes; problems go to `source.problems`."""
+    if len(source.text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        source.error(None, f"file is larger than {MAX_FILE_BYTES // 1024} KiB")
+        return None
+    loader = _Loader(source.text)
+    try:
+        root = loader.get_single_node()
+    except _Refused as exc:
+        source.problems.append(Problem(str(exc), _mark_pos(source, exc.mark)))
+        return None
+    except yaml.composer.ComposerError as exc:
+        if "single document" in str(exc):
+            mark = exc.problem_mark or exc.context_mark
+            source.problems.append(
+                Problem(
+                    "several YAML documents (---) in one file: use one document per file",
+                    _mark_pos(source, mark),
+                )
+            )
+        else:
+            source.problems.append(_yaml_problem(source, exc))
+        return None
+    except yaml.YAMLError as exc:
+        source.problems.append(_yaml_problem(source, exc))
+        return None
+    finally:
+        loader.dispose()
+    if root is None:
+        source.error(None, "the file is empty: a rules file starts with `version: 1`")
+        return None
+    _check_tree(source, root)
+    return root
+
+
+def _mark_pos(source: Source, mark: yaml.Mark | None) -> SourcePos:
+    if mark is None:
+        return SourcePos(source.file, 1, 1)
+    return SourcePos(source.file, mark.line + 1, mark.column + 1)
+
+
+def _yaml_problem(source: Source, exc: yaml.YAMLError) -> Problem:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    what = getattr(exc, "problem", None) or str(exc)
+    if "\t" in source.line(mark.line + 1 if mark else 0) or "tab" in str(what):
+        what = f"{what} (tabs cannot indent YAML: use spaces)"
+    return Problem(f"YAML syntax error: {what}", _mark_pos(source, mark))
+
+
+def _check_tree(source: Source, root: Node) -> None:
+    """Duplicate keys and merge keys, anywhere in the document (iteratively: depth is unbounded)."""
+    stack: list[Node] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, MappingNode):
+            seen: dict[object, Node] = {}
+            for key, value in node.value:
+                if key.tag == MERGE:
+                    source.error(key, "merge keys (<<) are not allowed: write each key out")
+                    continue
+                ident = (key.tag, key.value) if isinstance(key, ScalarNode) else id(key)
+                if ident in seen:
+                    first = seen[ident]
+                    source.error(
+                        key,
+                        f"duplicate key {key.value!r} (first at line {first.start_mark.line + 1}): "
+                        "YAML would silently keep only the last one",
+                    )
+                else:
+                    seen[ident] = key
+                stack.append(value)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+
+
+# --- typed reading of nodes -------------------------------------------------
+
+
+def describe(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    kind = node.tag.rsplit(":", 1)[-1]
+    return {"str": "a string", "int": "a number", "float": "a number", "bool": "a boolean",
+            "null": "empty (null)", "timestamp": "a date"}.get(kind, kind)
+
+
+def surprise_hint(node: ScalarNode) -> str:
+    """Explain why YAML did not read a plain scalar as the string it looks like."""
+    if node.tag == STR:
+        return ""
+    return (
+        f"YAML 1.1 reads {node.value!r} as {describe(node)}, not a string: "
+        f"quote it ('{node.value}')"
+    )
+
+
+def as_string(source: Source, node: Node, what: str, rule: str | None = None) -> str | None:
+    if isinstance(node, ScalarNode) and node.tag == STR:
+        return node.value
+    if isinstance(node, ScalarNode) and node.style is None and node.tag != NULL:
+        source.error(node, f"{what} must be a string; {surprise_hint(node)}", rule)
+    else:
+        source.error(node, f"{what} must be a string, not {describe(node)}", rule)
+    return None
+
+
+def as_mapping(
+    source: Source, node: Node, what: str, rule: str | None = None
+) -> list[tuple[str, ScalarNode, Node]] | None:
+    """A mapping's entries as (key, key node, value node); keys must be plain strings."""
+    if not isinstance(node, MappingNode):
+        source.error(node, f"{what} must be a mapping, not {describe(node)}", rule)
+        return None
+    entries = []
+    for key, value in node.value:
+        if not isinstance(key, ScalarNode):
+            source.error(key, f"keys in {what} must be strings", rule)
+            continue
+        if key.tag != STR:
+            source.error(key, f"key in {what}: {surprise_hint(key)}", rule)
+            continue
+        entries.append((key.value, key, value))
+    return entries
+
+
+def as_list(source: Source, node: Node, what: str, rule: str | None = None) -> list[Node] | None:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    source.error(node, f"{what} must be a list, not {describe(node)}", rule)
+    return None
+
+
+def string_list(source: Source, node: Node, what: str, rule: str | None = None) -> list[str]:
+    """A string or a list of strings."""
+    if isinstance(node, ScalarNode):
+        one = as_string(source, node, what, rule)
+        return [one] if one is not None else []
+    items = as_list(source, node, what, rule) or []
+    values = [as_string(source, item, f"each item of {what}", rule) for item in items]
+    return [v for v in values if v is not None]
+
+
+def check_keys(
+    source: Source,
+    entries: Iterable[tuple[str, ScalarNode, Node]],
+    allowed: Iterable[str],
+    where: str,
+    rule: str | None = None,
+) -> None:
+    allowed = list(allowed)
+    for key, key_node, _ in entries:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(allowed)}"
+            source.error(key_node, f"unknown key {key!r} in {where}{hint}", rule)
+
+
+def trailing_comment(source: Source, node: ScalarNode) -> bool:
+    """True when a plain scalar is followed by `#` on its last line: YAML cut the text there."""
+    if node.style is not None:
+        return False
+    rest = source.line(node.end_mark.line + 1)[node.end_mark.column:]
+    return rest.lstrip().startswith("#")
+
+
+def iter_entries(entries: list[tuple[str, ScalarNode, Node]] | None) -> Iterator[tuple[str, ScalarNode, Node]]:
+    return iter(entries or ())
+
+
+__all__ = [
+    "BOOL", "INT", "NULL", "STR", "Source", "parse", "as_string", "as_mapping", "as_list",
+    "string_list", "check_keys", "trailing_comment", "describe", "surprise_hint", "iter_entries",
+    "WARNING",
+]

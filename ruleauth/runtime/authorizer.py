@@ -1,0 +1,199 @@
+"""The loaded authorizer: rules + verifier, and one request from event to response.
+
+The Lambda handler, `dry-run`, `test` and `serve` all call `Authorizer.authorize`,
+so what users try locally is exactly what runs in Lambda.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ruleauth.policy import response_check
+from ruleauth.runtime.decision import (
+    BAD_EVENT, INTERNAL_ERROR, POLICY_CONFLICT, RESPONSE_TOO_LARGE, Decider, Decision,
+)
+from ruleauth.errors import BadEvent, Problem, RulesError
+from ruleauth.runtime.events import parse_event
+from ruleauth.model import Outcome
+from ruleauth.policy.builder import asked_only, build_response, deny_all
+from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, evaluate_response
+from ruleauth.policy.arn import asked_arn
+from ruleauth.rules.ruleset import RuleSet
+from ruleauth.rules.settings import Settings
+
+UNAUTHORIZED_BODY = {"message": "Unauthorized"}
+EXPLICIT_DENY_BODY = {"Message": "User is not authorized to access this resource with an explicit deny"}
+IMPLICIT_DENY_BODY = {"Message": "User is not authorized to access this resource"}
+SERVER_ERROR_BODY = {"message": None}
+
+
+@dataclass
+class Authorization:
+    """One request's outcome, as the handler and the tools report it."""
+
+    decision: Decision
+    response: dict[str, Any] | None  # None: the handler raises Exception("Unauthorized")
+    latency_ms: float = 0.0
+    internal_error: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def gateway_outcome(self) -> str:
+        """What API Gateway does with the response for the asked ARN: allow, explicit or implicit deny."""
+        if self.response is None or self.decision.request is None:
+            return "unauthorized" if self.response is None else EXPLICIT_DENY
+        return evaluate_response(self.response, asked_arn(self.decision.request.arn))
+
+    @property
+    def status(self) -> int:
+        if self.response is None:
+            return 401
+        return 200 if self.gateway_outcome == ALLOW else 403
+
+    @property
+    def body(self) -> dict[str, Any] | None:
+        if self.response is None:
+            return UNAUTHORIZED_BODY
+        outcome = self.gateway_outcome
+        if outcome == ALLOW:
+            return None
+        return EXPLICIT_DENY_BODY if outcome == EXPLICIT_DENY else IMPLICIT_DENY_BODY
+
+
+class Authorizer:
+    def __init__(self, ruleset: RuleSet, verifier: Any = None, response_mode: str | None = None):
+        self.ruleset = ruleset
+        self.response_mode = response_mode or ruleset.response
+        if verifier is None and ruleset.providers:
+            from ruleauth.jwt.verifier import JwtConfigError, JwtVerifier
+
+            try:
+                verifier = JwtVerifier(ruleset.providers)
+            except JwtConfigError as exc:
+                raise RulesError([Problem(str(exc))]) from None
+        self.verifier = verifier
+        self.decider = Decider(ruleset, verifier)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], environ: Mapping[str, str] | None = None,
+             snapshot: bool = False, settings: Settings | None = None) -> "Authorizer":
+        """Load the rules under `path` under `settings` (default: `environ`'s, rules/settings.py);
+        with `snapshot`, from a matching rules snapshot if any (and RULEAUTH_SNAPSHOT allows)."""
+        if settings is None:
+            settings = Settings.from_environ(os.environ if environ is None else environ)
+        ruleset = load_snapshot(path, settings) if snapshot and settings.snapshot.value else None
+        if ruleset is None:
+            from ruleauth.rules import loader as rules_loader  # PyYAML and lark: imported only for a full load
+
+            ruleset = rules_loader.load(path, settings=settings)
+        return cls(ruleset)
+
+    def authorize(self, event: Any, now: float | None = None,
+                  claims: Mapping[str, Any] | None = None) -> Authorization:
+        """Decide one event. Never raises: anything unexpected is a 401 `internal_error`."""
+        started = time.perf_counter()
+        try:
+            result = self._authorize(event, now, claims)
+        except Exception as exc:  # the last line of fail-closed: never an Allow, never a 500
+            decision = Decision(Outcome.UNAUTHORIZED, INTERNAL_ERROR, detail="unexpected error")
+            result = Authorization(decision, None, internal_error=type(exc).__name__)
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    def _authorize(self, event: Any, now: float | None, claims: Mapping[str, Any] | None) -> Authorization:
+        try:
+            request = parse_event(event)
+        except BadEvent as exc:
+            decision = Decision(Outcome.DENY, BAD_EVENT, detail=str(exc))
+            return Authorization(decision, deny_all())
+        decision = self.decider.decide(request, now=now, claims=claims)
+        if decision.outcome == Outcome.UNAUTHORIZED:
+            return Authorization(decision, None)
+        table = self.decider.policy_table
+        response = build_response(decision, self.ruleset, self.response_mode, table)
+        problems = response_check.problems(response)
+        if problems == [response_check.SIZE] and table is not None:
+            # The whole table does not fit in 8 KB for this caller: answer for this route alone.
+            decision.warnings.append("policy_per_request")
+            response = build_response(decision, self.ruleset, self.response_mode, table, per_request=True)
+            problems = response_check.problems(response)
+        if problems == [response_check.SIZE]:
+            decision.outcome, decision.reason = Outcome.DENY, RESPONSE_TOO_LARGE
+            decision.context = {}
+            response = build_response(decision, self.ruleset, self.response_mode, table, per_request=True)
+            problems = response_check.problems(response)
+        if problems:
+            # Our own bug, caught before API Gateway turns it into a 500 with no log.
+            decision.outcome, decision.reason = Outcome.UNAUTHORIZED, INTERNAL_ERROR
+            return Authorization(decision, None, internal_error="InvalidResponse", problems=problems)
+        result = Authorization(decision, response)
+        self._decide_by_policy(result)
+        return result
+
+    def _decide_by_policy(self, result: Authorization) -> None:
+        """In the cached modes the decision is API Gateway's evaluation of the emitted policy."""
+        decision = result.decision
+        granted = result.gateway_outcome == ALLOW
+        if granted and not decision.allowed:
+            # Cannot happen by construction; if it ever did, deny rather than over-grant.
+            decision.warnings.append("policy_over_grant_blocked")
+            result.response = build_response(decision, self.ruleset, self.response_mode, None, per_request=True)
+        elif decision.allowed and not granted:
+            # The rules allow, but no policy over the routes says so exactly (route mode under a
+            # coarse API route, where the table has conflicts): allow exactly the asked ARN,
+            # which a cached copy reuses for no other request; else deny.
+            exact = asked_only(decision)
+            response = None if exact is None else build_response(
+                decision, self.ruleset, self.response_mode, exact=exact)
+            if response is not None and not response_check.problems(response):
+                decision.warnings.append("policy_per_request")
+                result.response = response
+                return
+            decision.outcome, decision.reason = Outcome.DENY, POLICY_CONFLICT
+            decision.detail = "the cached policy cannot allow this route without over-granting another"
+
+
+def load_snapshot(path: str | os.PathLike[str], settings: Settings) -> RuleSet | None:
+    """The rule set from the rules snapshot beside `path`, if one matches (rules/snapshot.py).
+
+    A stale or damaged one is reported in one line and ignored: the full load that follows
+    checks everything, and fails the cold start on a broken rules file as without a snapshot.
+    """
+    from ruleauth.rules import snapshot as rules_snapshot
+
+    try:
+        return rules_snapshot.read(path, settings=settings)
+    except rules_snapshot.SnapshotUnusable as exc:
+        sys.stdout.write(f"ruleauth: rules snapshot not used: {exc}; loading the rules in full\n")
+        return None
+
+
+def locate_rules(environ: Mapping[str, str] | None = None, in_lambda: bool | None = None) -> Path:
+    """SPEC "Deploying": RULEAUTH_RULES, then $LAMBDA_TASK_ROOT/rules, then /opt/rules; ./rules outside Lambda."""
+    environ = os.environ if environ is None else environ
+    task_root = environ.get("LAMBDA_TASK_ROOT")
+    in_lambda = bool(task_root) if in_lambda is None else in_lambda
+    tried: list[Path] = []
+    configured = environ.get("RULEAUTH_RULES")
+    if configured:
+        path = Path(configured)
+        if not path.is_absolute() and task_root:
+            path = Path(task_root) / path
+        if path.exists():
+            return path
+        tried.append(path)
+    candidates = [Path(task_root) / "rules"] if task_root else []
+    candidates.append(Path("/opt/rules") if in_lambda else Path("rules"))
+    for path in candidates:
+        if path.exists():
+            return path
+        tried.append(path)
+    raise RulesError([Problem(
+        "no rules found; tried " + ", ".join(str(p) for p in tried)
+        + ". Set RULEAUTH_RULES to a rules file or directory"
+    )])

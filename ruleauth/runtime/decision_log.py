@@ -1,0 +1,112 @@
+"""One JSON line per decision: what was decided, by which rule, why, and how fast.
+
+Never a credential, cookie or identity-source value: the line is built from a
+fixed set of fields, and every string that came from a caller (principal,
+provider names picked by a token's issuer, kid) is escaped and cut.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, TextIO
+
+from ruleauth.runtime.decision import PRINCIPAL_ERROR, RULE_ERROR, Decision
+from ruleauth.errors import Problem, RulesError
+
+LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40}
+MAX_TEXT = 128
+
+
+def safe_text(value: Any) -> str:
+    """Printable, escaped, at most 128 characters: token-derived strings cannot forge log lines."""
+    text = value if isinstance(value, str) else str(value)
+    escaped = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return escaped[:MAX_TEXT]
+
+
+def log_level() -> int:
+    name = os.environ.get("RULEAUTH_LOG_LEVEL") or os.environ.get("AWS_LAMBDA_LOG_LEVEL") or "INFO"
+    return LEVELS.get(name.upper(), logging.INFO)
+
+
+def record(decision: Decision, latency_ms: float, internal_error: str | None = None) -> dict[str, Any]:
+    line: dict[str, Any] = {
+        "level": "INFO",
+        "message": "ruleauth decision",
+        "decision": decision.outcome,
+        "reason": decision.reason,
+        "rule": decision.rule,
+        "route": decision.route,
+        "principal": safe_text(decision.principal),
+        "provider": safe_text(decision.provider) if decision.provider else None,
+        "latency_ms": round(latency_ms, 3),
+        "request_id": safe_text(decision.request.request_id) if decision.request else None,
+    }
+    if decision.request is not None:
+        line["event_type"] = decision.request.event_type
+        line["method"] = decision.request.method
+    if decision.result is not None and decision.result.error_class:
+        line["error_class"] = decision.result.error_class
+    if decision.reason == RULE_ERROR:
+        line["level"] = "WARNING"
+    if decision.reason == PRINCIPAL_ERROR:
+        line["detail"] = decision.detail  # a fixed text: which principal could not be named, never the value
+    if decision.warnings:
+        line["warnings"] = list(decision.warnings)
+    if decision.omitted_context:
+        line["context_omitted"] = [f"{k}:{why}" for k, why in decision.omitted_context]
+    if decision.shadows:
+        line["shadow"] = [{"rule": s.rule, "decision": s.decision, "reason": s.reason} for s in decision.shadows]
+    if internal_error:
+        line["level"] = "ERROR"
+        line["error_class"] = internal_error
+    return line
+
+
+def emit(line: dict[str, Any], stream: TextIO | None = None) -> None:
+    if LEVELS.get(line.get("level", "INFO"), 20) < log_level():
+        return
+    out = stream or sys.stdout
+    out.write(json.dumps(line, separators=(",", ":"), default=str) + "\n")
+    out.flush()
+
+
+def sample_rate_from(environ: Mapping[str, str]) -> float:
+    """RULEAUTH_LOG_SAMPLE_ALLOW: the share of allow lines written (0 to 1; default 1).
+    Denials, 401s and errors are always written."""
+    text = environ.get("RULEAUTH_LOG_SAMPLE_ALLOW", "").strip()
+    if not text:
+        return 1.0
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise RulesError([Problem(f"RULEAUTH_LOG_SAMPLE_ALLOW must be a number from 0 to 1, not {text!r}")])
+    return rate
+
+
+@dataclass
+class DecisionLog:
+    """Writes the decision lines of one Lambda container."""
+
+    sample_allow: float = 1.0
+    stream: TextIO | None = None
+    draw: Callable[[], float] = random.random
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> "DecisionLog":
+        return cls(sample_rate_from(environ))
+
+    def write(self, decision: Decision, latency_ms: float, internal_error: str | None = None) -> None:
+        if decision.allowed and not decision.shadows and self.sample_allow < 1.0 and self.draw() >= self.sample_allow:
+            return
+        line = record(decision, latency_ms, internal_error)
+        if decision.allowed and self.sample_allow < 1.0:
+            line["sample_rate"] = self.sample_allow
+        emit(line, self.stream)

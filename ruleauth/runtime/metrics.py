@@ -1,0 +1,95 @@
+"""CloudWatch Embedded Metric Format lines (RULEAUTH_METRICS): metrics without an AWS SDK call.
+
+Lambda ships every stdout line to CloudWatch Logs, which extracts EMF lines into
+metrics. Each dimension value is a separately billed custom metric, so the
+per-rule dimension is opt-in (`RULEAUTH_METRICS=rule`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, TextIO
+
+from ruleauth.runtime.decision import Decision
+from ruleauth.errors import Problem, RulesError
+
+NAMESPACE = "ruleauth"
+OFF, ON, PER_RULE = "off", "on", "rule"
+
+
+def mode_from(environ: Mapping[str, str]) -> str:
+    value = environ.get("RULEAUTH_METRICS", "").strip()
+    if value == "":
+        return OFF
+    if value.lower() in ("1", "true"):
+        return ON
+    if value.lower() == "rule":
+        return PER_RULE
+    raise RulesError([Problem(
+        f"RULEAUTH_METRICS must be 1, true or rule (or unset), not {value!r}")])
+
+
+@dataclass
+class Metrics:
+    mode: str = OFF
+    stream: TextIO | None = None
+    _fetches: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != OFF
+
+    def decision(self, decision: Decision, latency_ms: float) -> None:
+        if not self.enabled:
+            return
+        dimensions = [["Outcome", "Reason"]]
+        values: dict[str, Any] = {"Outcome": decision.outcome, "Reason": decision.reason}
+        if self.mode == PER_RULE:
+            dimensions.append(["Rule", "Outcome"])
+            values["Rule"] = decision.rule or "(none)"
+        self._emit(dimensions, [("Decisions", "Count", 1), ("DecisionLatency", "Milliseconds", round(latency_ms, 3))],
+                   values)
+        for shadow in decision.shadows:
+            shadow_dims = [["ShadowOutcome", "AgreesWithEnforced"]]
+            shadow_values: dict[str, Any] = {
+                "ShadowOutcome": shadow.decision,
+                "AgreesWithEnforced": str(shadow.decision == decision.outcome).lower(),
+            }
+            if self.mode == PER_RULE:
+                shadow_dims.append(["ShadowRule", "ShadowOutcome"])
+                shadow_values["ShadowRule"] = shadow.rule
+            self._emit(shadow_dims, [("ShadowDecisions", "Count", 1)], shadow_values)
+
+    def key_fetches(self, stats: Mapping[str, tuple[int, int]]) -> None:
+        """Counts JWKS fetches and failures since the last call, per provider."""
+        if not self.enabled:
+            return
+        for provider, (attempts, failures) in stats.items():
+            seen_attempts, seen_failures = self._fetches.get(provider, (0, 0))
+            new_attempts, new_failures = attempts - seen_attempts, failures - seen_failures
+            if new_attempts or new_failures:
+                self._emit([["Provider"]], [("JwksFetches", "Count", new_attempts),
+                                            ("JwksFetchFailures", "Count", new_failures)],
+                           {"Provider": provider})
+            self._fetches[provider] = (attempts, failures)
+
+    def _emit(self, dimensions: list[list[str]], metrics: list[tuple[str, str, float]],
+              values: Mapping[str, Any]) -> None:
+        line = {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": dimensions,
+                    "Metrics": [{"Name": name, "Unit": unit} for name, unit, _ in metrics],
+                }],
+            },
+            **values,
+            **{name: value for name, _, value in metrics},
+        }
+        out = self.stream or sys.stdout
+        out.write(json.dumps(line, separators=(",", ":")) + "\n")
+        out.flush()

@@ -1,0 +1,346 @@
+"""`ruleauth serve`: a local stand-in for API Gateway in front of the ruleauth authorizer.
+
+Each HTTP request becomes an authorizer event (REST REQUEST by default), goes
+through `Authorizer.authorize` (the Lambda's own code path) and is answered the
+way API Gateway answers (apigw-contract.md §3):
+
+- a configured identity source missing or empty: 401, the authorizer is not called;
+- the authorizer raises Unauthorized: 401 `{"message":"Unauthorized"}`;
+- a response API Gateway cannot use (or an exception): 500 `{"message": null}`;
+- an explicit Deny for the request's ARN: 403 with the explicit-deny body;
+- no Allow for it: 403 with the plain body;
+- otherwise the request goes to `--upstream` with the context as `x-ruleauth-*`
+  headers, or principal and context are echoed as JSON.
+
+Responses are cached per identity-source values for the TTL, and a cached policy
+is evaluated against each new request's ARN without calling the authorizer, as
+API Gateway does. One log line per request goes to the log stream; it never
+holds a credential or an identity-source value.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, TextIO
+from urllib.parse import parse_qsl, urlsplit
+
+from ruleauth.policy import response_check
+from ruleauth.policy.arn import asked_arn
+from ruleauth.runtime.authorizer import EXPLICIT_DENY_BODY, IMPLICIT_DENY_BODY, SERVER_ERROR_BODY, UNAUTHORIZED_BODY
+from ruleauth.errors import BadEvent
+from ruleauth.runtime.events import parse_event
+from ruleauth.model import HTTP_V1, HTTP_V2, REST_REQUEST, REST_TOKEN, WEBSOCKET
+from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, evaluate_response
+from ruleauth.rules.ruleset import CACHE_DISABLED, CACHE_ROUTE
+from ruleauth.tools.synthetic_events import build_event
+
+DEFAULT_TTL = 300
+MAX_TTL = 3600
+FORBIDDEN_BODY = {"message": "Forbidden"}  # HTTP API simple response with isAuthorized false
+BAD_GATEWAY_BODY = {"message": "Internal server error"}
+MAX_BODY_BYTES = 10 * 1024 * 1024
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+               "transfer-encoding", "upgrade", "host", "content-length"}
+_ERROR_TYPES = {401: "UnauthorizedException", 403: "AccessDeniedException",
+                500: "AuthorizerConfigurationException"}
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    log: str = ""
+
+
+def json_answer(status: int, payload: Any, log: str) -> Answer:
+    headers = [("Content-Type", "application/json")]
+    if status in _ERROR_TYPES:
+        headers.append(("x-amzn-ErrorType", _ERROR_TYPES[status]))
+    return Answer(status, json.dumps(payload).encode("utf-8"), headers, log)
+
+
+class LocalGateway:
+    """The request → event → authorizer → answer logic, independent of the HTTP server."""
+
+    def __init__(self, authorizer: Any, event_type: str = REST_REQUEST, ttl: int | None = None,
+                 upstream: str | None = None, clock: Callable[[], float] = time.monotonic):
+        self.authorizer = authorizer
+        self.ruleset = authorizer.ruleset
+        self.event_type = event_type
+        if ttl is None:
+            ttl = 0 if self.ruleset.cache.mode == CACHE_DISABLED else DEFAULT_TTL
+        self.ttl = ttl
+        self.upstream = upstream.rstrip("/") if upstream else None
+        self.clock = clock
+        self._cache: dict[tuple, tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+
+    # -- identity sources ------------------------------------------------------
+
+    def identity_sources(self) -> tuple[list[str], list[str]]:
+        """(header names, query names) API Gateway reads as identity sources."""
+        if self.event_type == REST_TOKEN:
+            return [self.ruleset.token.header or "Authorization"], []
+        cache = self.ruleset.cache
+        return list(cache.headers), list(cache.query)
+
+    def sources_required(self) -> bool:
+        """When API Gateway refuses a request with a missing identity source (apigw-contract §3)."""
+        headers, query = self.identity_sources()
+        if not headers and not query:
+            return False
+        if self.event_type in (REST_TOKEN, WEBSOCKET, HTTP_V1, HTTP_V2):
+            return True
+        return self.ttl > 0  # REST REQUEST: only with caching on
+
+    # -- one request -------------------------------------------------------------
+
+    def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+               client_ip: str) -> Answer:
+        split = urlsplit(target)
+        path = split.path or "/"
+        query_pairs = parse_qsl(split.query, keep_blank_values=True)
+        source_names, query_names = self.identity_sources()
+        values: list[str] = []
+        missing: list[str] = []
+        for name in source_names:
+            found = [v for k, v in headers if k.lower() == name.lower()]
+            if not found or not found[-1].strip():
+                missing.append(f"header {name}")
+            values.append(",".join(found))
+        for name in query_names:
+            found = [v for k, v in query_pairs if k == name]
+            if not found or not found[-1]:
+                missing.append(f"query parameter {name}")
+            values.append(",".join(found))
+        if missing and self.sources_required():
+            return json_answer(401, UNAUTHORIZED_BODY,
+                               f"401 identity source missing ({', '.join(missing)}): API Gateway answers "
+                               "without calling the authorizer")
+        event = self.event(method, path, split.query, query_pairs, headers, client_ip)
+        try:
+            arn = asked_arn(parse_event(event).arn)
+        except BadEvent as exc:
+            return json_answer(403, EXPLICIT_DENY_BODY, f"403 bad request path: {exc}")
+        key = None
+        if self.ttl > 0 and (source_names or query_names):
+            key = (tuple(values), self._route_part(method, path))
+        cached = self._cached(key)
+        if cached is not None:
+            return self._answer(cached, arn, method, target, headers, body, "cache=hit (authorizer not called)")
+        try:
+            authorization = self.authorizer.authorize(event)
+        except Exception as exc:  # the handler failing: API Gateway gives 500
+            return json_answer(500, SERVER_ERROR_BODY, f"500 the authorizer raised {type(exc).__name__}")
+        decision = authorization.decision
+        summary = f"decision={decision.outcome} reason={decision.reason}" + (
+            f" rule={decision.rule!r}" if decision.rule else "")
+        if authorization.response is None:
+            extra = f" error={authorization.internal_error}" if authorization.internal_error else ""
+            return json_answer(401, UNAUTHORIZED_BODY, f"401 {summary}{extra} (Lambda raised Unauthorized)")
+        problems = response_check.problems(authorization.response)
+        if problems:
+            return json_answer(500, SERVER_ERROR_BODY,
+                               f"500 {summary}: invalid authorizer response: {'; '.join(problems)}")
+        if key is not None:
+            with self._lock:
+                self._cache[key] = (self.clock() + self.ttl, authorization.response)
+        cache_note = "cache=miss" if key is not None else "cache=off"
+        return self._answer(authorization.response, arn, method, target, headers, body, f"{summary} {cache_note}")
+
+    def _route_part(self, method: str, path: str) -> tuple:
+        """In `route` mode the cache key holds the route too (routeKey, or httpMethod + resourcePath)."""
+        if self.ruleset.cache.mode != CACHE_ROUTE:
+            return ()
+        match = self.ruleset.router.find(method.upper(), path)
+        return (method.upper(), match.route.path if match else path)
+
+    def _cached(self, key: tuple | None) -> dict[str, Any] | None:
+        if key is None:
+            return None
+        with self._lock:
+            entry = self._cache.get(key)
+            if entry is None:
+                return None
+            if entry[0] <= self.clock():
+                del self._cache[key]
+                return None
+            return entry[1]
+
+    def _answer(self, response: dict[str, Any], arn: str, method: str, target: str,
+                headers: list[tuple[str, str]], body: bytes, note: str) -> Answer:
+        outcome = evaluate_response(response, arn)
+        if outcome != ALLOW:
+            if "isAuthorized" in response:
+                return json_answer(403, FORBIDDEN_BODY, f"403 {note} (isAuthorized false)")
+            explicit = outcome == EXPLICIT_DENY
+            return json_answer(403, EXPLICIT_DENY_BODY if explicit else IMPLICIT_DENY_BODY,
+                               f"403 {note} ({'explicit' if explicit else 'implicit'} deny)")
+        principal = response.get("principalId")
+        context = dict(response.get("context") or {})
+        if self.upstream:
+            return self._proxy(method, target, headers, body, principal, context, note)
+        payload = {"principal": principal, "context": context}
+        return json_answer(200, payload, f"200 {note}")
+
+    def _proxy(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+               principal: Any, context: dict[str, Any], note: str) -> Answer:
+        forwarded = [(k, v) for k, v in headers
+                     if k.lower() not in _HOP_BY_HOP and not k.lower().startswith("x-ruleauth-")]
+        if principal is not None:
+            forwarded.append(("x-ruleauth-principal", _header_value(principal)))
+        for key, value in context.items():
+            forwarded.append((f"x-ruleauth-{key}", _header_value(value)))
+        request = urllib.request.Request(self.upstream + target, data=body or None, method=method)
+        for name, value in forwarded:
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=29) as reply:
+                status, reply_headers, content = reply.status, reply.getheaders(), reply.read()
+        except urllib.error.HTTPError as exc:
+            status, reply_headers, content = exc.code, list(exc.headers.items()), exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            return json_answer(502, BAD_GATEWAY_BODY, f"502 {note}: upstream unreachable ({reason})")
+        kept = [(k, v) for k, v in reply_headers if k.lower() not in _HOP_BY_HOP]
+        return Answer(status, content, kept, f"{status} {note} → upstream")
+
+    # -- events ----------------------------------------------------------------------
+
+    def event(self, method: str, path: str, raw_query: str, query_pairs: list[tuple[str, str]],
+              headers: list[tuple[str, str]], client_ip: str) -> dict[str, Any]:
+        single_headers: dict[str, str] = {}
+        multi_headers: dict[str, list[str]] = {}
+        for name, value in headers:
+            single_headers[name] = value
+            multi_headers.setdefault(name, []).append(value)
+        single_query: dict[str, str] = {}
+        multi_query: dict[str, list[str]] = {}
+        for name, value in query_pairs:
+            single_query[name] = value
+            multi_query.setdefault(name, []).append(value)
+        kind = self.event_type
+        if kind == HTTP_V2:
+            joined = {}
+            for name, items in multi_headers.items():
+                joined[name.lower()] = ",".join(items) if name.lower() not in joined else \
+                    joined[name.lower()] + "," + ",".join(items)
+            cookie_header = joined.pop("cookie", "")
+            event = build_event(kind, method, path, headers=joined,
+                                query={k: ",".join(v) for k, v in multi_query.items()},
+                                source_ip=client_ip, token_config=self.ruleset.token)
+            event["rawQueryString"] = raw_query
+            event["headers"] = joined
+            if cookie_header:
+                event["cookies"] = [c.strip() for c in cookie_header.split(";") if c.strip()]
+            names, query_names = self.identity_sources()
+            event["identitySource"] = [joined.get(n.lower(), "") for n in names] + \
+                [",".join(multi_query.get(n, [])) for n in query_names]
+        else:
+            event = build_event(kind, method, path, headers=single_headers, query=single_query,
+                                source_ip=client_ip, token_config=self.ruleset.token)
+            if kind != REST_TOKEN:
+                event["multiValueHeaders"] = multi_headers
+                event["multiValueQueryStringParameters"] = multi_query
+            if kind == HTTP_V1:
+                names, query_names = self.identity_sources()
+                lowered = {k.lower(): v for k, v in single_headers.items()}
+                event["identitySource"] = ",".join(
+                    [lowered.get(n.lower(), "") for n in names] + [single_query.get(n, "") for n in query_names])
+                event["authorizationToken"] = event["identitySource"]
+        if "requestContext" in event:
+            event["requestContext"]["requestId"] = f"local-{next(self._ids)}"
+        return event
+
+
+def _header_value(value: Any) -> str:
+    """REST backends see context values as strings (`true`, `1`); headers are latin-1 on the wire."""
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return text.encode("utf-8").decode("latin-1")
+
+
+# -- the HTTP server -------------------------------------------------------------------
+
+
+def make_handler(gateway: LocalGateway, log: TextIO) -> type[BaseHTTPRequestHandler]:
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "ruleauth-serve"
+        protocol_version = "HTTP/1.1"
+
+        def _handle(self) -> None:
+            started = time.perf_counter()
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                answer = json_answer(413, {"message": "Request Entity Too Large"}, "413 body too large")
+                self.rfile.read(0)
+            else:
+                body = self.rfile.read(length) if length > 0 else b""
+                try:
+                    answer = gateway.handle(self.command, self.path, list(self.headers.items()), body,
+                                            self.client_address[0])
+                except Exception as exc:  # never a traceback to the client or the log
+                    answer = json_answer(500, SERVER_ERROR_BODY, f"500 ruleauth serve failed: {type(exc).__name__}")
+            elapsed = (time.perf_counter() - started) * 1000
+            path = urlsplit(self.path).path  # never the query string: it may hold a credential
+            with lock:  # logged before answering, so a client that saw the answer can read the line
+                log.write(f"{self.command} {path} → {answer.log} {elapsed:.1f}ms\n")
+                log.flush()
+            self.send_response(answer.status)
+            for name, value in answer.headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(answer.body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            return  # one line per request is written by _handle, without client details
+
+    return Handler
+
+
+def serve(gateway: LocalGateway, host: str, port: int, out: TextIO = sys.stdout,
+          log: TextIO = sys.stderr, banner: str = "") -> int:
+    """Run until Ctrl-C (SIGINT) or SIGTERM; returns the exit status."""
+    import signal
+
+    server = ThreadingHTTPServer((host, port), make_handler(gateway, log))
+    server.daemon_threads = True
+    bound_host, bound_port = server.server_address[:2]
+    shown_host = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
+    out.write(f"ruleauth serve: listening on http://{shown_host}:{bound_port}\n")
+    if banner:
+        out.write(banner + "\n")
+    out.write("Press Ctrl-C to stop.\n")
+    out.flush()
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # Installed explicitly: a shell starts background jobs with SIGINT ignored.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.server_close()
+    out.write("ruleauth serve: stopped\n")
+    out.flush()
+    return 0

@@ -1,0 +1,133 @@
+"""`ruleauth test`: run the `tests:` cases of a rules file through the Lambda's own code path.
+
+Each case becomes an API Gateway event (`synthetic_events.event_for_test`), is
+decided by `Authorizer.authorize` exactly as in Lambda, and is checked against
+its `expect:`. Every case is also checked for agreement between the rule's
+decision and API Gateway's evaluation of the emitted policy for the asked ARN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ruleauth.tools.explain import Explanation, explain
+from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY
+from ruleauth.rules.ruleset import RuleSet, TestCase
+from ruleauth.tools.synthetic_events import event_for_test
+
+# The credential sent when a case (or `dry-run --claims`) gives claims but no token:
+# the claims stand in for a verified JWT, but routes still need a credential to be present.
+PLACEHOLDER_TOKEN = "unverified-claims"
+
+_GATEWAY_FOR = {"allow": (ALLOW,), "deny": (EXPLICIT_DENY, IMPLICIT_DENY), "unauthorized": ("unauthorized",)}
+
+
+def parse_time(text: str) -> float:
+    """RFC 3339 (`2026-01-01T00:00:00Z`) → epoch seconds. Raises ValueError."""
+    value = datetime.datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone: add Z or an offset like +00:00")
+    return value.timestamp()
+
+
+def has_credential(ruleset: RuleSet, headers: Mapping[str, str] | None, query: Mapping[str, str] | None,
+                   cookies: Mapping[str, str] | None, token: str | None) -> bool:
+    """Whether a request built from these parts carries the rules' credential."""
+    if token:
+        return True
+    config = ruleset.token
+    if config.header:
+        return any(k.lower() == config.header.lower() for k in (headers or {}))
+    if config.query:
+        return config.query in (query or {})
+    return bool(config.cookie and config.cookie in (cookies or {}))
+
+
+@dataclass
+class CaseResult:
+    case: TestCase
+    failures: list[str] = field(default_factory=list)
+    authorization: Any = None
+    explanation: Explanation | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def case_with_credential(ruleset: RuleSet, case: TestCase) -> TestCase:
+    """A case that gives claims but no credential gets the placeholder credential."""
+    if case.claims is None or case.event or not ruleset.providers:
+        return case
+    request = case.request
+    if has_credential(ruleset, request.get("headers"), request.get("query"), request.get("cookies"),
+                      request.get("token")):
+        return case
+    return dataclasses.replace(case, request={**request, "token": PLACEHOLDER_TOKEN})
+
+
+def run_case(authorizer: Any, case: TestCase) -> CaseResult:
+    result = CaseResult(case)
+    ruleset = authorizer.ruleset
+    try:
+        event = event_for_test(ruleset, case_with_credential(ruleset, case))
+    except (OSError, ValueError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        result.failures.append(f"cannot read event file {case.event}: {detail}")
+        return result
+    now = None
+    if case.now:
+        try:
+            now = parse_time(case.now)
+        except ValueError as exc:
+            result.failures.append(f"now: {exc}")
+            return result
+    authorization = authorizer.authorize(event, now=now, claims=case.claims)
+    result.authorization = authorization
+    decision = authorization.decision
+    expect = case.expect
+    got = f"{decision.outcome} (reason {decision.reason}" + (f", rule {decision.rule!r}" if decision.rule else "") + \
+        f", status {authorization.status})"
+    if decision.outcome != expect.decision:
+        result.failures.append(f"expected {expect.decision}, got {got}")
+    if expect.rule is not None and decision.rule != expect.rule:
+        result.failures.append(f"expected rule {expect.rule!r}, got {decision.rule!r}")
+    if expect.reason is not None and decision.reason != expect.reason:
+        result.failures.append(f"expected reason {expect.reason}, got {decision.reason}")
+    if expect.status is not None and authorization.status != expect.status:
+        result.failures.append(f"expected status {expect.status}, got {authorization.status}")
+    if expect.principal is not None and decision.principal != expect.principal:
+        result.failures.append(f"expected principal {expect.principal!r}, got {decision.principal!r}")
+    if expect.context is not None:
+        for key, value in expect.context.items():
+            if key not in decision.context:
+                result.failures.append(f"expected context.{key} = {_json(value)}, but the key is absent")
+            elif not _same(decision.context[key], value):
+                result.failures.append(
+                    f"expected context.{key} = {_json(value)}, got {_json(decision.context[key])}")
+    gateway = authorization.gateway_outcome
+    if gateway not in _GATEWAY_FOR.get(decision.outcome, ()):
+        result.failures.append(
+            f"the rules decided {decision.outcome}, but API Gateway evaluating the emitted response for "
+            f"this request gives {gateway}: the policy does not say what the rule decided")
+    if result.failures:
+        result.explanation = explain(authorizer, authorization)
+    return result
+
+
+def run_all(authorizer: Any) -> list[CaseResult]:
+    return [run_case(authorizer, case) for case in authorizer.ruleset.tests]
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        return actual is expected
+    return actual == expected
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)

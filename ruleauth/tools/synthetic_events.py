@@ -1,0 +1,115 @@
+"""API Gateway events built from a few fields, for dry-run flags and `tests:` cases.
+
+They take the same shapes as real events (apigw-contract.md §1), so a
+synthetic request runs the Lambda's own parsing code, never a shortcut.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+from urllib.parse import urlencode
+
+from ruleauth.model import HTTP_V1, HTTP_V2, REST_REQUEST, REST_TOKEN, WEBSOCKET, WEBSOCKET_CONNECT
+from ruleauth.rules.ruleset import RuleSet, TokenConfig
+
+DEFAULT_API = {"region": "us-east-1", "account_id": "123456789012", "api_id": "abc123", "stage": "prod"}
+DEFAULT_EVENT_TYPE = REST_REQUEST
+
+
+def build_event(
+    event_type: str,
+    method: str,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | None = None,
+    cookies: Mapping[str, str] | None = None,
+    stage_variables: Mapping[str, str] | None = None,
+    source_ip: str = "192.0.2.10",
+    token: str | None = None,
+    token_config: TokenConfig | None = None,
+    api: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    api = {**DEFAULT_API, **(api or {})}
+    headers = dict(headers or {})
+    query = dict(query or {})
+    cookies = dict(cookies or {})
+    if token is not None:
+        config = token_config or TokenConfig()
+        value = f"{config.scheme} {token}" if config.scheme else token
+        if config.header:
+            headers[config.header] = value
+        elif config.query:
+            query[config.query] = token
+        elif config.cookie:
+            cookies[config.cookie] = token
+    if cookies and event_type != HTTP_V2:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    prefix = f"arn:aws:execute-api:{api['region']}:{api['account_id']}:{api['api_id']}/{api['stage']}"
+    method = method.upper()
+    if event_type == WEBSOCKET or path == WEBSOCKET_CONNECT:
+        arn = f"{prefix}/{WEBSOCKET_CONNECT}"
+    else:
+        arn = f"{prefix}/{method}/{path[1:] if path.startswith('/') else path}"
+    context = {
+        "accountId": api["account_id"], "apiId": api["api_id"], "stage": api["stage"],
+        "requestId": "dry-run",
+    }
+    if event_type == REST_TOKEN:
+        config = token_config or TokenConfig()
+        name = (config.header or "Authorization").lower()
+        value = next((v for k, v in headers.items() if k.lower() == name), None)
+        event: dict[str, Any] = {"type": "TOKEN", "methodArn": arn}
+        if value is not None:
+            event["authorizationToken"] = value
+        return event
+    if event_type == HTTP_V2:
+        event = {
+            "version": "2.0", "type": "REQUEST", "routeArn": arn,
+            "identitySource": [v for v in headers.values()][:1],
+            "routeKey": "$default", "rawPath": path,
+            "rawQueryString": urlencode(list(query.items())),
+            "headers": {k.lower(): v for k, v in headers.items()},
+            "queryStringParameters": query,
+            "stageVariables": dict(stage_variables or {}),
+            "requestContext": {**context, "http": {"method": method, "path": path, "sourceIp": source_ip},
+                               "routeKey": "$default"},
+        }
+        if cookies:
+            event["cookies"] = [f"{k}={v}" for k, v in cookies.items()]
+        return event
+    event = {
+        "type": "REQUEST", "methodArn": arn, "path": path, "httpMethod": method,
+        "headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()},
+        "pathParameters": {}, "stageVariables": dict(stage_variables or {}),
+        "requestContext": {**context, "httpMethod": method, "identity": {"sourceIp": source_ip}},
+    }
+    if event_type == HTTP_V1:
+        event["version"] = "1.0"
+        event["identitySource"] = ",".join(headers.values())
+    if event_type == WEBSOCKET:
+        event.pop("path"), event.pop("httpMethod"), event.pop("pathParameters")
+        event["requestContext"].update({"routeKey": WEBSOCKET_CONNECT, "eventType": "CONNECT"})
+    return event
+
+
+def event_for_test(ruleset: RuleSet, case: Any) -> dict[str, Any]:
+    """The event a `tests:` case describes: its event file, or one built from its request."""
+    if case.event:
+        with open(case.event, encoding="utf-8") as handle:
+            return json.load(handle)
+    request = case.request
+    return build_event(
+        case.event_type or DEFAULT_EVENT_TYPE,
+        request.get("method") or "GET",
+        request.get("path") or "/",
+        headers=request.get("headers"),
+        query=request.get("query"),
+        cookies=request.get("cookies"),
+        stage_variables=request.get("stage_variables"),
+        source_ip=request.get("source_ip") or "192.0.2.10",
+        token=request.get("token"),
+        token_config=ruleset.token,
+    )
