@@ -74,6 +74,9 @@ class Request:
     stage_variables: Mapping[str, str] = field(default_factory=dict)
     source_ip: str = ""
     resource: str = ""  # API Gateway's own route template, where the event has it
+    # The method an HTTP API's route key names ("GET /a"); "" for `ANY`, `$default` and other
+    # events: then route caching's key holds no method (docs/apigw-facts.md).
+    resource_method: str = ""
     request_id: str = ""
     token_field: str | None = None  # TOKEN events: authorizationToken
     header_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

@@ -251,3 +251,12 @@ def test_the_route_key_fixture_warns_about_the_route_mismatch(authorizer):
     route, auth, allow = DECIDE["http-v2-request-routekey.json"]
     auth_ = authorizer(f"version: 1\ncache: {{mode: disabled}}\nrules:\n  - {{name: r, route: '{route}', auth: none, allow: true}}\n")
     assert auth_.authorize(fixture("http-v2-request-routekey.json"), now=NOW).decision.warnings == ["route_mismatch"]
+
+
+@pytest.mark.parametrize("route_key, method", [("GET /merchants", "GET"), ("ANY /merchants", ""),
+                                               ("$default", ""), ("", "")])
+def test_an_http_api_route_key_names_its_method_only_when_it_has_one(route_key, method):
+    # Route caching's key is the route key: "GET /a" holds the method, "ANY /a" and $default do not.
+    event = fixture("http-v2-request-routekey.json")
+    event["routeKey"] = event["requestContext"]["routeKey"] = route_key
+    assert parse_event(event).resource_method == method

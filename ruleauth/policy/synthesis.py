@@ -294,13 +294,15 @@ def api_route_is_the_rules(routes: Sequence[Route], request: Any, route: Route |
 
 def _api_route(request: Any) -> tuple[list | None, bool]:
     """The API route's path as tokens ({x} one segment, {x+} one or more), or None when
-    unknown; and whether the cache key also holds the method (REST)."""
+    unknown; and whether the cache key also holds the method (REST, and an HTTP API route
+    key that names one: `GET /a`, not `ANY /a`)."""
+    same_method = request.event_type in (REST_TOKEN, REST_REQUEST) or bool(request.resource_method)
     try:
         segments = parse_path(request.resource)
     except RouteSyntaxError:
-        return None, request.event_type in (REST_TOKEN, REST_REQUEST)
+        return None, same_method
     tokens = [s.text if s.kind == LITERAL else ONE if s.kind == PARAM else STAR for s in segments]
-    return tokens, request.event_type in (REST_TOKEN, REST_REQUEST)
+    return tokens, same_method
 
 
 def _contains(outer: Sequence, inner: Sequence) -> bool:

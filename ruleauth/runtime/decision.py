@@ -238,7 +238,7 @@ class Decider:
     def _scope(self, request: Request, route: Any) -> frozenset[int] | None:
         """The table entries whose paths the API's route (the cache key's route) may cover, or
         None when that is only the matched rule route's own paths (its pattern alone is exact)."""
-        key = (request.event_type, request.resource, request.method if request.event_type in REST_EVENTS else "",
+        key = (request.event_type, request.resource, request.method if request.event_type in REST_EVENTS or request.resource_method else "",
                id(route))
         if key not in self._scopes:
             if len(self._scopes) >= SCOPE_MEMO:  # the API's routes are few; bound it anyway

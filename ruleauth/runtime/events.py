@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 from ruleauth.policy.arn import parse_arn
 from ruleauth.errors import BadEvent
 from ruleauth.model import (
-    HTTP_V1, HTTP_V2, REST_REQUEST, REST_TOKEN, WEBSOCKET, WEBSOCKET_CONNECT, Request,
+    HTTP_V1, HTTP_V2, METHODS, REST_REQUEST, REST_TOKEN, WEBSOCKET, WEBSOCKET_CONNECT, Request,
 )
 
 MAX_HEADERS = 100
@@ -66,6 +66,7 @@ def parse_event(event: Any) -> Request:
         stage_variables=_strings(event.get("stageVariables")),
         source_ip=_source_ip(context, kind),
         resource=_resource(event, context, kind),
+        resource_method=_route_key_method(event, context, kind),
         request_id=_text(context.get("requestId")),
         header_values=header_values,
         query_values=query_values,
@@ -164,6 +165,13 @@ def _source_ip(context: Mapping[str, Any], kind: str) -> str:
     if kind == HTTP_V2:
         return _text(_map(context.get("http")).get("sourceIp"))
     return _text(_map(context.get("identity")).get("sourceIp"))
+
+
+def _route_key_method(event: Mapping[str, Any], context: Mapping[str, Any], kind: str) -> str:
+    if kind != HTTP_V2:
+        return ""
+    method, _, _ = (_text(event.get("routeKey")) or _text(context.get("routeKey"))).partition(" ")
+    return method if method in METHODS else ""
 
 
 def _resource(event: Mapping[str, Any], context: Mapping[str, Any], kind: str) -> str:
