@@ -512,17 +512,3 @@ class _AuthOnly:
 def _with_route(request_map: Any, method: str, route: str) -> Any:
     """The request variable for another table cell (activations are plain Python)."""
     return {**request_map, "method": method, "route": route}
-
-
-def route_of_test(ruleset: RuleSet, case: Any) -> str | None:
-    """The rule a `tests:` case reaches, for the loader's "rule without tests" warning."""
-    from ruleauth.tools.synthetic_events import event_for_test
-    from ruleauth.runtime.events import parse_event
-    from ruleauth.errors import BadEvent
-
-    try:
-        request = parse_event(event_for_test(ruleset, case))
-    except (BadEvent, OSError, ValueError):
-        return None
-    match = ruleset.router.find(request.method, request.path)
-    return match.target.name if match else None
