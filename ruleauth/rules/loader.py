@@ -26,7 +26,7 @@ from ruleauth.rules.routes import Route, RouteSyntaxError, Router, parse_route
 from ruleauth.rules.files import rule_files
 from ruleauth.rules.settings import Settings
 from ruleauth.rules.ruleset import (
-    AUTH_JWT, AUTH_MODES, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, CACHE_DISABLED, CACHE_IDENTITY,
+    AUTH_JWT, AUTH_MODES, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, CACHE_DISABLED,
     CACHE_MODES, CACHE_ROUTE, MODE_ENFORCE, MODE_SHADOW, RESPONSE_IAM, RESPONSE_SIMPLE,
     CacheConfig, Expectation, Rule, RuleSet, TestCase, TokenConfig,
 )
