@@ -11,7 +11,8 @@ import pytest
 
 from ruleauth.runtime import decision_log
 from ruleauth.runtime.authorizer import Authorizer
-from ruleauth.runtime.decision_log import DecisionLog, sample_rate_from
+from ruleauth.rules.settings import sample_rate_from
+from ruleauth.runtime.decision_log import DecisionLog
 from ruleauth.errors import RulesError
 from ruleauth.tools.synthetic_events import build_event
 

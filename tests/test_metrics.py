@@ -7,7 +7,9 @@ import pytest
 
 from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.errors import RulesError
-from ruleauth.runtime.metrics import OFF, ON, PER_RULE, Metrics, mode_from
+from ruleauth.rules.settings import METRICS_ON as ON
+from ruleauth.rules.settings import metrics_mode_from as mode_from
+from ruleauth.runtime.metrics import OFF, PER_RULE, Metrics
 from ruleauth.tools.synthetic_events import build_event
 
 

@@ -6,6 +6,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from ruleauth.rules.loader import load
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -73,3 +75,22 @@ def test_an_api_route_without_a_rule_under_another_rules_wildcard_is_reported(tm
     done = validate(str(rules), "--template", str(template))
     assert "API route GET /orders/{id}/secret has no rule, but the cached Allow of rule 'read orders'" in done.stdout
     assert validate(str(rules), "--template", str(template), "--strict").returncode == 1
+
+
+def test_validate_names_each_rule_no_test_reaches_and_the_loader_keeps_quiet_about_it(tmp_path):
+    rules = ORDERS + """\
+      - name: write orders
+        route: POST /orders
+        auth: token
+        allow: token == 'writer'
+    tests:
+      - name: reader reads
+        request: {method: GET, path: /orders/1, token: reader}
+        expect: allow
+"""
+    path = write(tmp_path, "rules.yaml", rules)
+    done = validate(str(path))
+    assert f"{path}:8:5: warning: rule 'write orders': no test in `tests:` reaches this rule" in done.stdout
+    assert "read orders': no test" not in done.stdout and "1 warning" in done.stdout.splitlines()[-2]
+    # A cold start loads the same rules without routing their tests.
+    assert load(path).warnings == []

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping, Protocol
 
 from ruleauth.policy.arn import asked_arn
-from ruleauth.runtime.decision import Decision
-from ruleauth.model import HTTP_V2, REST_REQUEST, REST_TOKEN, Outcome
+from ruleauth.model import HTTP_V2, REST_REQUEST, REST_TOKEN, Outcome, Request
 from ruleauth.policy.synthesis import EMPTY_SEGMENT_DENIES, RouteTable, route_pattern
 from ruleauth.rules.routes import Route
 from ruleauth.rules.ruleset import CACHE_DISABLED, CACHE_ROUTE, RESPONSE_SIMPLE, RuleSet
@@ -14,6 +13,30 @@ from ruleauth.rules.ruleset import CACHE_DISABLED, CACHE_ROUTE, RESPONSE_SIMPLE,
 VERSION = "2012-10-17"
 ACTION = "execute-api:Invoke"
 DENY_ALL = "*"
+
+
+class Decision(Protocol):
+    """What the builder reads of a decision (runtime/decision.Decision implements it): policy
+    depends on this, never on the runtime, so data flows one way."""
+
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def request(self) -> Request | None: ...
+    @property
+    def rule(self) -> str | None: ...
+    @property
+    def matched(self) -> Any: ...  # the winning Route
+    @property
+    def principal(self) -> str: ...
+    @property
+    def context(self) -> Mapping[str, Any]: ...
+    @property
+    def usage_identifier_key(self) -> str | None: ...
+    @property
+    def table_allowed(self) -> list[bool] | None: ...
+    @property
+    def table_scope(self) -> frozenset[int] | None: ...
 
 
 def statement(effect: str, resources: list[str]) -> dict[str, Any]:

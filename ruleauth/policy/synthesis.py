@@ -27,7 +27,7 @@ from typing import Any, Sequence
 from ruleauth.model import METHODS, REST_REQUEST, REST_TOKEN, WEBSOCKET, WEBSOCKET_CONNECT
 from ruleauth.policy.iam import resource_matches
 from ruleauth.rules.routes import GREEDY, LITERAL, PARAM, Route, RouteSyntaxError, parse_path
-from ruleauth.rules.ruleset import Rule, RuleSet
+from ruleauth.rules.ruleset import CACHE_IDENTITY, Rule, RuleSet
 
 SYNTHESIS_MEMO = 256  # distinct decision vectors remembered per container
 
@@ -156,6 +156,14 @@ def route_pattern(method: str, route: Route) -> str:
         return WEBSOCKET_CONNECT
     path = "/".join(s.text if s.kind == LITERAL else "*" for s in route.segments)
     return f"{method}/{path}"
+
+
+def table_for(ruleset: RuleSet) -> RouteTable | None:
+    """The policy table a rule set carries (`RuleSet.table`, pickled into snapshots): cache.mode
+    identity's, built once at load; None otherwise (route mode builds its own when first needed)."""
+    if ruleset.cache.mode != CACHE_IDENTITY or not ruleset.rules:
+        return None
+    return build_table(ruleset)
 
 
 def build_table(ruleset: RuleSet) -> RouteTable:

@@ -26,7 +26,7 @@ from ruleauth.rules.routes import Route, RouteSyntaxError, Router, parse_route
 from ruleauth.rules.files import rule_files
 from ruleauth.rules.settings import Settings
 from ruleauth.rules.ruleset import (
-    AUTH_JWT, AUTH_MODES, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, CACHE_DISABLED, CACHE_IDENTITY,
+    AUTH_JWT, AUTH_MODES, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, CACHE_DISABLED,
     CACHE_MODES, CACHE_ROUTE, MODE_ENFORCE, MODE_SHADOW, RESPONSE_IAM, RESPONSE_SIMPLE,
     CacheConfig, Expectation, Rule, RuleSet, TestCase, TokenConfig,
 )
@@ -192,13 +192,17 @@ class _Builder:
             usage_identifier_key=usage_key, response=response, tests=tests, engine=engine,
             settings=self.settings,
         )
-        self._warn_untested(ruleset)
         if not any(p.severity == "error" for s in self.sources for p in s.problems):
-            self._check_policy(ruleset)  # the table analysis assumes well-formed, unique routes
+            # The table analysis assumes well-formed, unique routes.
+            from ruleauth.policy.synthesis import table_for
+
+            ruleset.table = table_for(ruleset)
+            self._check_policy(ruleset)
         return ruleset
 
     def _check_policy(self, ruleset: RuleSet) -> None:
-        """What a cached policy can say: exactness, size (8 KB) and ARN length (512)."""
+        """What a cached policy can say (`ruleset.table`, built just before): exactness, size
+        (8 KB) and ARN length (512)."""
         from ruleauth.policy import synthesis as ps
         from ruleauth.policy.response_check import MAX_RESOURCE_CHARS, MAX_RESPONSE_BYTES
 
@@ -209,10 +213,9 @@ class _Builder:
                     self._source_of(rule).error(
                         _pos_node(rule), f"route {route} makes resource ARNs of about {longest} characters; "
                         f"API Gateway allows {MAX_RESOURCE_CHARS}", rule.name)
-        if ruleset.cache.mode != CACHE_IDENTITY or not ruleset.rules:
+        table = ruleset.table
+        if table is None:
             return
-        table = ps.build_table(ruleset)
-        ruleset.table = table
         for conflict in table.conflicts:
             self._source_of(conflict.denied.rule).error(
                 _pos_node(conflict.denied.rule),
@@ -731,16 +734,6 @@ class _Builder:
 
     def _source_of(self, rule: Rule) -> sy.Source:
         return next(s for s in self.sources if s.file == rule.pos.file)
-
-    def _warn_untested(self, ruleset: RuleSet) -> None:
-        if not ruleset.tests:
-            return
-        from ruleauth.runtime.decision import route_of_test  # late import: decision imports this module's types
-
-        tested = {route_of_test(ruleset, case) for case in ruleset.tests}
-        for rule in ruleset.rules:
-            if rule.name not in tested and not rule.shadow:
-                self._source_of(rule).warning(_pos_node(rule), "no test in `tests:` reaches this rule", rule.name)
 
     # -- tests ---------------------------------------------------------------
 

@@ -138,6 +138,38 @@ class Settings:
         return [s for s in (getattr(self, n) for n in names) if s.overridden]
 
 
+# The parsers of the settings the runtime reads from the environment (runtime/metrics and
+# runtime/decision_log use them): here, so that checking a setting never imports the runtime.
+METRICS_OFF, METRICS_ON, METRICS_PER_RULE = "off", "on", "rule"
+
+
+def metrics_mode_from(environ: Mapping[str, str]) -> str:
+    value = environ.get("RULEAUTH_METRICS", "").strip()
+    if value == "":
+        return METRICS_OFF
+    if value.lower() in ("1", "true"):
+        return METRICS_ON
+    if value.lower() == "rule":
+        return METRICS_PER_RULE
+    raise RulesError([Problem(
+        f"RULEAUTH_METRICS must be 1, true or rule (or unset), not {value!r}")])
+
+
+def sample_rate_from(environ: Mapping[str, str]) -> float:
+    """RULEAUTH_LOG_SAMPLE_ALLOW: the share of allow lines written (0 to 1; default 1).
+    Denials, 401s and errors are always written."""
+    text = environ.get("RULEAUTH_LOG_SAMPLE_ALLOW", "").strip()
+    if not text:
+        return 1.0
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise RulesError([Problem(f"RULEAUTH_LOG_SAMPLE_ALLOW must be a number from 0 to 1, not {text!r}")])
+    return rate
+
+
 def _parse(name: str, text: str, label: str) -> tuple[Any, str | None]:
     """(value, None), or (None, what is wrong with it)."""
     if name in _CHOICES:
@@ -154,15 +186,11 @@ def _parse(name: str, text: str, label: str) -> tuple[Any, str | None]:
             return None, f"{label} must be one of DEBUG, INFO, WARNING, ERROR, not {text!r}"
         return text.upper(), None
     if name == "metrics":
-        from ruleauth.runtime.metrics import mode_from
-
         try:
-            return mode_from({label: text}), None
+            return metrics_mode_from({label: text}), None
         except RulesError as exc:
             return None, exc.problems[0].message
     if name == "log_sample_allow":
-        from ruleauth.runtime.decision_log import sample_rate_from
-
         try:
             return sample_rate_from({label: text}), None
         except RulesError as exc:

@@ -25,20 +25,70 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Protocol
 
 from ruleauth.cel import numeric as cel_numbers
 from ruleauth.cel import evaluation as ev
 from ruleauth.cel.compiler import Compiled
 from ruleauth.model import Request
-from ruleauth.rules.ruleset import AUTH_JWT, AUTH_TOKEN
-
-if TYPE_CHECKING:
-    from ruleauth.runtime.decision import CallerView, Decider, Identity
+from ruleauth.rules.ruleset import AUTH_JWT, AUTH_TOKEN, RuleSet
 
 VIEW_TTL = 60.0
 VIEW_CACHE_SIZE = 1024
 _MISSING = "\x00missing"
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the caller is, once the credential is checked."""
+
+    token: str = ""
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    provider: str = ""
+    verified: bool = False
+
+
+# (auth, providers) → Identity, or None where the credential fails that auth
+Identities = dict[tuple, Identity | None]
+
+
+@dataclass
+class CallerFacts:
+    """What a response says about the caller, whatever route they call."""
+
+    principal: str | None = ANONYMOUS  # None: the principal expression failed
+    context: dict[str, Any] = field(default_factory=dict)
+    omitted: list[tuple[str, str]] = field(default_factory=list)
+    usage_identifier_key: str | None = None
+
+
+@dataclass
+class CallerView:
+    """One caller's answers for the whole route table (cache.mode identity)."""
+
+    results: list[ev.Result | None]
+    caller: CallerFacts
+    identity: Identity
+    expires: float = 0.0
+
+
+class CallerSource(Protocol):
+    """What the cache asks of the decider (runtime/decision.Decider implements it): the cache
+    depends on this, never on the decider's module, so data flows one way."""
+
+    @property
+    def ruleset(self) -> RuleSet: ...
+
+    def identity_for(self, who: tuple, request: Request, now: float, claims: Mapping[str, Any] | None,
+                     identities: Identities) -> Identity | None: ...
+
+    def table_results(self, request: Request, now: float, claims: Mapping[str, Any] | None,
+                      budget: ev.Budget, identities: Identities | None = None) -> list[ev.Result | None]: ...
+
+    def caller_facts(self, request: Request, now: float, claims: Mapping[str, Any] | None,
+                     budget: ev.Budget, identities: Identities | None = None) -> tuple[CallerFacts, Identity]: ...
 
 
 class _Inputs:
@@ -52,7 +102,7 @@ class _Inputs:
         self.claims = tuple(sorted({r.key for r in reads if r.input == "claims" and r.key is not None}
                                    | set(extra_claims)))
 
-    def values(self, identity: "Identity") -> tuple:
+    def values(self, identity: Identity) -> tuple:
         claims = identity.claims
         if self.whole_claims:
             named: Any = _canonical_json(claims)
@@ -96,7 +146,7 @@ class _Lru:
 
 
 class CallerViews:
-    def __init__(self, decider: "Decider", size: int = VIEW_CACHE_SIZE, ttl: float = VIEW_TTL):
+    def __init__(self, decider: CallerSource, size: int = VIEW_CACHE_SIZE, ttl: float = VIEW_TTL):
         self._decider = decider
         self._ttl = ttl
         ruleset = decider.ruleset
@@ -116,15 +166,13 @@ class CallerViews:
         return len(self._tables)
 
     def view(self, request: Request, now: float, claims: Mapping[str, Any] | None,
-             budget: ev.Budget, known: dict | None = None) -> "CallerView":
+             budget: ev.Budget, known: Identities | None = None) -> CallerView:
         """`known`: identities already checked for this request, by (auth, providers)."""
-        from ruleauth.runtime.decision import CallerView
-
         decider = self._decider
         identities = dict(known or {})
         caller = None
         if self._enabled and claims is None:
-            caller = decider._identity_for(self._strongest, request, now, None, identities)
+            caller = decider.identity_for(self._strongest, request, now, None, identities)
         if caller is None or not caller.token:
             results = decider.table_results(request, now, claims, budget, identities)
             facts, identity = decider.caller_facts(request, now, claims, budget, identities)
@@ -150,7 +198,7 @@ class CallerViews:
         return CallerView(results, facts, caller, expires)
 
 
-def _sources(decider: "Decider", request: Request) -> tuple:
+def _sources(decider: CallerSource, request: Request) -> tuple:
     """The identity-source values other than the credential (which the inputs cover)."""
     ruleset = decider.ruleset
     cache, token = ruleset.cache, ruleset.token

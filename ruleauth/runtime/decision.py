@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
 from ruleauth.cel import evaluation as ev
+from ruleauth.runtime.caller_views import ANONYMOUS, CallerFacts, CallerView, CallerViews, Identities, Identity
 from ruleauth.runtime.credentials import MISSING, Credential, extract, without_credential
 from ruleauth.errors import CredentialError
 from ruleauth.model import REST_REQUEST, REST_TOKEN, Outcome, Request, VerifiedToken
@@ -21,7 +22,6 @@ from ruleauth.rules.ruleset import (
     AUTH_JWT, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, CACHE_IDENTITY, CACHE_ROUTE, Rule, RuleSet,
 )
 
-ANONYMOUS = "anonymous"
 REST_EVENTS = (REST_TOKEN, REST_REQUEST)
 SCOPE_MEMO = 256
 MAX_PRINCIPAL = 256
@@ -39,19 +39,19 @@ POLICY_CONFLICT = "policy_conflict"
 JWT_INVALID = "jwt_invalid"
 
 
+class Auth(Protocol):
+    """The part of a rule `identify` reads: how the credential is checked (a Rule, or _AuthOnly)."""
+
+    @property
+    def auth(self) -> str: ...
+
+    @property
+    def providers(self) -> tuple[str, ...] | None: ...
+
+
 class Verifier(Protocol):
     def verify(self, token: str, allowed: Sequence[str] | None = None,
                now: float | None = None) -> VerifiedToken: ...
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who the caller is, once the credential is checked."""
-
-    token: str = ""
-    claims: Mapping[str, Any] = field(default_factory=dict)
-    provider: str = ""
-    verified: bool = False
 
 
 @dataclass
@@ -126,8 +126,6 @@ class Decider:
         self._cell_slots: list[int] = []
         if self.table is not None:
             self._index_cells(self.table)
-        from ruleauth.runtime.caller_views import CallerViews
-
         self.views = CallerViews(self)
 
     @property
@@ -218,7 +216,7 @@ class Decider:
         return decision
 
     def _coarse_route(self, decision: Decision, request: Request, route: Any, now: float,
-                      claims: Mapping[str, Any] | None, budget: ev.Budget, known: "Identities") -> None:
+                      claims: Mapping[str, Any] | None, budget: ev.Budget, known: Identities) -> None:
         """cache.mode route: when the API's route covers paths of other rule routes (or paths
         no rule matches), the response is cached for all of them, so it answers for each as the
         rules do: the table's answers for this caller, scoped to the rule routes under the API
@@ -255,14 +253,14 @@ class Decider:
         decision.reason = {ev.TRUE: ALLOWED, ev.FALSE: RULE_FALSE, ev.NON_BOOL: RULE_NON_BOOL}.get(
             result.kind, RULE_ERROR)
 
-    def _apply_view(self, decision: Decision, view: "CallerView") -> None:
+    def _apply_view(self, decision: Decision, view: CallerView) -> None:
         # A principal that fails is principal_error on every route (asked directly, each is
         # denied), so the response that is cached for all of them allows none.
         failed = view.caller.principal is None
         decision.table_allowed = [not failed and r is not None and r.allows for r in view.results]
         self._apply_caller(decision, view.caller)
 
-    def _apply_caller(self, decision: Decision, caller: "CallerFacts") -> None:
+    def _apply_caller(self, decision: Decision, caller: CallerFacts) -> None:
         if caller.principal is None:
             if decision.allowed:
                 decision.outcome, decision.reason = Outcome.DENY, PRINCIPAL_ERROR
@@ -277,7 +275,7 @@ class Decider:
         decision.usage_identifier_key = caller.usage_identifier_key
 
     def table_results(self, request: Request, now: float, claims: Mapping[str, Any] | None,
-                      budget: ev.Budget, identities: "Identities | None" = None) -> list[ev.Result | None]:
+                      budget: ev.Budget, identities: Identities | None = None) -> list[ev.Result | None]:
         """This caller's result for every cell of the route table (cache.mode identity); None
         where the credential does not satisfy the cell's `auth`.
 
@@ -295,7 +293,7 @@ class Decider:
             if who in activations:
                 activation = activations[who]
             else:
-                identity = self._identity_for(who, request, now, claims, identities)
+                identity = self.identity_for(who, request, now, claims, identities)
                 activation = activations[who] = (
                     None if identity is None else self.activation(visible, None, identity, now))
             if activation is None:
@@ -308,7 +306,7 @@ class Decider:
         return [results[slot] for slot in self._cell_slots]
 
     def caller_facts(self, request: Request, now: float, claims: Mapping[str, Any] | None,
-                     budget: ev.Budget, identities: "Identities | None" = None) -> tuple["CallerFacts", Identity]:
+                     budget: ev.Budget, identities: Identities | None = None) -> tuple[CallerFacts, Identity]:
         """Principal and context of the caller. Under cache.mode identity one response serves
         every route, so they come from the caller's credential even when the asked route
         needs none (a cached copy from a public route must not say "anonymous")."""
@@ -319,29 +317,29 @@ class Decider:
         return facts, identity
 
     def _caller_identity(self, request: Request, now: float, claims: Mapping[str, Any] | None,
-                         identities: "Identities") -> Identity:
+                         identities: Identities) -> Identity:
         """The strongest identity the credential proves: a verified JWT where `jwt:` is configured
         and it verifies, else the bare credential (an opaque token is still a caller: `auth:
         token` routes accept it), else none."""
         for who in ((AUTH_JWT, None), (AUTH_TOKEN, None)) if self.ruleset.providers else ((AUTH_TOKEN, None),):
-            identity = self._identity_for(who, request, now, claims, identities)
+            identity = self.identity_for(who, request, now, claims, identities)
             if identity is not None:
                 return identity
         return Identity()
 
-    def _identity_for(self, who: tuple, request: Request, now: float, claims: Mapping[str, Any] | None,
-                      identities: "Identities") -> Identity | None:
+    def identity_for(self, who: tuple, request: Request, now: float, claims: Mapping[str, Any] | None,
+                     identities: Identities) -> Identity | None:
         """The caller's identity under one (auth, providers) pair, checked once per request."""
         if who not in identities:
             try:
-                identities[who] = self.identify(_AuthOnly(*who), request, now, claims)  # type: ignore[arg-type]
+                identities[who] = self.identify(_AuthOnly(*who), request, now, claims)
             except CredentialError:
                 identities[who] = None
         return identities[who]
 
     # -- credentials ------------------------------------------------------
 
-    def identify(self, rule: Rule, request: Request, now: float,
+    def identify(self, rule: Auth, request: Request, now: float,
                  claims: Mapping[str, Any] | None = None) -> Identity:
         if rule.auth == AUTH_NONE:
             return Identity()
@@ -358,7 +356,7 @@ class Decider:
             return self._unverified(rule, credential, claims)
         return self._verified(rule, credential, now)
 
-    def _unverified(self, rule: Rule, credential: Credential, claims: Mapping[str, Any]) -> Identity:
+    def _unverified(self, rule: Auth, credential: Credential, claims: Mapping[str, Any]) -> Identity:
         """Offline claims (`ruleauth test`, `dry-run --claims`) stand in for a verified token: no
         signature, audience or expiry check, but the same claim forms and, where they name an
         `iss`, the same provider selection as a real token. Without `iss`: the route's first
@@ -378,7 +376,7 @@ class Decider:
             raise CredentialError(exc.reason, str(exc)) from None
         return Identity(token=credential.value, claims=dict(claims), provider=provider, verified=False)
 
-    def _verified(self, rule: Rule, credential: Credential, now: float) -> Identity:
+    def _verified(self, rule: Auth, credential: Credential, now: float) -> Identity:
         if self.verifier is None:
             raise CredentialError("jwks_unavailable", "no JWT verifier is configured")
         from ruleauth.jwt.verifier import JwtError
@@ -439,7 +437,7 @@ class Decider:
         self._fill_caller(facts, identity, activation, budget)
         self._apply_caller(decision, facts)
 
-    def _fill_caller(self, facts: "CallerFacts", identity: Identity, activation: Mapping[str, Any],
+    def _fill_caller(self, facts: CallerFacts, identity: Identity, activation: Mapping[str, Any],
                      budget: ev.Budget) -> None:
         facts.principal = self._principal(identity, activation, budget)
         for key, compiled in self.ruleset.context.items():
@@ -499,31 +497,8 @@ def default_principal(identity: Identity) -> str | None:
     return None
 
 
-Identities = dict  # (auth, providers) → Identity, or None where the credential fails that auth
-
-
 class _ClockNow(float):
     """The decision time as read from the clock, not chosen by the caller (dry-run --now)."""
-
-
-@dataclass
-class CallerFacts:
-    """What a response says about the caller, whatever route they call."""
-
-    principal: str | None = ANONYMOUS  # None: the principal expression failed
-    context: dict[str, Any] = field(default_factory=dict)
-    omitted: list[tuple[str, str]] = field(default_factory=list)
-    usage_identifier_key: str | None = None
-
-
-@dataclass
-class CallerView:
-    """One caller's answers for the whole route table (cache.mode identity)."""
-
-    results: list[ev.Result | None]
-    caller: CallerFacts
-    identity: Identity
-    expires: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -537,17 +512,3 @@ class _AuthOnly:
 def _with_route(request_map: Any, method: str, route: str) -> Any:
     """The request variable for another table cell (activations are plain Python)."""
     return {**request_map, "method": method, "route": route}
-
-
-def route_of_test(ruleset: RuleSet, case: Any) -> str | None:
-    """The rule a `tests:` case reaches, for the loader's "rule without tests" warning."""
-    from ruleauth.tools.synthetic_events import event_for_test
-    from ruleauth.runtime.events import parse_event
-    from ruleauth.errors import BadEvent
-
-    try:
-        request = parse_event(event_for_test(ruleset, case))
-    except (BadEvent, OSError, ValueError):
-        return None
-    match = ruleset.router.find(request.method, request.path)
-    return match.target.name if match else None

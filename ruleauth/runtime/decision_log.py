@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, TextIO
 
 from ruleauth.runtime.decision import PRINCIPAL_ERROR, RULE_ERROR, Decision
-from ruleauth.errors import Problem, RulesError
+from ruleauth.rules.settings import sample_rate_from
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40}
 MAX_TEXT = 128
@@ -74,21 +74,6 @@ def emit(line: dict[str, Any], stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
     out.write(json.dumps(line, separators=(",", ":"), default=str) + "\n")
     out.flush()
-
-
-def sample_rate_from(environ: Mapping[str, str]) -> float:
-    """RULEAUTH_LOG_SAMPLE_ALLOW: the share of allow lines written (0 to 1; default 1).
-    Denials, 401s and errors are always written."""
-    text = environ.get("RULEAUTH_LOG_SAMPLE_ALLOW", "").strip()
-    if not text:
-        return 1.0
-    try:
-        rate = float(text)
-    except ValueError:
-        rate = -1.0
-    if not 0.0 <= rate <= 1.0:
-        raise RulesError([Problem(f"RULEAUTH_LOG_SAMPLE_ALLOW must be a number from 0 to 1, not {text!r}")])
-    return rate
 
 
 @dataclass

@@ -14,22 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, TextIO
 
 from ruleauth.runtime.decision import Decision
-from ruleauth.errors import Problem, RulesError
+from ruleauth.rules.settings import METRICS_OFF as OFF, METRICS_PER_RULE as PER_RULE
 
 NAMESPACE = "ruleauth"
-OFF, ON, PER_RULE = "off", "on", "rule"
-
-
-def mode_from(environ: Mapping[str, str]) -> str:
-    value = environ.get("RULEAUTH_METRICS", "").strip()
-    if value == "":
-        return OFF
-    if value.lower() in ("1", "true"):
-        return ON
-    if value.lower() == "rule":
-        return PER_RULE
-    raise RulesError([Problem(
-        f"RULEAUTH_METRICS must be 1, true or rule (or unset), not {value!r}")])
 
 
 @dataclass

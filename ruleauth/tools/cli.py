@@ -278,7 +278,9 @@ def load_or_report(path: Path, err: TextIO, args: argparse.Namespace | None = No
 
 
 def note_warnings(authorizer: Any, path: Path, err: TextIO) -> None:
-    count = len(authorizer.ruleset.warnings)
+    from ruleauth.tools.coverage import warnings_of
+
+    count = len(warnings_of(authorizer.ruleset))
     if count:
         err.write(f"note: the rules have {plural(count, 'warning')}; run `ruleauth validate {path}` to see them\n")
 
@@ -304,7 +306,9 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     ruleset = None
     try:
         ruleset = Authorizer.load(path, settings=settings_of(args)).ruleset
-        problems = list(ruleset.warnings)
+        from ruleauth.tools.coverage import warnings_of
+
+        problems = warnings_of(ruleset)
     except RulesError as exc:
         problems = list(exc.problems)
     if ruleset is not None and template is not None:
