@@ -147,6 +147,10 @@ def test_property_every_way_a_setting_is_given_the_load_refuses_or_the_cached_re
     # property test.
     table = cached.decider.table if mode == "identity" else cached.decider.route_table
     uncovered = table is not None and bool(table.uncovered_gaps)
+    # Route mode loads tables identity mode refuses (conflicts): under an API route that covers
+    # several rule routes their responses may deny an allowed route, never allow a denied one
+    # (as in the policy property test).
+    inexact = mode == "route" and table is not None and bool(table.conflicts)
 
     def judged(other) -> bool:
         path = other[1]
@@ -174,7 +178,10 @@ def test_property_every_way_a_setting_is_given_the_load_refuses_or_the_cached_re
                 if asked_route is None or other_route is None or other_route.route != asked_route.route:
                     continue
             COUNTS["pairs"] += 1
-            assert allows(result.response, *other) == (expected[other] == "allow"), (asked, other)
+            if inexact:
+                assert not allows(result.response, *other) or expected[other] == "allow", (asked, other)
+            else:
+                assert allows(result.response, *other) == (expected[other] == "allow"), (asked, other)
 
 
 # -- the reproduction, every way it can be given ---------------------------------------
