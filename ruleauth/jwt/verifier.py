@@ -60,6 +60,7 @@ from ruleauth.jwt.jwks import (
     strict_json,
 )
 from ruleauth.model import JwtProvider, VerifiedToken
+from ruleauth.reasons import Reason
 
 __all__ = [
     "JwtError",
@@ -73,9 +74,9 @@ __all__ = [
     "JWKS_UNAVAILABLE",
 ]
 
-JWT_INVALID = "jwt_invalid"
-JWT_EXPIRED = "jwt_expired"
-JWKS_UNAVAILABLE = "jwks_unavailable"
+JWT_INVALID = Reason.JWT_INVALID
+JWT_EXPIRED = Reason.JWT_EXPIRED
+JWKS_UNAVAILABLE = Reason.JWKS_UNAVAILABLE
 
 MAX_TOKEN_BYTES = 8 * 1024
 MAX_CLAIM_DEPTH = 32  # the claims object itself is depth 1
@@ -96,7 +97,7 @@ class JwtError(Exception):
     str(e) is safe to log: no token or signature, token-derived text escaped and cut.
     """
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
 

@@ -1,0 +1,101 @@
+"""One vocabulary: every reason and outcome is a member of ruleauth.reasons, and the documents and
+the code name the same set."""
+
+from __future__ import annotations
+
+import ast
+import json
+import pickle
+import re
+from pathlib import Path
+
+from ruleauth.reasons import Outcome, Reason
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "ruleauth"
+
+# String constants that equal a reason's value but are not a reason: (module path, value, why).
+NOT_A_REASON = {
+    # the `--json` field holding Authorization.internal_error (what failed), named after the attribute
+    ("ruleauth/tools/cli.py", "internal_error"),
+}
+
+
+def _section(text: str, heading: str) -> str:
+    match = re.search(rf"^(#+) {re.escape(heading)}\s*$", text, re.M)
+    assert match, f"no section {heading!r}"
+    level = len(match.group(1))
+    rest = text[match.end():]
+    end = re.search(rf"^#{{1,{level}}} ", rest, re.M)
+    return rest[: end.start() if end else len(rest)]
+
+
+def _reasons_in_table(section: str) -> set[str]:
+    """The backticked snake_case words of the table's second column (the outcome and reason)."""
+    found: set[str] = set()
+    for line in section.splitlines():
+        cells = line.split("|")
+        if line.startswith("|") and len(cells) > 2:
+            found.update(re.findall(r"`([a-z]+(?:_[a-z]+)+)`", cells[2]))
+    return found
+
+
+def _documented() -> dict[str, set[str]]:
+    spec = (ROOT / "docs" / "spec.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    return {
+        "docs/spec.md Decisions": _reasons_in_table(_section(spec, "Decisions")),
+        "README.md Decisions and reasons": _reasons_in_table(_section(readme, "Decisions and reasons")),
+    }
+
+
+def test_every_documented_reason_is_a_reason_member_and_every_member_is_documented():
+    members = {reason.value for reason in Reason}
+    documented = _documented()
+    for where, reasons in documented.items():
+        assert reasons, f"{where}: no reasons parsed"
+        assert reasons <= members, f"{where} names reasons that are not Reason members: {reasons - members}"
+    every = set().union(*documented.values())
+    assert members <= every, f"Reason members no document lists: {members - every}"
+    # The README is the complete list (the spec's table omits the allow reason and policy_conflict).
+    assert documented["README.md Decisions and reasons"] == members
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _docstring_nodes(tree: ast.AST) -> set[int]:
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                ids.add(id(body[0].value))
+    return ids
+
+
+def test_no_reason_or_outcome_is_spelled_as_a_bare_string_outside_reasons_py():
+    reasons = {reason.value for reason in Reason}
+    found = []
+    for path in _modules():
+        relative = path.relative_to(ROOT).as_posix()
+        if relative == "ruleauth/reasons.py":
+            continue
+        tree = ast.parse(path.read_text(), filename=relative)
+        docstrings = _docstring_nodes(tree)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in reasons
+                    and id(node) not in docstrings and (relative, node.value) not in NOT_A_REASON):
+                found.append(f"{relative}:{node.lineno}: {node.value!r}")
+    assert not found, "use ruleauth.reasons.Reason:\n" + "\n".join(found)
+
+
+def test_reasons_and_outcomes_serialise_as_their_plain_values():
+    for member in [*Reason, *Outcome]:
+        assert isinstance(member, str)
+        assert json.dumps(member) == json.dumps(member.value)
+        assert json.dumps({member: member}) == json.dumps({member.value: member.value})
+        assert f"{member}" == str(member) == member.value
+        assert pickle.loads(pickle.dumps(member)) is member
+    assert tuple(Outcome) == ("allow", "deny", "unauthorized")
