@@ -1,14 +1,19 @@
 """One vocabulary: every reason and outcome is a member of ruleauth.reasons, and the documents and
-the code name the same set."""
+the code name the same set; every public exception descends from RuleauthError."""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import json
 import pickle
+import pkgutil
 import re
 from pathlib import Path
 
+import ruleauth
+from ruleauth.errors import RuleauthError
 from ruleauth.reasons import Outcome, Reason
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,3 +104,37 @@ def test_reasons_and_outcomes_serialise_as_their_plain_values():
         assert f"{member}" == str(member) == member.value
         assert pickle.loads(pickle.dumps(member)) is member
     assert tuple(Outcome) == ("allow", "deny", "unauthorized")
+
+
+def _public_exceptions() -> dict[str, type[BaseException]]:
+    found: dict[str, type[BaseException]] = {}
+    for info in pkgutil.walk_packages(ruleauth.__path__, "ruleauth."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if (inspect.isclass(value) and issubclass(value, BaseException) and not name.startswith("_")
+                    and value.__module__.startswith("ruleauth.")):
+                found[f"{value.__module__}.{value.__qualname__}"] = value
+    return found
+
+
+# Control-flow exceptions that never leave the module or stage that raises them: they carry no
+# message for a user and are caught by their own module (named with a leading underscore or here).
+INTERNAL = {
+    "ruleauth.cel.closures.Unsupported",  # the closure compiler declines; the interpreter takes over
+    "ruleauth.cel.evaluation.DeadlineExceeded",  # the per-request budget ran out: a rule_error
+    "ruleauth.rules.snapshot.SnapshotUnusable",  # a stale snapshot: the YAML is loaded instead
+    "ruleauth.tools.cli.UsageError",  # one line on stderr and exit status 2
+}
+
+
+def test_every_public_exception_class_in_ruleauth_is_a_ruleauth_error():
+    exceptions = _public_exceptions()
+    assert len(exceptions) >= 15
+    outside = sorted(name for name, cls in exceptions.items()
+                     if not issubclass(cls, RuleauthError) and name not in INTERNAL)
+    assert not outside, f"not under RuleauthError: {outside}"
+    for name in INTERNAL:
+        assert name in exceptions, f"{name} is gone: drop it from INTERNAL"
+        assert not issubclass(exceptions[name], RuleauthError), f"{name} joined the tree: drop it from INTERNAL"

@@ -59,6 +59,7 @@ from ruleauth.jwt.jwks import (
     safe_text,
     strict_json,
 )
+from ruleauth.errors import LoadError, RequestError
 from ruleauth.model import JwtProvider, VerifiedToken
 from ruleauth.reasons import Reason
 
@@ -91,7 +92,7 @@ _REFUSED_HEADER_MEMBERS = ("crit", "b64", "zip", "enc", "cty")
 _SIGNERS: dict[str, Algorithm] = {name: get_default_algorithms()[name] for name in ALGORITHMS}
 
 
-class JwtError(Exception):
+class JwtError(RequestError):
     """Verification failed. `reason` is jwt_invalid, jwt_expired or jwks_unavailable.
 
     str(e) is safe to log: no token or signature, token-derived text escaped and cut.
@@ -102,7 +103,7 @@ class JwtError(Exception):
         self.reason = reason
 
 
-class JwtConfigError(ValueError):
+class JwtConfigError(LoadError, ValueError):
     """A provider's configuration cannot work; the message says what to change."""
 
 
