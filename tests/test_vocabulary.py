@@ -66,6 +66,14 @@ def test_every_documented_reason_is_a_reason_member_and_every_member_is_document
     assert documented["README.md Decisions and reasons"] == members
 
 
+def test_the_rules_schema_offers_exactly_the_outcomes_and_names_every_reason():
+    schema = json.loads((PACKAGE / "schema" / "rules.schema.json").read_text(encoding="utf-8"))
+    short, mapping = schema["properties"]["tests"]["items"]["properties"]["expect"]["oneOf"]
+    assert short["enum"] == mapping["properties"]["decision"]["enum"] == list(Outcome)
+    described = mapping["properties"]["reason"]["description"]
+    assert set(re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", described)) == {reason.value for reason in Reason}
+
+
 def _modules() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
