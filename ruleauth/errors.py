@@ -1,13 +1,46 @@
-"""Typed errors. Load-time problems carry a position; run-time ones a reason code."""
+"""Typed errors, under one root `RuleauthError`. Load-time problems carry a position; run-time ones a reason code.
+
+    RuleauthError
+    ├── LoadError: the rules, a template or a provider's configuration cannot be used
+    │   (RulesError, ExpressionError, RouteSyntaxError, CELSyntaxError, TemplateError, JwtConfigError)
+    ├── RequestError: one request is refused, with its `reason` (BadEvent, CredentialError, JwtError)
+    ├── KeysError: a provider's keys (JwksError: JwksFormatError, FetchError, KeysUnavailable, KeyNotFound)
+    └── EngineError: the cel-expr-python engine (EngineUnavailable, CompileError)
+
+Classes that were ValueError or RuntimeError keep that second base, so existing handlers still catch them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ruleauth.model import SourcePos
+from ruleauth.reasons import Reason
 
 ERROR = "error"
 WARNING = "warning"
+
+
+class RuleauthError(Exception):
+    """The root of every error ruleauth raises to its callers."""
+
+
+class LoadError(RuleauthError):
+    """Raised while loading: the rules, a template or a configuration cannot be used."""
+
+
+class RequestError(RuleauthError):
+    """One request is refused; `reason` is its decision's reason. Never escapes the handler."""
+
+    reason: Reason
+
+
+class KeysError(RuleauthError):
+    """A provider's signing keys could not be fetched, parsed or found."""
+
+
+class EngineError(RuleauthError):
+    """The optional cel-expr-python engine is missing or refuses an expression."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +58,7 @@ class Problem:
         return f"{where}{self.severity}: {named}{self.message}"
 
 
-class RulesError(Exception):
+class RulesError(LoadError):
     """The rules could not be loaded. Raised at cold start: the function must not serve."""
 
     def __init__(self, problems: list[Problem]):
@@ -35,13 +68,15 @@ class RulesError(Exception):
         super().__init__(head + ":\n" + "\n".join(p.format() for p in self.problems))
 
 
-class BadEvent(ValueError):
+class BadEvent(RequestError, ValueError):
     """The event is not an API Gateway authorizer event we understand (reason bad_event)."""
 
+    reason = Reason.BAD_EVENT
 
-class CredentialError(Exception):
+
+class CredentialError(RequestError):
     """No usable credential (reason missing_credential or bad_credential)."""
 
-    def __init__(self, reason: str, detail: str):
+    def __init__(self, reason: Reason, detail: str):
         super().__init__(detail)
         self.reason = reason

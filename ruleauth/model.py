@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+# Defined in ruleauth.reasons, the one vocabulary; re-exported for the stages that read it here.
+from ruleauth.reasons import Outcome as Outcome
+
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 ANY = "ANY"
 WEBSOCKET_CONNECT = "$connect"
@@ -113,11 +116,3 @@ class VerifiedToken:
     provider: str
     claims: Mapping[str, Any]
 
-
-@dataclass(frozen=True)
-class Outcome:
-    """The fixed vocabulary of decisions (SPEC "Decisions")."""
-
-    ALLOW = "allow"
-    DENY = "deny"
-    UNAUTHORIZED = "unauthorized"

@@ -27,6 +27,7 @@ from ruleauth.cel import closures as cel_closures
 from ruleauth.cel import functions as cel_functions
 from ruleauth.cel import fast_engine
 from ruleauth.cel.closures import is_tree
+from ruleauth.errors import LoadError
 
 if TYPE_CHECKING:
     import lark
@@ -96,7 +97,7 @@ def engine_override(environ: Mapping[str, str] | None = None) -> str | None:
     return value or None
 
 
-class ExpressionError(ValueError):
+class ExpressionError(LoadError, ValueError):
     """A CEL expression that cannot be accepted; the message says how to fix it.
 
     `where` is a 1-based (line, column) inside the expression's own text, when known.

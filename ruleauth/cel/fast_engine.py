@@ -26,6 +26,7 @@ import re
 from typing import Any, Mapping
 
 from ruleauth.cel import functions as cel_functions
+from ruleauth.errors import EngineError
 
 NAME = "cel-expr-python"
 INSTALL_HINT = "pip install 'ruleauth[fast]'"
@@ -34,11 +35,11 @@ _ENV: Any = None
 _CEL: Any = None
 
 
-class EngineUnavailable(RuntimeError):
+class EngineUnavailable(EngineError, RuntimeError):
     """cel-expr-python is not installed (or does not load on this platform)."""
 
 
-class CompileError(Exception):
+class CompileError(EngineError):
     """cel-cpp refused an expression; line and column are 1-based in the text it was given."""
 
     def __init__(self, message: str, line: int | None = None, column: int | None = None):

@@ -24,6 +24,8 @@ from typing import Any
 
 import lark
 
+from ruleauth.errors import LoadError
+
 # Found without importing celpy: the build step runs on the build host's Python against a
 # bundle whose compiled dependencies are for Lambda's.
 _CELPY = importlib.util.find_spec("celpy")
@@ -77,7 +79,7 @@ def _build(cache: Path | None, positions: bool = True) -> lark.Lark:
     )
 
 
-class CELSyntaxError(ValueError):
+class CELSyntaxError(LoadError, ValueError):
     """The text is not CEL; the message is the first line of lark's own description."""
 
 

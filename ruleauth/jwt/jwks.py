@@ -49,6 +49,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
+from ruleauth.errors import KeysError
 from ruleauth.model import JwtProvider
 
 log = logging.getLogger("ruleauth.jwt.jwks")
@@ -103,7 +104,7 @@ _WIRE_FACTOR = 6
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
-class JwksError(Exception):
+class JwksError(KeysError):
     """Base of the key-layer errors; messages are safe to log (no key material)."""
 
 

@@ -59,7 +59,9 @@ from ruleauth.jwt.jwks import (
     safe_text,
     strict_json,
 )
+from ruleauth.errors import LoadError, RequestError
 from ruleauth.model import JwtProvider, VerifiedToken
+from ruleauth.reasons import Reason
 
 __all__ = [
     "JwtError",
@@ -73,9 +75,9 @@ __all__ = [
     "JWKS_UNAVAILABLE",
 ]
 
-JWT_INVALID = "jwt_invalid"
-JWT_EXPIRED = "jwt_expired"
-JWKS_UNAVAILABLE = "jwks_unavailable"
+JWT_INVALID = Reason.JWT_INVALID
+JWT_EXPIRED = Reason.JWT_EXPIRED
+JWKS_UNAVAILABLE = Reason.JWKS_UNAVAILABLE
 
 MAX_TOKEN_BYTES = 8 * 1024
 MAX_CLAIM_DEPTH = 32  # the claims object itself is depth 1
@@ -90,18 +92,18 @@ _REFUSED_HEADER_MEMBERS = ("crit", "b64", "zip", "enc", "cty")
 _SIGNERS: dict[str, Algorithm] = {name: get_default_algorithms()[name] for name in ALGORITHMS}
 
 
-class JwtError(Exception):
+class JwtError(RequestError):
     """Verification failed. `reason` is jwt_invalid, jwt_expired or jwks_unavailable.
 
     str(e) is safe to log: no token or signature, token-derived text escaped and cut.
     """
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
 
 
-class JwtConfigError(ValueError):
+class JwtConfigError(LoadError, ValueError):
     """A provider's configuration cannot work; the message says what to change."""
 
 

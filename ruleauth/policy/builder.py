@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any, Mapping, Protocol
 
 from ruleauth.policy.arn import asked_arn
-from ruleauth.model import HTTP_V2, REST_REQUEST, REST_TOKEN, Outcome, Request
+from ruleauth.model import HTTP_V2, REST_REQUEST, REST_TOKEN, Request
 from ruleauth.policy.synthesis import EMPTY_SEGMENT_DENIES, RouteTable, route_pattern
+from ruleauth.reasons import Outcome
 from ruleauth.rules.routes import Route
 from ruleauth.rules.ruleset import CACHE_DISABLED, CACHE_ROUTE, RESPONSE_SIMPLE, RuleSet
 
 VERSION = "2012-10-17"
 ACTION = "execute-api:Invoke"
 DENY_ALL = "*"
+ALLOW = Outcome.ALLOW
 
 
 class Decision(Protocol):
@@ -63,7 +65,7 @@ def statements(decision: Decision, ruleset: RuleSet, table: RouteTable | None = 
     if request is None:
         return [statement("Deny", [DENY_ALL])]
     arn = request.arn
-    effect = "Allow" if decision.outcome == Outcome.ALLOW else "Deny"
+    effect = "Allow" if decision.outcome == ALLOW else "Deny"
     route = _matched_route(decision, ruleset)
     if table is not None and decision.table_allowed is not None:
         asked = table.entry_for(arn.method, route) if route is not None else None
@@ -127,7 +129,7 @@ def build_response(decision: Decision, ruleset: RuleSet, response_mode: str,
     `exact`: these statements instead of the mode's (asked_only)."""
     event_type = decision.request.event_type if decision.request else None
     if response_mode == RESPONSE_SIMPLE and event_type == HTTP_V2:
-        return {"isAuthorized": decision.outcome == Outcome.ALLOW, "context": dict(decision.context)}
+        return {"isAuthorized": decision.outcome == ALLOW, "context": dict(decision.context)}
     response: dict[str, Any] = {
         "principalId": decision.principal,
         "policyDocument": {"Version": VERSION,

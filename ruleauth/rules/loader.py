@@ -22,6 +22,7 @@ from ruleauth.cel import fast_engine
 from ruleauth.errors import ERROR, Problem, RulesError
 from ruleauth.cel.compiler import ENGINES, Compiled, Compiler, ExpressionError, Read
 from ruleauth.model import ANY, EVENT_TYPES, METHODS, JwtProvider, SourcePos
+from ruleauth.reasons import Outcome
 from ruleauth.rules.routes import Route, RouteSyntaxError, Router, parse_route
 from ruleauth.rules.files import rule_files
 from ruleauth.rules.settings import Settings
@@ -48,7 +49,7 @@ PROVIDER_KEYS = (
 TEST_KEYS = ("name", "request", "claims", "now", "event_type", "event", "expect")
 REQUEST_KEYS = ("method", "path", "headers", "query", "cookies", "stage_variables", "source_ip", "token")
 EXPECT_KEYS = ("decision", "rule", "reason", "status", "principal", "context")
-DECISIONS = ("allow", "deny", "unauthorized")
+DECISIONS = tuple(Outcome)
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONTEXT_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")

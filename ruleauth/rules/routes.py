@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Generic, Iterable, Mapping, Sequence, TypeVar
 
+from ruleauth.errors import LoadError
 from ruleauth.model import ANY, METHODS, WEBSOCKET_CONNECT
 
 LITERAL, PARAM, GREEDY = "literal", "param", "greedy"
@@ -22,7 +23,7 @@ _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(\+?)\}$")
 _LITERAL = re.compile(r"^[A-Za-z0-9._~\-:@!$&'()+,;=%]+$")
 
 
-class RouteSyntaxError(ValueError):
+class RouteSyntaxError(LoadError, ValueError):
     pass
 
 

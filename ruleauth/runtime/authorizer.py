@@ -19,10 +19,10 @@ from ruleauth.runtime.decision import (
 )
 from ruleauth.errors import BadEvent, Problem, RulesError
 from ruleauth.runtime.events import parse_event
-from ruleauth.model import Outcome
 from ruleauth.policy.builder import asked_only, build_response, deny_all
 from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, evaluate_response
 from ruleauth.policy.arn import asked_arn
+from ruleauth.reasons import Outcome
 from ruleauth.rules.ruleset import RuleSet
 from ruleauth.rules.settings import Settings
 
@@ -30,6 +30,7 @@ UNAUTHORIZED_BODY = {"message": "Unauthorized"}
 EXPLICIT_DENY_BODY = {"Message": "User is not authorized to access this resource with an explicit deny"}
 IMPLICIT_DENY_BODY = {"Message": "User is not authorized to access this resource"}
 SERVER_ERROR_BODY = {"message": None}
+DENY, UNAUTHORIZED = Outcome.DENY, Outcome.UNAUTHORIZED
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Authorization:
     def gateway_outcome(self) -> str:
         """What API Gateway does with the response for the asked ARN: allow, explicit or implicit deny."""
         if self.response is None or self.decision.request is None:
-            return "unauthorized" if self.response is None else EXPLICIT_DENY
+            return UNAUTHORIZED if self.response is None else EXPLICIT_DENY
         return evaluate_response(self.response, asked_arn(self.decision.request.arn))
 
     @property
@@ -100,7 +101,7 @@ class Authorizer:
         try:
             result = self._authorize(event, now, claims)
         except Exception as exc:  # the last line of fail-closed: never an Allow, never a 500
-            decision = Decision(Outcome.UNAUTHORIZED, INTERNAL_ERROR, detail="unexpected error")
+            decision = Decision(UNAUTHORIZED, INTERNAL_ERROR, detail="unexpected error")
             result = Authorization(decision, None, internal_error=type(exc).__name__)
         result.latency_ms = (time.perf_counter() - started) * 1000
         return result
@@ -109,10 +110,10 @@ class Authorizer:
         try:
             request = parse_event(event)
         except BadEvent as exc:
-            decision = Decision(Outcome.DENY, BAD_EVENT, detail=str(exc))
+            decision = Decision(DENY, BAD_EVENT, detail=str(exc))
             return Authorization(decision, deny_all())
         decision = self.decider.decide(request, now=now, claims=claims)
-        if decision.outcome == Outcome.UNAUTHORIZED:
+        if decision.outcome == UNAUTHORIZED:
             return Authorization(decision, None)
         table = self.decider.policy_table
         response = build_response(decision, self.ruleset, self.response_mode, table)
@@ -123,13 +124,13 @@ class Authorizer:
             response = build_response(decision, self.ruleset, self.response_mode, table, per_request=True)
             problems = response_check.problems(response)
         if problems == [response_check.SIZE]:
-            decision.outcome, decision.reason = Outcome.DENY, RESPONSE_TOO_LARGE
+            decision.outcome, decision.reason = DENY, RESPONSE_TOO_LARGE
             decision.context = {}
             response = build_response(decision, self.ruleset, self.response_mode, table, per_request=True)
             problems = response_check.problems(response)
         if problems:
             # Our own bug, caught before API Gateway turns it into a 500 with no log.
-            decision.outcome, decision.reason = Outcome.UNAUTHORIZED, INTERNAL_ERROR
+            decision.outcome, decision.reason = UNAUTHORIZED, INTERNAL_ERROR
             return Authorization(decision, None, internal_error="InvalidResponse", problems=problems)
         result = Authorization(decision, response)
         self._decide_by_policy(result)
@@ -154,7 +155,7 @@ class Authorizer:
                 decision.warnings.append("policy_per_request")
                 result.response = response
                 return
-            decision.outcome, decision.reason = Outcome.DENY, POLICY_CONFLICT
+            decision.outcome, decision.reason = DENY, POLICY_CONFLICT
             decision.detail = "the cached policy cannot allow this route without over-granting another"
 
 

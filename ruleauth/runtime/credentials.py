@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 from ruleauth.errors import CredentialError
 from ruleauth.model import REST_TOKEN, Request
+from ruleauth.reasons import Reason
 from ruleauth.rules.ruleset import TokenConfig
 
 MAX_TOKEN_BYTES = 8 * 1024
-MISSING, BAD = "missing_credential", "bad_credential"
+MISSING, BAD = Reason.MISSING_CREDENTIAL, Reason.BAD_CREDENTIAL
 # fullmatch, not `^…$`: `$` also matches before a final newline, which let "Bearer abc\n" through.
 _NO_SPACE = re.compile(r"\S+")
 

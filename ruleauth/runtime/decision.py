@@ -15,8 +15,9 @@ from ruleauth.cel import evaluation as ev
 from ruleauth.runtime.caller_views import ANONYMOUS, CallerFacts, CallerView, CallerViews, Identities, Identity
 from ruleauth.runtime.credentials import MISSING, Credential, extract, without_credential
 from ruleauth.errors import CredentialError
-from ruleauth.model import REST_REQUEST, REST_TOKEN, Outcome, Request, VerifiedToken
+from ruleauth.model import REST_REQUEST, REST_TOKEN, Request, VerifiedToken
 from ruleauth.policy.synthesis import api_route_is_the_rules, api_route_scope
+from ruleauth.reasons import Outcome, Reason
 from ruleauth.rules.routes import RouteMatch
 from ruleauth.rules.ruleset import (
     AUTH_JWT, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, CACHE_IDENTITY, CACHE_ROUTE, Rule, RuleSet,
@@ -28,15 +29,14 @@ MAX_PRINCIPAL = 256
 NO_DEFAULT_PRINCIPAL = ("the token has no default principal: its sub is missing, empty, longer than "
                         f"{MAX_PRINCIPAL} characters or {ANONYMOUS!r} (set `principal:` to name such callers)")
 
-# reasons
-ALLOWED = "rule_true"
-BAD_EVENT, NO_ROUTE = "bad_event", "no_route"
-RULE_FALSE, RULE_ERROR, RULE_NON_BOOL = "rule_false", "rule_error", "rule_non_bool"
-PRINCIPAL_ERROR, RESPONSE_TOO_LARGE, INTERNAL_ERROR = "principal_error", "response_too_large", "internal_error"
-# The rules allow, but the cached policy cannot say so without over-granting elsewhere
-# (`ruleauth validate` reports such rule sets before deploy).
-POLICY_CONFLICT = "policy_conflict"
-JWT_INVALID = "jwt_invalid"
+# Reasons bound to module globals: the per-request path reads a global, not an enum attribute.
+ALLOWED = Reason.RULE_TRUE
+BAD_EVENT, NO_ROUTE = Reason.BAD_EVENT, Reason.NO_ROUTE
+RULE_FALSE, RULE_ERROR, RULE_NON_BOOL = Reason.RULE_FALSE, Reason.RULE_ERROR, Reason.RULE_NON_BOOL
+PRINCIPAL_ERROR, RESPONSE_TOO_LARGE, INTERNAL_ERROR = Reason.PRINCIPAL_ERROR, Reason.RESPONSE_TOO_LARGE, Reason.INTERNAL_ERROR
+POLICY_CONFLICT = Reason.POLICY_CONFLICT
+JWT_INVALID = Reason.JWT_INVALID
+ALLOW, DENY, UNAUTHORIZED = Outcome.ALLOW, Outcome.DENY, Outcome.UNAUTHORIZED
 
 
 class Auth(Protocol):
@@ -63,7 +63,7 @@ class RuleOutcome:
 
     @property
     def decision(self) -> str:
-        return Outcome.ALLOW if self.result.allows else Outcome.DENY
+        return ALLOW if self.result.allows else DENY
 
     @property
     def reason(self) -> str:
@@ -97,7 +97,7 @@ class Decision:
 
     @property
     def allowed(self) -> bool:
-        return self.outcome == Outcome.ALLOW
+        return self.outcome == ALLOW
 
     @property
     def provider(self) -> str:
@@ -168,7 +168,7 @@ class Decider:
         budget = ev.Budget()
         match = self.ruleset.router.find(request.method, request.path)
         if match is None:
-            decision = Decision(Outcome.DENY, NO_ROUTE, request, now=now,
+            decision = Decision(DENY, NO_ROUTE, request, now=now,
                                 detail=f"no rule matches {request.method or 'WebSocket'} {request.path}")
             self._shadows(decision, request, now, claims, budget)
             if self.table is not None:
@@ -177,14 +177,14 @@ class Decider:
                 self._coarse_route(decision, request, None, now, claims, budget, {})
             return decision
         rule = match.target
-        decision = Decision(Outcome.DENY, RULE_FALSE, request, rule=rule.name, route=str(match.route),
+        decision = Decision(DENY, RULE_FALSE, request, rule=rule.name, route=str(match.route),
                             params=dict(match.params), now=now, matched=match.route)
         if request.resource and request.resource != match.route.path:
             decision.warnings.append("route_mismatch")
         try:
             decision.identity = self.identify(rule, request, now, claims)
         except CredentialError as exc:
-            decision.outcome, decision.reason, decision.detail = Outcome.UNAUTHORIZED, exc.reason, str(exc)
+            decision.outcome, decision.reason, decision.detail = UNAUTHORIZED, exc.reason, str(exc)
             return decision
         visible = without_credential(self.ruleset.token, request)
         if any(len(v) > ev.MAX_VALUE_BYTES for v in visible.headers.values()):
@@ -249,7 +249,7 @@ class Decider:
     @staticmethod
     def _set_result(decision: Decision, result: ev.Result) -> None:
         decision.result = result
-        decision.outcome = Outcome.ALLOW if result.allows else Outcome.DENY
+        decision.outcome = ALLOW if result.allows else DENY
         decision.reason = {ev.TRUE: ALLOWED, ev.FALSE: RULE_FALSE, ev.NON_BOOL: RULE_NON_BOOL}.get(
             result.kind, RULE_ERROR)
 
@@ -263,7 +263,7 @@ class Decider:
     def _apply_caller(self, decision: Decision, caller: CallerFacts) -> None:
         if caller.principal is None:
             if decision.allowed:
-                decision.outcome, decision.reason = Outcome.DENY, PRINCIPAL_ERROR
+                decision.outcome, decision.reason = DENY, PRINCIPAL_ERROR
                 decision.detail = ("principal did not evaluate to a non-empty string of at most 256 characters"
                                    if self.ruleset.principal is not None else NO_DEFAULT_PRINCIPAL)
         else:
@@ -378,7 +378,7 @@ class Decider:
 
     def _verified(self, rule: Auth, credential: Credential, now: float) -> Identity:
         if self.verifier is None:
-            raise CredentialError("jwks_unavailable", "no JWT verifier is configured")
+            raise CredentialError(Reason.JWKS_UNAVAILABLE, "no JWT verifier is configured")
         from ruleauth.jwt.verifier import JwtError
 
         try:

@@ -15,11 +15,13 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, TextIO
 
-from ruleauth.runtime.decision import PRINCIPAL_ERROR, RULE_ERROR, Decision
+from ruleauth.runtime.decision import Decision
 from ruleauth.rules.settings import sample_rate_from
+from ruleauth.reasons import Reason
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40}
 MAX_TEXT = 128
+PRINCIPAL_ERROR, RULE_ERROR = Reason.PRINCIPAL_ERROR, Reason.RULE_ERROR
 
 
 def safe_text(value: Any) -> str:

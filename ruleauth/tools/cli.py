@@ -14,9 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence, TextIO
 
+from ruleauth import model
+from ruleauth.reasons import Outcome
+
 OK, FAILED, USAGE, LOAD_FAILED = 0, 1, 2, 3
-EVENT_TYPES = ("rest-token", "rest-request", "http-1.0", "http-2.0", "websocket")
-DECISIONS = ("allow", "deny", "unauthorized")
+EVENT_TYPES = model.EVENT_TYPES
+DECISIONS = tuple(Outcome)
 
 
 class UsageError(Exception):
@@ -52,7 +55,7 @@ class Style:
         return self._wrap("2", text)
 
     def outcome(self, outcome: str) -> str:
-        return {"allow": self.green, "deny": self.red, "unauthorized": self.yellow}.get(outcome, str)(outcome)
+        return {Outcome.ALLOW: self.green, Outcome.DENY: self.red, Outcome.UNAUTHORIZED: self.yellow}.get(outcome, str)(outcome)
 
 
 class _Lines:

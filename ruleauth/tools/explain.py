@@ -26,6 +26,7 @@ from ruleauth.cel import functions as cel_functions
 from ruleauth.cel import interpreter as celpy_values
 from ruleauth.cel import evaluation as ev
 from ruleauth.runtime.credentials import without_credential
+from ruleauth.reasons import Outcome, Reason
 from ruleauth.cel.compiler import CEL_PYTHON, CLOSURES, MACROS, VARIABLES, Compiled, canonical_literals
 
 HIDDEN = "<hidden: computed from the credential>"
@@ -92,20 +93,20 @@ def explain(authorizer: Any, authorization: Any) -> Explanation:
         detail = f"{authorization.internal_error}" + (
             f": {'; '.join(authorization.problems)}" if authorization.problems else "")
         return Explanation(f"the authorizer failed ({detail}); the Lambda answers Unauthorized (401)")
-    if reason in ("rule_false", "rule_error", "rule_non_bool") and decision.request is not None:
+    if reason in (Reason.RULE_FALSE, Reason.RULE_ERROR, Reason.RULE_NON_BOOL) and decision.request is not None:
         rule = next((r for r in authorizer.ruleset.rules if r.name == decision.rule and not r.shadow), None)
         if rule is not None:
             activation = activation_for(authorizer, decision)
             return explain_expression(rule.allow, activation, sensitive_inputs(authorizer.ruleset),
                                       f"rule {rule.name!r}: allow", decided=decision.result)
-    if reason == "rule_true":
+    if reason == Reason.RULE_TRUE:
         return Explanation(f"rule {decision.rule!r}: allow evaluated to true")
-    if reason == "no_route":
+    if reason == Reason.NO_ROUTE:
         routes = sorted({str(route) for route, _ in authorizer.ruleset.router.entries})
         shown = ", ".join(routes[:10]) + (", ..." if len(routes) > 10 else "")
         return Explanation(f"{decision.detail or 'no rule matches the request'}; the rules cover: "
                            f"{shown or 'nothing (no rules)'}. Add a rule for this route to allow it")
-    if decision.outcome == "unauthorized":
+    if decision.outcome == Outcome.UNAUTHORIZED:
         token = authorizer.ruleset.token
         rule = next((r for r in authorizer.ruleset.rules if r.name == decision.rule), None)
         needs = f"rule {rule.name!r} (auth: {rule.auth}) needs one" if rule else "the rule needs one"

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from ruleauth.tools.explain import Explanation, explain
 from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY
+from ruleauth.reasons import Outcome
 from ruleauth.rules.ruleset import RuleSet, TestCase
 from ruleauth.tools.synthetic_events import event_for_test
 
@@ -23,7 +24,8 @@ from ruleauth.tools.synthetic_events import event_for_test
 # the claims stand in for a verified JWT, but routes still need a credential to be present.
 PLACEHOLDER_TOKEN = "unverified-claims"
 
-_GATEWAY_FOR = {"allow": (ALLOW,), "deny": (EXPLICIT_DENY, IMPLICIT_DENY), "unauthorized": ("unauthorized",)}
+_GATEWAY_FOR = {Outcome.ALLOW: (ALLOW,), Outcome.DENY: (EXPLICIT_DENY, IMPLICIT_DENY),
+                Outcome.UNAUTHORIZED: (Outcome.UNAUTHORIZED,)}
 
 
 def parse_time(text: str) -> float:

@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from ruleauth.errors import LoadError
+
 __all__ = [
     "ApiRoute",
     "AuthorizerSettings",
@@ -106,7 +108,7 @@ class ApiTemplate:
     source: str
 
 
-class TemplateError(ValueError):
+class TemplateError(LoadError, ValueError):
     """The file cannot be read as a SAM, CloudFormation or OpenAPI document."""
 
 

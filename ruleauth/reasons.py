@@ -1,0 +1,42 @@
+"""The fixed vocabulary of decisions: every `outcome` and `reason` ruleauth produces (SPEC "Decisions").
+
+Members are `str`s, so log lines, `--json` output, responses and metrics hold the plain value
+(`json.dumps(Reason.NO_ROUTE) == '"no_route"'`). This module imports nothing of ruleauth, so
+every stage can use it without a cycle.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["Outcome", "Reason"]
+
+
+class Outcome(StrEnum):
+    """What the authorizer answers: allow, deny (403) or unauthorized (401)."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+    UNAUTHORIZED = "unauthorized"
+
+
+class Reason(StrEnum):
+    """Why, in the order of the pipeline step that decides it."""
+
+    BAD_EVENT = "bad_event"
+    NO_ROUTE = "no_route"
+    MISSING_CREDENTIAL = "missing_credential"
+    BAD_CREDENTIAL = "bad_credential"
+    JWT_INVALID = "jwt_invalid"
+    JWT_EXPIRED = "jwt_expired"
+    JWKS_UNAVAILABLE = "jwks_unavailable"
+    RULE_TRUE = "rule_true"
+    RULE_FALSE = "rule_false"
+    RULE_ERROR = "rule_error"
+    RULE_NON_BOOL = "rule_non_bool"
+    PRINCIPAL_ERROR = "principal_error"
+    # The rules allow, but the cached policy cannot say so without over-granting elsewhere
+    # (`ruleauth validate` reports such rule sets before deploy).
+    POLICY_CONFLICT = "policy_conflict"
+    RESPONSE_TOO_LARGE = "response_too_large"
+    INTERNAL_ERROR = "internal_error"
