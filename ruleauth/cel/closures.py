@@ -136,7 +136,7 @@ def equal(left: Any, right: Any) -> bool:
     kind = type(left)
     if kind is type(right):
         if kind is list:
-            return len(left) == len(right) and all(equal(x, y) for x, y in zip(left, right))
+            return len(left) == len(right) and all(equal(x, y) for x, y in zip(left, right, strict=True))
         if kind is dict:
             return _maps_equal(left, right)
         return left == right  # float: NaN is unequal to itself, as CEL wants
@@ -555,7 +555,7 @@ class _Builder:
         if any(type(key) is not str for key in keys) or len(set(keys)) != len(keys):
             raise Unsupported("map literal keys other than distinct string literals")
         values = [self.build(child) for child in children[1::2]]
-        pairs = list(zip(keys, values))
+        pairs = list(zip(keys, values, strict=True))
         return lambda a: {key: value(a) for key, value in pairs}
 
     # calls
@@ -932,8 +932,7 @@ def canonical_literal(value: str | bytes) -> tuple[str, str]:
     literally and drops a newline in `b'''…'''`, so literals reach it in this form."""
     out = []
     if type(value) is bytes:
-        for byte in value:
-            out.append(chr(byte) if 0x20 <= byte < 0x7F and byte not in (0x22, 0x5C) else f"\\x{byte:02x}")
+        out.extend(chr(byte) if 0x20 <= byte < 0x7F and byte not in (0x22, 0x5C) else f"\\x{byte:02x}" for byte in value)
         return "BYTES_LIT", 'b"' + "".join(out) + '"'
     for char in value:
         code = ord(char)

@@ -292,10 +292,10 @@ class Compiler:
 
     def define_tree(self, name: str, stack: tuple[str, ...] = (), positions: bool = True) -> lark.Tree:
         if name in stack:
-            raise ExpressionError(f"define {name!r} refers to itself ({' → '.join(stack + (name,))})")
+            raise ExpressionError(f"define {name!r} refers to itself ({' → '.join((*stack, name))})")
         if (name, positions) not in self._define_trees:
             tree = self.parse(self._define_sources[name], positions)
-            checker = _Checker(self, stack + (name,), positions)
+            checker = _Checker(self, (*stack, name), positions)
             checker.visit(tree, frozenset(), 0)
             self._define_trees[(name, positions)] = tree
             self._define_uses[name] = frozenset(checker.defines_used)
@@ -408,7 +408,7 @@ def _inline(text: str, spans: list[_Span], define_text: Callable[[str], str]) ->
 def _offset_of(text: str, line: int, column: int) -> int:
     lines = text.split("\n")
     line = max(1, min(line, len(lines)))
-    return sum(len(l) + 1 for l in lines[:line - 1]) + max(column - 1, 0)
+    return sum(len(text) + 1 for text in lines[:line - 1]) + max(column - 1, 0)
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
@@ -474,7 +474,7 @@ class _Checker:
             token = primary.children[0].children[0]
             self.define_spans.append(_Span(token.start_pos, token.end_pos, name))
             tree = self.compiler.define_tree(name, self.define_stack, self.positions)
-            inner = _Checker(self.compiler, self.define_stack + (name,), self.positions)
+            inner = _Checker(self.compiler, (*self.define_stack, name), self.positions)
             # The definition is checked where it is used: inside a comprehension over data, a
             # comprehension in the definition is nested (E6), just as if written in place.
             inner.visit(tree, frozenset(), comprehension)

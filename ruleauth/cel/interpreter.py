@@ -117,7 +117,7 @@ def cel_equal(left: Any, right: Any) -> bool:
         a, b = cel_numbers.comparable(left, right)
         return a == b
     if kind == "list":
-        return len(left) == len(right) and all(cel_equal(x, y) for x, y in zip(left, right))
+        return len(left) == len(right) and all(cel_equal(x, y) for x, y in zip(left, right, strict=True))
     if kind == "map":
         if len(left) != len(right):
             return False

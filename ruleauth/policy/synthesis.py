@@ -117,12 +117,12 @@ class RouteTable:
                     self._memo.pop(next(iter(self._memo)))
                 self._memo[key] = found
         allows, denies = list(found[0]), list(found[1])
-        if asked is not None and not allowed[asked.index]:
-            # An explicit Deny for the asked route gives callers the explicit-deny 403, as
-            # hand-written authorizers do; only where it cannot shadow an allowed route.
-            if not any(allowed[other] for other in self.asked_blockers[asked.index]) and not any(
-                    _covers(deny, asked.pattern) for deny in denies):
-                denies = sorted(denies + [asked.pattern])
+        # An explicit Deny for the asked route gives callers the explicit-deny 403, as
+        # hand-written authorizers do; only where it cannot shadow an allowed route.
+        if (asked is not None and not allowed[asked.index]
+                and not any(allowed[other] for other in self.asked_blockers[asked.index])
+                and not any(_covers(deny, asked.pattern) for deny in denies)):
+            denies = sorted([*denies, asked.pattern])
         return allows, denies
 
     def _synthesise(self, allowed: Sequence[bool], scope: frozenset[int] | None,

@@ -137,7 +137,8 @@ def _collect(source: sy.Source, root: Node, merged: _Merged) -> None:
     for key, key_node, value in entries:
         if key == "version":
             if not (isinstance(value, ScalarNode) and value.tag == sy.INT and value.value == "1"):
-                source.error(value, f"version must be the integer 1, not {value.value if isinstance(value, ScalarNode) else sy.describe(value)!r}")
+                given = value.value if isinstance(value, ScalarNode) else sy.describe(value)
+                source.error(value, f"version must be the integer 1, not {given!r}")
         elif key == "rules":
             for item in sy.as_list(source, value, "rules") or []:
                 merged.rules.append((source, item))
@@ -531,7 +532,7 @@ class _Builder:
             for route in rule.routes:
                 if route.method != "ANY" or rule.shadow:
                     continue
-                explicit = [shapes.get(((m,) + route.shape[1:], False)) for m in METHODS]
+                explicit = [shapes.get(((m, *route.shape[1:]), False)) for m in METHODS]
                 if all(explicit):
                     self._source_of(rule).warning(
                         _pos_node(rule), f"route {route} is shadowed: every method has a more specific route "
@@ -909,7 +910,8 @@ def _identity_difference(rules: list[Rule]) -> str | None:
     sources = {(r.allow.source.strip(), r.auth, r.providers) for r in rules}
     route_reads = any(read.input in ("request.method", "request.route") for r in rules for read in r.allow.reads)
     if len(sources) > 1 or route_reads:
-        return "API Gateway caches one yes/no per caller and replays it on every route, but these rules decide differently per route"
+        return ("API Gateway caches one yes/no per caller and replays it on every route, "
+                "but these rules decide differently per route")
     gap = _request_without_rule(rules)
     if gap is None:
         return None

@@ -115,7 +115,7 @@ def parse_route(text: str) -> Route:
         upper = method.upper()
         hint = f"; write {upper!r}" if upper in METHODS or upper == ANY else ""
         raise RouteSyntaxError(
-            f"unknown method {method!r}: use one of {', '.join(METHODS + (ANY,))}{hint}"
+            f"unknown method {method!r}: use one of {', '.join((*METHODS, ANY))}{hint}"
         )
     return Route(method, path, parse_path(path))
 

@@ -146,7 +146,7 @@ def _parse(name: str, text: str, label: str) -> tuple[Any, str | None]:
             return None, f"{label} must be {choices}, not {text!r}"
         return text, None
     if name == "interpreter_only":
-        return text.lower() not in ("",) + _FALSE, None
+        return text.lower() not in ("", *_FALSE), None
     if name == "snapshot":
         return text.lower() not in _FALSE, None
     if name == "log_level":

@@ -56,7 +56,7 @@ class Step:
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"expr": self.expr, "result": self.result, "depth": self.depth}
         if self.values:
-            out["values"] = {k: v for k, v in self.values}
+            out["values"] = dict(self.values)
         if self.note:
             out["note"] = self.note
         return out

@@ -66,7 +66,7 @@ def build_event(
     if event_type == HTTP_V2:
         event = {
             "version": "2.0", "type": "REQUEST", "routeArn": arn,
-            "identitySource": [v for v in headers.values()][:1],
+            "identitySource": list(headers.values())[:1],
             "routeKey": "$default", "rawPath": path,
             "rawQueryString": urlencode(list(query.items())),
             "headers": {k.lower(): v for k, v in headers.items()},
