@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
@@ -22,7 +22,7 @@ from ruleauth.cel import fast_engine
 from ruleauth.errors import ERROR, Problem, RulesError
 from ruleauth.cel.compiler import ENGINES, Compiled, Compiler, ExpressionError, Read
 from ruleauth.model import ANY, EVENT_TYPES, METHODS, JwtProvider, SourcePos
-from ruleauth.rules.routes import Route, RouteSyntaxError, Router, parse_route
+from ruleauth.rules.routes import Route, RouteSyntaxError, Router, Shape, parse_route
 from ruleauth.rules.files import rule_files
 from ruleauth.rules.settings import Settings
 from ruleauth.rules.ruleset import (
@@ -247,7 +247,7 @@ class _Builder:
 
     def _engine(self) -> str:
         """`engine:` (or RULEAUTH_ENGINE); the fast engine must be installed, else a load error."""
-        engine = self._setting("engine", self._choice("engine", ENGINES, None))
+        engine: str = self._setting("engine", self._choice("engine", ENGINES, None))
         if engine == fast_engine.NAME and not fast_engine.available():
             entry = self._single("engine")
             source, node = (entry[0], entry[2]) if entry and not self.settings.engine.overridden else (self.first, None)
@@ -427,7 +427,7 @@ class _Builder:
                          allow_bool: bool = False) -> str | None:
         if allow_bool and isinstance(node, ScalarNode) and node.tag == sy.BOOL:
             if node.value in ("true", "false"):
-                return node.value
+                return str(node.value)
             source.error(node, f"{what}: write true or false, not {node.value!r}", rule)
             return None
         text = sy.as_string(source, node, what, rule)
@@ -495,7 +495,7 @@ class _Builder:
     def _rules(self, default_auth: str) -> list[Rule]:
         rules: list[Rule] = []
         names: dict[str, sy.Source] = {}
-        shapes: dict[tuple, tuple[str, sy.Source, Route]] = {}
+        shapes: dict[tuple[Shape, bool], tuple[str, sy.Source, Route]] = {}
         for source, node in self.merged.rules:
             rule = self._rule(source, node, default_auth)
             if rule is None:
@@ -524,7 +524,7 @@ class _Builder:
         self._warn_shadowed(rules, shapes)
         return rules
 
-    def _warn_shadowed(self, rules: list[Rule], shapes: dict[tuple, tuple[str, sy.Source, Route]]) -> None:
+    def _warn_shadowed(self, rules: list[Rule], shapes: dict[tuple[Shape, bool], tuple[str, sy.Source, Route]]) -> None:
         """An ANY route whose every method has a route of its own never decides anything."""
         from ruleauth.model import METHODS
 
@@ -622,7 +622,7 @@ class _Builder:
                 source.error(item, str(exc), rule)
         return tuple(routes) if len(routes) == len(texts) else None
 
-    def _auth(self, source: sy.Source, values: dict[str, tuple[Node, Node]], default: str,
+    def _auth(self, source: sy.Source, values: Mapping[str, tuple[Node, Node]], default: str,
               rule: str) -> tuple[str | None, tuple[str, ...] | None]:
         if "auth" in values and "token" in values:
             source.error(values["token"][0], "use either auth: or token: optional, not both", rule)
@@ -714,7 +714,7 @@ class _Builder:
         """A simple response the cache would replay where the rules answer otherwise."""
         response, mode = self.settings.response, self.settings.cache_mode
         at = next((s for s in (response, mode) if s.pos is not None), None)
-        source = next((s for s in self.sources if at is not None and s.file == at.pos.file), self.first)
+        source = next((s for s in self.sources if at is not None and at.pos is not None and s.file == at.pos.file), self.first)
         entry = self._single("response") if at is response else None
         node = entry[2] if entry else (self._cache_mode_node() if at is mode else None)
         source.error(
@@ -953,13 +953,13 @@ def _request_without_rule(rules: list[Rule]) -> str | None:
 
 def _pos_node(rule: Rule) -> Node:
     """A stand-in node carrying a rule's position, for problems about the whole rule."""
-    mark = yaml.Mark("", 0, rule.pos.line - 1, rule.pos.col - 1, None, None)
+    mark = yaml.Mark("", 0, rule.pos.line - 1, rule.pos.col - 1, None, 0)  # no buffer: no snippet
     return ScalarNode(sy.STR, "", mark, mark)
 
 
 def _scalar_text(source: sy.Source, node: Node, what: str) -> str:
     if isinstance(node, ScalarNode):
-        return node.value
+        return str(node.value)
     source.error(node, f"{what} must be a single value")
     return ""
 

@@ -104,7 +104,7 @@ class Settings:
                 origin, label = (ENVIRONMENT, variable) if text else (DEFAULT, None)
             setting = Setting(key or variable, default, DEFAULT)
             if origin != DEFAULT:
-                value, problem = _parse(name, text, label)
+                value, problem = _parse(name, text, label or variable)
                 if problem:
                     problems.append(problem)
                 else:
