@@ -2,7 +2,8 @@
 """Bootstrap and run ruleauth's two everyday jobs with nothing but Python 3.
 
     python3 dev.py demo   # install ruleauth in .venv, then decide the article's requests with rules/
-    python3 dev.py test   # install everything the tests need, then run the whole suite
+    python3 dev.py test   # install everything the tests need, lint, then run the whole suite
+    python3 dev.py lint   # only the lint step: ruff check, ruff format --check, mypy (pyproject.toml)
 
 Everything goes into the repository: .venv (ruleauth + test tools), .venv-sam (AWS SAM CLI,
 cfn-lint and the SAM translator, which pin packages of their own) and tests/oidc/node_modules
@@ -85,11 +86,34 @@ ENGINE_SUITE = tuple(f"tests/{name}.py" for name in (
 ))
 
 
+# Run before the tests, each failing the run: the lint and type configuration is pyproject.toml's.
+LINT_STEPS = (("ruff", "check", "."), ("ruff", "format", "--check", "."), ("mypy",))
+
+
+def lint() -> int:
+    ensure_venv(VENV, "lint", editable=f"{ROOT}[lint]")
+    return run_lint()
+
+
+def run_lint() -> int:
+    for tool, *args in LINT_STEPS:
+        print("+", tool, *args, flush=True)
+        done = subprocess.run([bin_of(VENV, tool), *args], cwd=ROOT)
+        if done.returncode != 0:
+            print(f"dev.py: `{tool} {' '.join(args)}` failed", file=sys.stderr, flush=True)
+            return done.returncode
+    return 0
+
+
 def test(pytest_args: list[str]) -> int:
-    # "test-fast": a venv stamped before the [test] extra gained cel-expr-python reinstalls.
-    ensure_venv(VENV, "test-fast", editable=f"{ROOT}[test]")
+    # "test-lint": a venv stamped before the [test] extra gained cel-expr-python, or before the
+    # [lint] extra existed, reinstalls.
+    ensure_venv(VENV, "test-lint", editable=f"{ROOT}[test,lint]")
     ensure_venv(SAM_VENV, "sam", *SAM_TOOLS)
     ensure_node_provider()
+    linted = run_lint()
+    if linted != 0:
+        return linted
     passes = (("engine cel-expr-python", "RULEAUTH_ENGINE", "cel-expr-python"),
               ("cel-python's interpreter only", "RULEAUTH_CEL_INTERPRETER", "1"),
               ("rule sets read back from a rules snapshot", "RULEAUTH_TEST_SNAPSHOT", "1"))
@@ -109,11 +133,12 @@ def test(pytest_args: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("demo", "test"):
+    commands = {"demo": lambda: demo(), "test": lambda: test(argv[1:]), "lint": lambda: lint()}
+    if not argv or argv[0] not in commands:
         print(__doc__.strip())
         return 2
     os.chdir(ROOT)
-    return demo() if argv[0] == "demo" else test(argv[1:])
+    return commands[argv[0]]()
 
 
 if __name__ == "__main__":

@@ -57,8 +57,9 @@ def ensure_venv() -> None:
     """bench/.venv: the same base interpreter, ruleauth (editable) + the baseline's dependencies."""
     if VENV_PYTHON.exists():
         probe = subprocess.run(
-            [str(VENV_PYTHON), "-c", "import ruleauth, jwt, requests, aws_lambda_powertools, cel_expr_python\n"
-             "from ruleauth.cel import parser as cel_parser; assert all(cel_parser.cache_path(p).is_file() for p in (True, False))"],
+            [str(VENV_PYTHON), "-c", ("import ruleauth, jwt, requests, aws_lambda_powertools, cel_expr_python\n"
+                                      "from ruleauth.cel import parser as cel_parser\n"
+                                      "assert all(cel_parser.cache_path(p).is_file() for p in (True, False))")],
             capture_output=True, text=True, check=False)
         if probe.returncode == 0:
             return

@@ -438,7 +438,7 @@ def test_generated_conversions_of_numeric_claims_are_cels_on_every_path(value):
        st.sampled_from(["{}", " {} ", "+{}", "{}_0", "0x{}"]))
 def test_generated_integer_strings_convert_within_int64_on_every_path(number, form):
     text = form.format(number)
-    if text.startswith("+-") or text.startswith("0x-"):
+    if text.startswith(("+-", "0x-")):
         return
     fits = form in ("{}", " {} ", "+{}") and INT64_MIN <= number <= INT64_MAX
     for name, result in run("int(claims.s)", {"s": text}).items():

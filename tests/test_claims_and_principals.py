@@ -197,11 +197,11 @@ def test_the_cached_answer_for_an_opaque_credential_allows_its_token_routes_and_
 @pytest.mark.parametrize("mode", MODES)
 def test_a_jwt_on_a_token_route_is_a_credential_and_still_names_its_user(tmp_path, mode):
     authorizer = load(tmp_path, mode)
-    for bearer, provider in ((token(), "corp"), (other_token(sub="o-user"), "other")):
+    for bearer, name in ((token(), "corp"), (other_token(sub="o-user"), "other")):
         result = ask(authorizer, bearer, "GET", "/reports")
         assert result.decision.outcome == "allow"
-        assert result.decision.principal == ("user-1" if provider == "corp" else "o-user")
-        assert result.decision.context == {"provider": provider}
+        assert result.decision.principal == ("user-1" if name == "corp" else "o-user")
+        assert result.decision.context == {"provider": name}
     # An expired JWT is still a non-empty credential there, and 401 on the JWT routes.
     expired = token(exp=int(NOW) - 100)
     assert ask(authorizer, expired, "GET", "/reports").decision.outcome == "allow"

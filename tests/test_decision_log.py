@@ -135,7 +135,7 @@ def test_A10_the_handler_writes_exactly_one_clean_line_per_invocation(write_rule
         handler = importlib.import_module("ruleauth.handler")
         capsys.readouterr()
         assert handler.handler(event(), None)["principalId"] == "alice"
-        with pytest.raises(Exception, match="^Unauthorized$"):
+        with pytest.raises(Exception, match=r"^Unauthorized$"):
             handler.handler(event(token="two words"), None)
         handler.handler(event("/broken", user=INJECTED), None)
         handler.handler({"junk": True}, None)

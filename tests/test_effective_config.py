@@ -329,7 +329,7 @@ def test_field_access_on_a_define_reads_its_value_on_every_engine(tmp_path):
 
 @given(name=st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True))
 def test_an_unknown_name_is_never_suggested_as_itself(name):
-    message = expressions._unknown("variable", name, expressions.VARIABLES + (name, name + "s"))
+    message = expressions._unknown("variable", name, (*expressions.VARIABLES, name, name + "s"))
     assert f"did you mean {name!r}" not in message
 
 
@@ -359,7 +359,7 @@ def test_the_specs_environment_table_lists_every_setting():
     spec = (Path(__file__).resolve().parents[1] / "docs" / "spec.md").read_text(encoding="utf-8")
     from ruleauth.rules.settings import SOURCES as SETTINGS
 
-    for name, (_key, variable, flag, _default) in SETTINGS.items():
+    for _key, variable, flag, _default in SETTINGS.values():
         assert f"| `{variable}` |" in spec, variable
         if flag:
             assert f"flag `{flag}`" in spec, flag

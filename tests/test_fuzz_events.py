@@ -135,10 +135,10 @@ def _paths(value, prefix=()):
     yield prefix
     if isinstance(value, dict):
         for key, item in value.items():
-            yield from _paths(item, prefix + (key,))
+            yield from _paths(item, (*prefix, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _paths(item, prefix + (index,))
+            yield from _paths(item, (*prefix, index))
 
 
 FIXTURE_PATHS = [(name, path) for name, event in EVENTS.items() for path in _paths(event) if path]
@@ -187,5 +187,5 @@ def test_A11_an_unexpected_internal_error_is_unauthorized_never_an_allow(authori
     result = busy.authorize(EVENTS["rest-request.json"])
     assert result.response is None and result.decision.reason == "internal_error"
     assert result.internal_error == "RuntimeError"
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         handle(busy, EVENTS["rest-request.json"])

@@ -73,7 +73,7 @@ def test_rules_from_a_directory(tmp_path):
     (folder / "10-hello.yaml").write_text(RULES)
     (folder / "20-more.yml").write_text("version: 1\nrules:\n  - {name: health, route: GET /health, auth: none, allow: true}\n")
     health = dict(hello(), methodArn=hello()["methodArn"].replace("/hello", "/health"))
-    done = run({"RULEAUTH_RULES": str(folder)}, DEMO + [health])
+    done = run({"RULEAUTH_RULES": str(folder)}, [*DEMO, health])
     *demo, healthy = results(done)
     assert effects(healthy) == ["Allow"]
     check_demo(subprocess.CompletedProcess(done.args, 0, "\n".join("RESULT " + json.dumps(r) for r in demo), ""))

@@ -62,7 +62,7 @@ def test_provider_problems(overrides: dict[str, Any], needle: str) -> None:
 
 def test_constructor_refuses_bad_config_without_network(monkeypatch: pytest.MonkeyPatch) -> None:
     attempts = forbid_network(monkeypatch)
-    with pytest.raises(JwtConfigError, match="issuer .* is also provider 'corp'"):
+    with pytest.raises(JwtConfigError, match=r"issuer .* is also provider 'corp'"):
         JwtVerifier([provider(), provider(name="other")])
     with pytest.raises(JwtConfigError, match="used twice"):
         JwtVerifier([provider(), provider(issuer="https://other.example.test")])

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -110,7 +111,7 @@ def test_cache_ttl_zero_calls_the_authorizer_every_time(tmp_path):
 
 
 class _Upstream(BaseHTTPRequestHandler):
-    seen: list[dict[str, str]] = []
+    seen: ClassVar[list[dict[str, str]]] = []
 
     def do_GET(self) -> None:
         _Upstream.seen.append({k.lower(): v for k, v in self.headers.items()})

@@ -95,7 +95,7 @@ def test_jwks_fetches_and_failures_are_counted_once_each():
     metrics.key_fetches({"corp": (1, 0)})  # nothing new: no line
     metrics.key_fetches({"corp": (3, 1)})
     lines = emf_lines(stream)
-    assert [(l["Provider"], l["JwksFetches"], l["JwksFetchFailures"]) for l in lines] == [("corp", 1, 0), ("corp", 2, 1)]
+    assert [(line["Provider"], line["JwksFetches"], line["JwksFetchFailures"]) for line in lines] == [("corp", 1, 0), ("corp", 2, 1)]
 
 
 def test_the_lambda_handler_prints_a_decision_line_and_an_emf_line_per_request():

@@ -531,7 +531,7 @@ def test_a_directory_ignores_dotfiles_other_suffixes_and_subdirectories(tmp_path
 
 def test_a_directory_without_rules_files_is_an_error(tmp_path):
     folder = _dir(tmp_path, {"notes.txt": "x"})
-    with pytest.raises(RulesError, match="no \\*.yaml or \\*.yml files"):
+    with pytest.raises(RulesError, match=r"no \*.yaml or \*.yml files"):
         rules_loader.load(folder)
 
 

@@ -36,7 +36,7 @@ compiled one errors where cel-python's answer is not CEL's (cel-cpp's).
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, cast
 
 from ruleauth.cel import numeric as cel_numbers
 from ruleauth.cel import timestamps as cel_time
@@ -77,6 +77,8 @@ class PlainTree:
 
 class PlainToken(str):
     """A lexer token without lark: the text, and its terminal's name as `type`."""
+
+    type: str
 
     def __new__(cls, kind: str, text: str) -> "PlainToken":
         token = super().__new__(cls, text)
@@ -136,7 +138,7 @@ def equal(left: Any, right: Any) -> bool:
     kind = type(left)
     if kind is type(right):
         if kind is list:
-            return len(left) == len(right) and all(equal(x, y) for x, y in zip(left, right))
+            return len(left) == len(right) and all(equal(x, y) for x, y in zip(left, right, strict=True))
         if kind is dict:
             return _maps_equal(left, right)
         return left == right  # float: NaN is unequal to itself, as CEL wants
@@ -518,14 +520,14 @@ class _Builder:
     # names, fields, indexes
 
     def _ident(self, node: lark.Tree) -> Closure:
-        name = node.children[0].value
+        name = cast("lark.Token", node.children[0]).value
         if name == "now":  # a datetime in the activation (cel/evaluation.py): CEL's nanoseconds here
             return lambda a: cel_time.from_datetime(a["now"])
         # Every variable is in the activation (the checker refused any other name): read at C speed.
         return operator.itemgetter(name)
 
     def _member_dot(self, node: lark.Tree) -> Closure:
-        target, name = self.build(node.children[0]), node.children[1].value
+        target, name = self.build(node.children[0]), cast("lark.Token", node.children[1]).value
         return lambda a: select(target(a), name)
 
     def _member_index(self, node: lark.Tree) -> Closure:
@@ -539,7 +541,7 @@ class _Builder:
     # literals
 
     def _literal(self, node: lark.Tree) -> Closure:
-        value = _literal_value(node.children[0])
+        value = _literal_value(cast("lark.Token", node.children[0]))
         return lambda a: value
 
     def _list_lit(self, node: lark.Tree) -> Closure:
@@ -555,13 +557,13 @@ class _Builder:
         if any(type(key) is not str for key in keys) or len(set(keys)) != len(keys):
             raise Unsupported("map literal keys other than distinct string literals")
         values = [self.build(child) for child in children[1::2]]
-        pairs = list(zip(keys, values))
+        pairs = list(zip(keys, values, strict=True))
         return lambda a: {key: value(a) for key, value in pairs}
 
     # calls
 
     def _ident_arg(self, node: lark.Tree) -> Closure:
-        name = node.children[0].value
+        name = cast("lark.Token", node.children[0]).value
         args = _items(node.children[1]) if len(node.children) > 1 and node.children[1] is not None else []
         if name == "has":
             return self._has(args)
@@ -576,7 +578,7 @@ class _Builder:
 
     def _member_dot_arg(self, node: lark.Tree) -> Closure:
         target_node, name_token, *rest = node.children
-        name = name_token.value
+        name = cast("lark.Token", name_token).value
         args = _items(rest[0]) if rest and rest[0] is not None else []
         target = self.build(target_node)
         if name in _MACROS:
@@ -584,7 +586,7 @@ class _Builder:
         return self._call(name, [target, *(self.build(arg) for arg in args)])
 
     def _call(self, name: str, args: list[Closure]) -> Closure:
-        function = _matcher() if name == "matches" else self._functions.get(name)
+        function: Callable[..., Any] | None = _matcher() if name == "matches" else self._functions.get(name)
         if function is None:
             raise Unsupported(f"function {name}")
         if len(args) == 1:
@@ -599,7 +601,7 @@ class _Builder:
         node = _unwrap(args[0]) if len(args) == 1 else None
         if node is None or node.data != "member_dot":
             raise Unsupported("has() of anything but a field selection")
-        target, name = self.build(node.children[0]), node.children[1].value
+        target, name = self.build(node.children[0]), cast("lark.Token", node.children[1]).value
 
         def has(a: Mapping[str, Any]) -> bool:
             value = target(a)
@@ -720,7 +722,7 @@ def _logical(operands: list[Closure], decisive: bool) -> Closure:
     stands only if no operand decides, and a non-boolean operand is an error."""
 
     if len(operands) == 2:
-        return _logical_pair(*operands, decisive)
+        return _logical_pair(operands[0], operands[1], decisive)
 
     def logical(a: Mapping[str, Any]) -> bool:
         error: Exception | None = None
@@ -930,10 +932,9 @@ def canonical_literal(value: str | bytes) -> tuple[str, str]:
     """(token type, text) spelling `value` with only the escapes cel-python's interpreter reads
     right (`\\\\`, `\\"`, `\\u`, `\\U`; `\\x` in bytes): it keeps `\\X4c`, `\\?` and `\\``
     literally and drops a newline in `b'''…'''`, so literals reach it in this form."""
-    out = []
-    if type(value) is bytes:
-        for byte in value:
-            out.append(chr(byte) if 0x20 <= byte < 0x7F and byte not in (0x22, 0x5C) else f"\\x{byte:02x}")
+    out: list[str] = []
+    if isinstance(value, bytes):
+        out.extend(chr(byte) if 0x20 <= byte < 0x7F and byte not in (0x22, 0x5C) else f"\\x{byte:02x}" for byte in value)
         return "BYTES_LIT", 'b"' + "".join(out) + '"'
     for char in value:
         code = ord(char)

@@ -21,7 +21,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, cast
 
 from ruleauth.cel import closures as cel_closures
 from ruleauth.cel import functions as cel_functions
@@ -192,6 +192,7 @@ class Compiled:
             self.program = fast_engine.compile_expression(cel_text)
         else:
             # cel-python's interpreter needs its own tree with positions (and lark, cel-python).
+            assert self.origin is not None  # __getstate__ saves none without one
             self.program = self.origin.compile().program
 
 
@@ -293,10 +294,10 @@ class Compiler:
 
     def define_tree(self, name: str, stack: tuple[str, ...] = (), positions: bool = True) -> lark.Tree:
         if name in stack:
-            raise ExpressionError(f"define {name!r} refers to itself ({' → '.join(stack + (name,))})")
+            raise ExpressionError(f"define {name!r} refers to itself ({' → '.join((*stack, name))})")
         if (name, positions) not in self._define_trees:
             tree = self.parse(self._define_sources[name], positions)
-            checker = _Checker(self, stack + (name,), positions)
+            checker = _Checker(self, (*stack, name), positions)
             checker.visit(tree, frozenset(), 0)
             self._define_trees[(name, positions)] = tree
             self._define_uses[name] = frozenset(checker.defines_used)
@@ -409,7 +410,7 @@ def _inline(text: str, spans: list[_Span], define_text: Callable[[str], str]) ->
 def _offset_of(text: str, line: int, column: int) -> int:
     lines = text.split("\n")
     line = max(1, min(line, len(lines)))
-    return sum(len(l) + 1 for l in lines[:line - 1]) + max(column - 1, 0)
+    return sum(len(text) + 1 for text in lines[:line - 1]) + max(column - 1, 0)
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
@@ -452,10 +453,10 @@ class _Checker:
             self._method_call(node, scope, comprehension)
             return
         if kind == "ident_arg":
-            name = node.children[0].value
+            name = cast("lark.Token", node.children[0]).value
             if name not in FUNCTIONS:
                 raise ExpressionError(_unknown("function", name, FUNCTIONS))
-            arguments = node.children[1] if len(node.children) > 1 else None
+            arguments: Any = node.children[1] if len(node.children) > 1 else None
             _check_arity(name, len(arguments.children) if is_tree(arguments) else 0)
         if kind == "literal":
             _check_literal(node.children[0])
@@ -467,15 +468,16 @@ class _Checker:
             self.visit(child, scope, comprehension)
 
     def _primary_ident(self, primary: lark.Tree, scope: frozenset[str], comprehension: int = 0) -> None:
-        name = primary.children[0].children[0].value
+        name = cast("lark.Token", primary.children[0].children[0]).value
         if name in scope:
             return
         if name in self.compiler._define_sources:
             # Inline the definition: the rule evaluates it as if written in place.
-            token = primary.children[0].children[0]
-            self.define_spans.append(_Span(token.start_pos, token.end_pos, name))
+            token = cast("lark.Token", primary.children[0].children[0])
+            # The lexer sets every token's offsets (`positions` is only trees' meta).
+            self.define_spans.append(_Span(cast(int, token.start_pos), cast(int, token.end_pos), name))
             tree = self.compiler.define_tree(name, self.define_stack, self.positions)
-            inner = _Checker(self.compiler, self.define_stack + (name,), self.positions)
+            inner = _Checker(self.compiler, (*self.define_stack, name), self.positions)
             # The definition is checked where it is used: inside a comprehension over data, a
             # comprehension in the definition is nested (E6), just as if written in place.
             inner.visit(tree, frozenset(), comprehension)
@@ -519,7 +521,7 @@ class _Checker:
 
     def _method_call(self, node: lark.Tree, scope: frozenset[str], comprehension: int) -> None:
         target, name_token, *rest = node.children
-        name = name_token.value
+        name = cast("lark.Token", name_token).value
         args = rest[0].children if rest and rest[0] is not None else []
         if name in MACROS:
             if len(args) != 2 or not _is_bare_ident(args[0]):
@@ -594,7 +596,7 @@ def _bare_ident_name(expr: lark.Tree) -> str:
         if len(node.children) != 1:
             break
         node = node.children[0]
-    return node.children[0].value
+    return cast("lark.Token", node.children[0]).value
 
 
 def _is_bare_ident(expr: Any) -> bool:
@@ -754,7 +756,7 @@ def _unwrap_all(node: Any) -> Any:
 def _call_of(node: Any) -> tuple[str, list[Any]] | None:
     """(function name, arguments without the method target) of a call node, else None."""
     if node.data == "ident_arg":
-        arguments = node.children[1] if len(node.children) > 1 else None
+        arguments: Any = node.children[1] if len(node.children) > 1 else None
         return node.children[0].value, list(arguments.children) if is_tree(arguments) else []
     if node.data == "member_dot_arg":
         arguments = node.children[2] if len(node.children) > 2 else None
@@ -790,7 +792,7 @@ def _temporal_literal_problem(name: str, args: list[Any]) -> str | None:
     token = _unwrap_literal(args[0]) if len(args) == 1 else None
     if token is None or token.type not in _TEXT_LITERALS or token.type == "BYTES_LIT":
         return f"{name}() of anything but a string literal is an error there"
-    value = cel_closures.literal_text(token.value)
+    value = cast(str, cel_closures.literal_text(token.value))  # not BYTES_LIT: text
     from ruleauth.cel import timestamps as cel_time
 
     try:

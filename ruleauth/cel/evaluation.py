@@ -20,7 +20,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ruleauth.cel import numeric as cel_numbers
 from ruleauth.cel import fast_engine
@@ -57,7 +57,7 @@ DEADLINE = Result(ERROR, error_class="DeadlineExceeded")
 class Budget:
     """The per-request evaluation deadline (SPEC "Limits": 1 s; later rules deny)."""
 
-    def __init__(self, seconds: float = DEADLINE_SECONDS, clock=time.monotonic):
+    def __init__(self, seconds: float = DEADLINE_SECONDS, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         self._end = clock() + seconds
 
@@ -73,7 +73,7 @@ def evaluate(compiled: Compiled, activation: Mapping[str, Any], budget: Budget |
         if budget is not None:
             budget.check()
         if runs_on == CLOSURES:
-            return classify_plain(compiled.closure(activation))
+            return classify_plain(compiled.closure(activation))  # type: ignore[misc]  # set with CLOSURES
         if runs_on == CEL_EXPR_PYTHON:
             return classify_fast(fast_engine.evaluate(compiled.program, activation))
         value = compiled.evaluate(activation)
@@ -102,7 +102,8 @@ def classify(value: Any) -> Result:
     if isinstance(value, CELEvalError):
         return Result(ERROR, error_class=error_class(value))
     if isinstance(value, celtypes.BoolType):
-        return Result(TRUE if value == True else FALSE, bool(value))  # noqa: E712 - BoolType is an int
+        truth = bool(value)  # BoolType is an int
+        return Result(TRUE if truth else FALSE, truth)
     return Result(NON_BOOL, as_cel(value))
 
 
@@ -141,7 +142,7 @@ def within_bounds(value: Any) -> bool:
     return True
 
 
-class Activation(dict):
+class Activation(dict[str, Any]):
     """One request's variables as plain Python, with cel-python's form made on first use.
 
     Compiled closures read the plain values; an expression on cel-python's interpreter
@@ -203,7 +204,8 @@ def context_value(value: Any) -> str | int | float | bool | None:
     """
     kind = type(value)
     if value is None or kind in (bool, str, int):
-        return value
+        plain: str | int | bool | None = value
+        return plain
     if kind is float:
         return value if math.isfinite(value) else None
     if kind in (list, dict):

@@ -131,7 +131,7 @@ def compile_expression(text: str) -> Any:
         raise CompileError(found.group(3).strip(), int(found.group(1)), int(found.group(2))) from None
 
 
-class Activation(dict):
+class Activation(dict[str, Any]):
     """One request's variables as plain Python, with the cel-cpp activation made from them.
 
     cel-cpp converts each variable on first use and keeps the conversion in its activation,

@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime
 import math
 import operator
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, cast
 
 import celpy
 from celpy import celtypes
+from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError, Evaluator, base_functions, function_getMilliseconds
 
 from ruleauth.cel import functions as cel_functions
@@ -40,7 +41,7 @@ class _Evaluator(Evaluator):
         node = exprlist.children[0] if exprlist.children else None
         while node is not None and getattr(node, "data", None) != "member_dot" and len(node.children) == 1:
             node = node.children[0]
-        if getattr(node, "data", None) != "member_dot":
+        if node is None or getattr(node, "data", None) != "member_dot":
             return super().macro_has_eval(exprlist)
         target = self.visit(node.children[0])
         if isinstance(target, CELEvalError):
@@ -115,9 +116,9 @@ def cel_equal(left: Any, right: Any) -> bool:
         return False
     if kind == "number":
         a, b = cel_numbers.comparable(left, right)
-        return a == b
+        return bool(a == b)
     if kind == "list":
-        return len(left) == len(right) and all(cel_equal(x, y) for x, y in zip(left, right))
+        return len(left) == len(right) and all(cel_equal(x, y) for x, y in zip(left, right, strict=True))
     if kind == "map":
         if len(left) != len(right):
             return False
@@ -323,7 +324,7 @@ def _get_milliseconds(value: Any, *zone: Any) -> celtypes.IntType:
     """A duration's milliseconds within its second (cel-python's are wrong: docs/cel.md)."""
     if isinstance(value, celtypes.DurationType) and not zone:
         return celtypes.IntType(cel_time.get_milliseconds(_duration(value)))
-    return function_getMilliseconds(value, *zone)
+    return cast(celtypes.IntType, function_getMilliseconds(value, *zone))
 
 
 # The strings-extension functions, returning cel-python's own value types, CEL's operators
@@ -353,14 +354,14 @@ def celpy_activation(plain: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in plain.items():
         if name == "request" and isinstance(value, Mapping):
             result[name] = celtypes.MapType({
-                celtypes.StringType(k): string_map(v) if isinstance(v, Mapping) else celpy.json_to_cel(v)
+                celtypes.StringType(k): string_map(v) if isinstance(v, Mapping) else json_to_cel(v)
                 for k, v in value.items()})
         elif name == "auth" and isinstance(value, Mapping):
             result[name] = string_map(value)
         elif isinstance(value, datetime.datetime):
             result[name] = value if isinstance(value, celtypes.TimestampType) else celtypes.TimestampType(value)
         else:
-            result[name] = celpy.json_to_cel(value)
+            result[name] = json_to_cel(value)
     return result
 
 
@@ -368,7 +369,7 @@ def string_map(values: Mapping[str, str]) -> celtypes.MapType:
     return celtypes.MapType({celtypes.StringType(k): celtypes.StringType(v) for k, v in values.items()})
 
 
-def error_class(exc: CELEvalError) -> str:
+def error_class(exc: Exception) -> str:
     # args are (message, exception class, exception args); the message and args can embed
     # inputs, so only the class name leaves this function.
     if len(exc.args) > 1 and isinstance(exc.args[1], type):

@@ -20,7 +20,7 @@ import hashlib
 import importlib.util
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lark
 
@@ -29,23 +29,24 @@ from ruleauth.errors import LoadError
 # Found without importing celpy: the build step runs on the build host's Python against a
 # bundle whose compiled dependencies are for Lambda's.
 _CELPY = importlib.util.find_spec("celpy")
-GRAMMAR = Path(next(iter(_CELPY.submodule_search_locations))) / "cel.lark" if _CELPY else Path("cel.lark")
+GRAMMAR = Path(next(iter(_CELPY.submodule_search_locations or ()))) / "cel.lark" if _CELPY else Path("cel.lark")
 PREBUILT_DIR = Path(__file__).parent.parent / "_prebuilt"
 
 
-class DefineUse(lark.Tree):
+class DefineUse(lark.Tree[lark.Token]):
     """A `define:` inlined where a rule names it: a parenthesis that remembers the name.
 
     Its value is computed once per request activation, however many rules use it (a
     50-service API's `is_admin` was evaluated in 100 rules for each new caller).
     """
 
-    def __init__(self, name: str, tree: lark.Tree, meta: Any = None):
+    def __init__(self, name: str, tree: lark.ParseTree, meta: Any = None):
         super().__init__("paren_expr", [tree], meta)
         self.define = name
 
-    def __deepcopy__(self, memo: dict) -> "DefineUse":
-        return DefineUse(self.define, copy.deepcopy(self.children[0], memo), self._meta)
+    def __deepcopy__(self, memo: dict[int, Any]) -> "DefineUse":
+        tree = cast(lark.ParseTree, self.children[0])  # made with the define's tree
+        return DefineUse(self.define, copy.deepcopy(tree, memo), self._meta)
 
 
 def ambiguous_literals(token: lark.Token) -> lark.Token:
@@ -109,7 +110,7 @@ def prebuilt(positions: bool = True) -> bool:
     return _PARSERS[positions][1]
 
 
-def parse(text: str, positions: bool = True) -> lark.Tree:
+def parse(text: str, positions: bool = True) -> lark.ParseTree:
     """The parse tree cel-python's `Environment.compile` would give (without `meta` positions
     if `positions` is false), or CELSyntaxError."""
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import Any
+from typing import Any, cast
 
 NANOS = 10 ** 9
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -158,7 +158,7 @@ def parse_duration(text: str) -> Duration:
 def to_timestamp(value: Any) -> Timestamp:
     kind = type(value)
     if kind is Timestamp:
-        return value
+        return cast(Timestamp, value)
     if kind is str:
         return parse_timestamp(value)
     if kind is int:
@@ -169,7 +169,7 @@ def to_timestamp(value: Any) -> Timestamp:
 def to_duration(value: Any) -> Duration:
     kind = type(value)
     if kind is Duration:
-        return value
+        return cast(Duration, value)
     if kind is str:
         return parse_duration(value)
     raise TypeError("no such overload")
@@ -312,7 +312,8 @@ def get_milliseconds(value: Any, zone: Any = None) -> int:
         millis = _truncated(value.nanos, 10 ** 6)
         return -(-millis % 1000) if millis < 0 else millis % 1000
     _local(value, zone)  # checks the type and the zone
-    return value.nanos % NANOS // 10 ** 6
+    nanos: int = value.nanos
+    return nanos % NANOS // 10 ** 6
 
 
 ACCESSORS = {

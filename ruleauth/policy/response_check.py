@@ -48,10 +48,10 @@ def _policy_problems(response: Mapping[str, Any]) -> list[str]:
         found.append("principalId must be a non-empty string of at most 256 characters")
     document = response.get("policyDocument")
     if not isinstance(document, Mapping) or document.get("Version") != "2012-10-17":
-        return found + ["policyDocument must have Version 2012-10-17"]
+        return [*found, "policyDocument must have Version 2012-10-17"]
     statements = document.get("Statement")
     if not isinstance(statements, list) or not statements:
-        return found + ["policyDocument needs at least one statement"]
+        return [*found, "policyDocument needs at least one statement"]
     for statement in statements:
         if not isinstance(statement, Mapping):
             found.append("a statement is not an object")
@@ -83,7 +83,7 @@ def _context_problems(context: Any) -> list[str]:
     for key, value in context.items():
         if not isinstance(key, str) or not _CONTEXT_KEY.match(key) or key in _RESERVED:
             found.append("a context key is not allowed")
-        if isinstance(value, bool) or isinstance(value, str) or isinstance(value, int):
+        if isinstance(value, (bool, str, int)):
             continue
         if isinstance(value, float) and math.isfinite(value):
             continue

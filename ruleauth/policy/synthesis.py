@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 from ruleauth.model import METHODS, REST_REQUEST, REST_TOKEN, WEBSOCKET, WEBSOCKET_CONNECT
 from ruleauth.policy.iam import resource_matches
-from ruleauth.rules.routes import GREEDY, LITERAL, PARAM, Route, RouteSyntaxError, parse_path
+from ruleauth.rules.routes import GREEDY, LITERAL, PARAM, Route, RouteSyntaxError, Segment, parse_path
 from ruleauth.rules.ruleset import CACHE_IDENTITY, Rule, RuleSet
 
 SYNTHESIS_MEMO = 256  # distinct decision vectors remembered per container
@@ -79,7 +79,8 @@ class RouteTable:
 
     def __post_init__(self) -> None:
         self._by_cell = {(e.method, id(e.route)): e for e in self.entries}
-        self._memo: dict[tuple, tuple[list[str], list[str]]] = {}
+        self._memo: dict[tuple[bytes, frozenset[int] | None, frozenset[int] | None],
+                         tuple[list[str], list[str]]] = {}
         self._memo_lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -117,12 +118,12 @@ class RouteTable:
                     self._memo.pop(next(iter(self._memo)))
                 self._memo[key] = found
         allows, denies = list(found[0]), list(found[1])
-        if asked is not None and not allowed[asked.index]:
-            # An explicit Deny for the asked route gives callers the explicit-deny 403, as
-            # hand-written authorizers do; only where it cannot shadow an allowed route.
-            if not any(allowed[other] for other in self.asked_blockers[asked.index]) and not any(
-                    _covers(deny, asked.pattern) for deny in denies):
-                denies = sorted(denies + [asked.pattern])
+        # An explicit Deny for the asked route gives callers the explicit-deny 403, as
+        # hand-written authorizers do; only where it cannot shadow an allowed route.
+        if (asked is not None and not allowed[asked.index]
+                and not any(allowed[other] for other in self.asked_blockers[asked.index])
+                and not any(_covers(deny, asked.pattern) for deny in denies)):
+            denies = sorted([*denies, asked.pattern])
         return allows, denies
 
     def _synthesise(self, allowed: Sequence[bool], scope: frozenset[int] | None,
@@ -223,13 +224,14 @@ def build_table(ruleset: RuleSet) -> RouteTable:
 
 STAR = None
 ONE = ("one segment",)  # a route's {x} as a token (only in api_route_scope)
+PathToken = str | tuple[str] | None  # a literal segment, ONE or STAR
 
 
-def _glob(segments) -> list[str | None]:
+def _glob(segments: Sequence[Segment]) -> list[str | None]:
     return [s.text if s.kind == LITERAL else STAR for s in segments]
 
 
-def _overlaps(tokens: Sequence[str | None], segments: Sequence) -> bool:
+def _overlaps(tokens: Sequence[PathToken], segments: Sequence[Segment]) -> bool:
     """Is there a path both the pattern and the route match? Breadth-first over the pairs of
     positions (pattern token, route segment) reached at a segment boundary."""
     if not segments:  # the root: matched by `M/` and by `M/*` (its `*` empty)
@@ -268,7 +270,7 @@ def api_route_scope(table: RouteTable, request: Any) -> frozenset[int]:
     for e in table.entries:
         if (not same_method or e.method == request.method) and (tokens is None or _overlaps(tokens, e.route.segments)):
             by_method.setdefault(e.method, []).append(e)
-    found = set()
+    found: set[int] = set()
     for entries in by_method.values():
         containers = [e.route.specificity() for e in entries
                       if segments is not None and _contains(e.route.segments, segments)]
@@ -300,7 +302,7 @@ def api_route_is_the_rules(routes: Sequence[Route], request: Any, route: Route |
         for other in routes)
 
 
-def _api_route(request: Any) -> tuple[list | None, bool]:
+def _api_route(request: Any) -> tuple[list[PathToken] | None, bool]:
     """The API route's path as tokens ({x} one segment, {x+} one or more), or None when
     unknown; and whether the cache key also holds the method (REST, and an HTTP API route
     key that names one: `GET /a`, not `ANY /a`)."""
@@ -313,7 +315,7 @@ def _api_route(request: Any) -> tuple[list | None, bool]:
     return tokens, same_method
 
 
-def _contains(outer: Sequence, inner: Sequence) -> bool:
+def _contains(outer: Sequence[Segment], inner: Sequence[Segment]) -> bool:
     """Does route `outer` match every path route `inner` matches?"""
     if not outer or not inner:
         return not outer and not inner
@@ -333,7 +335,7 @@ class _Index:
         self._by_first: dict[tuple[str, str], list[Entry]] = {}
         self._open: dict[str, list[Entry]] = {}
         self._all: dict[str, list[Entry]] = {}
-        self._memo: dict[tuple[str, tuple], frozenset[int]] = {}
+        self._memo: dict[tuple[str, tuple[str | None, ...]], frozenset[int]] = {}
         for entry in entries:
             self._all.setdefault(entry.method, []).append(entry)
             segments = entry.route.segments
@@ -388,7 +390,7 @@ def _unique_conflicts(conflicts: list[Conflict]) -> list[Conflict]:
     return unique
 
 
-def _gap_patterns(entry: Entry, tokens_only: bool = False) -> list:
+def _gap_patterns(entry: Entry, tokens_only: bool = False) -> list[Any]:
     """For each single-segment parameter, Denies for paths where its `*` spans two or more
     segments: the specific pattern (`GET/orders/*/*`) and a general one for every path at
     least that deep (`GET/*/*/*`), which many routes share, so one Deny can serve them all.

@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
@@ -23,7 +23,7 @@ from ruleauth.errors import ERROR, Problem, RulesError
 from ruleauth.cel.compiler import ENGINES, Compiled, Compiler, ExpressionError, Read
 from ruleauth.model import ANY, EVENT_TYPES, METHODS, JwtProvider, SourcePos
 from ruleauth.reasons import Outcome
-from ruleauth.rules.routes import Route, RouteSyntaxError, Router, parse_route
+from ruleauth.rules.routes import Route, RouteSyntaxError, Router, Shape, parse_route
 from ruleauth.rules.files import rule_files
 from ruleauth.rules.settings import Settings
 from ruleauth.rules.ruleset import (
@@ -138,7 +138,8 @@ def _collect(source: sy.Source, root: Node, merged: _Merged) -> None:
     for key, key_node, value in entries:
         if key == "version":
             if not (isinstance(value, ScalarNode) and value.tag == sy.INT and value.value == "1"):
-                source.error(value, f"version must be the integer 1, not {value.value if isinstance(value, ScalarNode) else sy.describe(value)!r}")
+                given = value.value if isinstance(value, ScalarNode) else sy.describe(value)
+                source.error(value, f"version must be the integer 1, not {given!r}")
         elif key == "rules":
             for item in sy.as_list(source, value, "rules") or []:
                 merged.rules.append((source, item))
@@ -250,7 +251,7 @@ class _Builder:
 
     def _engine(self) -> str:
         """`engine:` (or RULEAUTH_ENGINE); the fast engine must be installed, else a load error."""
-        engine = self._setting("engine", self._choice("engine", ENGINES, None))
+        engine: str = self._setting("engine", self._choice("engine", ENGINES, None))
         if engine == fast_engine.NAME and not fast_engine.available():
             entry = self._single("engine")
             source, node = (entry[0], entry[2]) if entry and not self.settings.engine.overridden else (self.first, None)
@@ -430,7 +431,7 @@ class _Builder:
                          allow_bool: bool = False) -> str | None:
         if allow_bool and isinstance(node, ScalarNode) and node.tag == sy.BOOL:
             if node.value in ("true", "false"):
-                return node.value
+                return str(node.value)
             source.error(node, f"{what}: write true or false, not {node.value!r}", rule)
             return None
         text = sy.as_string(source, node, what, rule)
@@ -498,7 +499,7 @@ class _Builder:
     def _rules(self, default_auth: str) -> list[Rule]:
         rules: list[Rule] = []
         names: dict[str, sy.Source] = {}
-        shapes: dict[tuple, tuple[str, sy.Source, Route]] = {}
+        shapes: dict[tuple[Shape, bool], tuple[str, sy.Source, Route]] = {}
         for source, node in self.merged.rules:
             rule = self._rule(source, node, default_auth)
             if rule is None:
@@ -527,7 +528,7 @@ class _Builder:
         self._warn_shadowed(rules, shapes)
         return rules
 
-    def _warn_shadowed(self, rules: list[Rule], shapes: dict[tuple, tuple[str, sy.Source, Route]]) -> None:
+    def _warn_shadowed(self, rules: list[Rule], shapes: dict[tuple[Shape, bool], tuple[str, sy.Source, Route]]) -> None:
         """An ANY route whose every method has a route of its own never decides anything."""
         from ruleauth.model import METHODS
 
@@ -535,7 +536,7 @@ class _Builder:
             for route in rule.routes:
                 if route.method != "ANY" or rule.shadow:
                     continue
-                explicit = [shapes.get(((m,) + route.shape[1:], False)) for m in METHODS]
+                explicit = [shapes.get(((m, *route.shape[1:]), False)) for m in METHODS]
                 if all(explicit):
                     self._source_of(rule).warning(
                         _pos_node(rule), f"route {route} is shadowed: every method has a more specific route "
@@ -625,7 +626,7 @@ class _Builder:
                 source.error(item, str(exc), rule)
         return tuple(routes) if len(routes) == len(texts) else None
 
-    def _auth(self, source: sy.Source, values: dict[str, tuple[Node, Node]], default: str,
+    def _auth(self, source: sy.Source, values: Mapping[str, tuple[Node, Node]], default: str,
               rule: str) -> tuple[str | None, tuple[str, ...] | None]:
         if "auth" in values and "token" in values:
             source.error(values["token"][0], "use either auth: or token: optional, not both", rule)
@@ -717,7 +718,7 @@ class _Builder:
         """A simple response the cache would replay where the rules answer otherwise."""
         response, mode = self.settings.response, self.settings.cache_mode
         at = next((s for s in (response, mode) if s.pos is not None), None)
-        source = next((s for s in self.sources if at is not None and s.file == at.pos.file), self.first)
+        source = next((s for s in self.sources if at is not None and at.pos is not None and s.file == at.pos.file), self.first)
         entry = self._single("response") if at is response else None
         node = entry[2] if entry else (self._cache_mode_node() if at is mode else None)
         source.error(
@@ -903,7 +904,8 @@ def _identity_difference(rules: list[Rule]) -> str | None:
     sources = {(r.allow.source.strip(), r.auth, r.providers) for r in rules}
     route_reads = any(read.input in ("request.method", "request.route") for r in rules for read in r.allow.reads)
     if len(sources) > 1 or route_reads:
-        return "API Gateway caches one yes/no per caller and replays it on every route, but these rules decide differently per route"
+        return ("API Gateway caches one yes/no per caller and replays it on every route, "
+                "but these rules decide differently per route")
     gap = _request_without_rule(rules)
     if gap is None:
         return None
@@ -945,13 +947,13 @@ def _request_without_rule(rules: list[Rule]) -> str | None:
 
 def _pos_node(rule: Rule) -> Node:
     """A stand-in node carrying a rule's position, for problems about the whole rule."""
-    mark = yaml.Mark("", 0, rule.pos.line - 1, rule.pos.col - 1, None, None)
+    mark = yaml.Mark("", 0, rule.pos.line - 1, rule.pos.col - 1, None, 0)  # no buffer: no snippet
     return ScalarNode(sy.STR, "", mark, mark)
 
 
 def _scalar_text(source: sy.Source, node: Node, what: str) -> str:
     if isinstance(node, ScalarNode):
-        return node.value
+        return str(node.value)
     source.error(node, f"{what} must be a single value")
     return ""
 

@@ -17,6 +17,7 @@ from ruleauth.model import ANY, METHODS, WEBSOCKET_CONNECT
 
 LITERAL, PARAM, GREEDY = "literal", "param", "greedy"
 _RANK = {LITERAL: 0, PARAM: 1, GREEDY: 2}
+Shape = tuple[str, tuple[tuple[str, str], ...], bool]  # Route.shape: (method, segments, websocket)
 
 _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(\+?)\}$")
 # Characters API Gateway allows in resource paths; never IAM wildcards (* ?).
@@ -49,11 +50,12 @@ class Route:
         return self.path if self.websocket else f"{self.method} {self.path}"
 
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> Shape:
         """Identity after renaming parameters: two rules with one shape are ambiguous."""
-        return (self.method, tuple((s.kind, s.text if s.kind == LITERAL else "") for s in self.segments), self.websocket)
+        segments = tuple((s.kind, s.text if s.kind == LITERAL else "") for s in self.segments)
+        return (self.method, segments, self.websocket)
 
-    def specificity(self) -> tuple:
+    def specificity(self) -> tuple[tuple[int, ...], bool]:
         """Sort key: smaller is more specific."""
         ranks = tuple(_RANK[s.kind] for s in self.segments)
         # A path that ends earlier is more specific than one continuing with greedy segments;
@@ -116,7 +118,7 @@ def parse_route(text: str) -> Route:
         upper = method.upper()
         hint = f"; write {upper!r}" if upper in METHODS or upper == ANY else ""
         raise RouteSyntaxError(
-            f"unknown method {method!r}: use one of {', '.join(METHODS + (ANY,))}{hint}"
+            f"unknown method {method!r}: use one of {', '.join((*METHODS, ANY))}{hint}"
         )
     return Route(method, path, parse_path(path))
 

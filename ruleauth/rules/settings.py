@@ -104,7 +104,7 @@ class Settings:
                 origin, label = (ENVIRONMENT, variable) if text else (DEFAULT, None)
             setting = Setting(key or variable, default, DEFAULT)
             if origin != DEFAULT:
-                value, problem = _parse(name, text, label)
+                value, problem = _parse(name, text, label or variable)
                 if problem:
                     problems.append(problem)
                 else:
@@ -178,7 +178,7 @@ def _parse(name: str, text: str, label: str) -> tuple[Any, str | None]:
             return None, f"{label} must be {choices}, not {text!r}"
         return text, None
     if name == "interpreter_only":
-        return text.lower() not in ("",) + _FALSE, None
+        return text.lower() not in ("", *_FALSE), None
     if name == "snapshot":
         return text.lower() not in _FALSE, None
     if name == "log_level":

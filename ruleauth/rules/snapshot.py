@@ -60,7 +60,7 @@ def inputs(rules: str | os.PathLike[str], settings: Settings) -> dict[str, str]:
         data = file.read_bytes()
         code.update(f"{file.relative_to(_PACKAGE).as_posix()} {len(data)}\n".encode())
         code.update(data)
-    found = {"Python": "%d.%d" % sys.version_info[:2], "ruleauth's code": code.hexdigest()}
+    found = {"Python": "{}.{}".format(*sys.version_info[:2]), "ruleauth's code": code.hexdigest()}
     for file in rule_files(rules):
         found[f"rules file {file.name}"] = hashlib.sha256(file.read_bytes()).hexdigest()
     for name, value in settings.load_key().items():

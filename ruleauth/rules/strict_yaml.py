@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, cast
 
 import yaml
 from yaml.composer import Composer
@@ -32,7 +32,7 @@ MERGE = "tag:yaml.org,2002:merge"
 
 
 class _Refused(Exception):
-    def __init__(self, message: str, mark: yaml.Mark):
+    def __init__(self, message: str, mark: yaml.Mark | None):
         super().__init__(message)
         self.mark = mark
 
@@ -45,7 +45,7 @@ class _Refusals:
         if isinstance(event, yaml.AliasEvent):
             raise _Refused(
                 f"aliases (*{event.anchor}) are not allowed: write the value out in full",
-                event.start_mark,
+                cast("yaml.Mark | None", event.start_mark),  # the pure-Python parser's marks
             )
         if getattr(event, "anchor", None):
             raise _Refused(
@@ -119,7 +119,7 @@ def parse(source: Source) -> Node | None:
         return None
     loader = _Loader(source.text)
     try:
-        root = loader.get_single_node()
+        root: Node | None = loader.get_single_node()
     except _Refused as exc:
         source.problems.append(Problem(str(exc), _mark_pos(source, exc.mark)))
         return None
@@ -212,7 +212,7 @@ def surprise_hint(node: ScalarNode) -> str:
 
 def as_string(source: Source, node: Node, what: str, rule: str | None = None) -> str | None:
     if isinstance(node, ScalarNode) and node.tag == STR:
-        return node.value
+        return str(node.value)
     if isinstance(node, ScalarNode) and node.style is None and node.tag != NULL:
         source.error(node, f"{what} must be a string; {surprise_hint(node)}", rule)
     else:

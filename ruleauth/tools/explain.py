@@ -57,7 +57,7 @@ class Step:
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"expr": self.expr, "result": self.result, "depth": self.depth}
         if self.values:
-            out["values"] = {k: v for k, v in self.values}
+            out["values"] = dict(self.values)
         if self.note:
             out["note"] = self.note
         return out
@@ -190,7 +190,7 @@ class _Walker:
     def evaluate(self, node: lark.Tree) -> ev.Result:
         key = id(node)
         if key not in self._cache:
-            self._cache[key] = ev.evaluate(self._program(node), self.activation)  # type: ignore[arg-type]
+            self._cache[key] = ev.evaluate(self._program(node), self.activation)
         return self._cache[key]
 
     def _program(self, node: lark.Tree) -> Any:
@@ -269,7 +269,7 @@ class _Walker:
     def chains(self, node: lark.Tree) -> list[lark.Tree]:
         """Member chains rooted at a rule variable (claims.groups, request.headers['x']), outermost only."""
         found: list[lark.Tree] = []
-        stack = [node]
+        stack: list[Any] = [node]  # trees and their tokens
         while stack:
             current = stack.pop()
             if not isinstance(current, lark.Tree):
@@ -377,7 +377,7 @@ def unwrap(node: lark.Tree) -> lark.Tree:
             node = kids[0]
             continue
         return node
-    return node
+    return node  # type: ignore[unreachable]  # a token given by an untyped caller
 
 
 def split(node: lark.Tree) -> tuple[str | None, list[lark.Tree]]:
@@ -492,9 +492,9 @@ def _string_literal(node: Any) -> str | None:
 
 def _is_literal(node: lark.Tree) -> bool:
     inner = unwrap(node)
-    return inner.data == "literal" or (inner.data == "primary" and _children(inner)
-                                       and isinstance(_children(inner)[0], lark.Tree)
-                                       and _children(inner)[0].data == "literal")
+    return inner.data == "literal" or bool(inner.data == "primary" and _children(inner)
+                                           and isinstance(_children(inner)[0], lark.Tree)
+                                           and _children(inner)[0].data == "literal")
 
 
 def unparse(node: Any) -> str:

@@ -81,7 +81,7 @@ class LocalGateway:
         self.ttl = ttl
         self.upstream = upstream.rstrip("/") if upstream else None
         self.clock = clock
-        self._cache: dict[tuple, tuple[float, dict[str, Any]]] = {}
+        self._cache: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
 
@@ -158,14 +158,14 @@ class LocalGateway:
         cache_note = "cache=miss" if key is not None else "cache=off"
         return self._answer(authorization.response, arn, method, target, headers, body, f"{summary} {cache_note}")
 
-    def _route_part(self, method: str, path: str) -> tuple:
+    def _route_part(self, method: str, path: str) -> tuple[str, ...]:
         """In `route` mode the cache key holds the route too (routeKey, or httpMethod + resourcePath)."""
         if self.ruleset.cache.mode != CACHE_ROUTE:
             return ()
         match = self.ruleset.router.find(method.upper(), path)
         return (method.upper(), match.route.path if match else path)
 
-    def _cached(self, key: tuple | None) -> dict[str, Any] | None:
+    def _cached(self, key: tuple[Any, ...] | None) -> dict[str, Any] | None:
         if key is None:
             return None
         with self._lock:
@@ -201,6 +201,7 @@ class LocalGateway:
             forwarded.append(("x-ruleauth-principal", _header_value(principal)))
         for key, value in context.items():
             forwarded.append((f"x-ruleauth-{key}", _header_value(value)))
+        assert self.upstream is not None  # _answer proxies only with --upstream
         request = urllib.request.Request(self.upstream + target, data=body or None, method=method)
         for name, value in forwarded:
             request.add_header(name, value)
@@ -231,7 +232,7 @@ class LocalGateway:
             multi_query.setdefault(name, []).append(value)
         kind = self.event_type
         if kind == HTTP_V2:
-            joined = {}
+            joined: dict[str, str] = {}
             for name, items in multi_headers.items():
                 joined[name.lower()] = ",".join(items) if name.lower() not in joined else \
                     joined[name.lower()] + "," + ",".join(items)
@@ -321,8 +322,8 @@ def serve(gateway: LocalGateway, host: str, port: int, out: TextIO = sys.stdout,
     server = ThreadingHTTPServer((host, port), make_handler(gateway, log))
     server.daemon_threads = True
     bound_host, bound_port = server.server_address[:2]
-    shown_host = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
-    out.write(f"ruleauth serve: listening on http://{shown_host}:{bound_port}\n")
+    shown_host = f"[{bound_host!s}]" if ":" in str(bound_host) else str(bound_host)
+    out.write(f"ruleauth serve: listening on http://{shown_host}:{bound_port!s}\n")
     if banner:
         out.write(banner + "\n")
     out.write("Press Ctrl-C to stop.\n")

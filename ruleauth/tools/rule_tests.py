@@ -128,7 +128,7 @@ def run_all(authorizer: Any) -> list[CaseResult]:
 def _same(actual: Any, expected: Any) -> bool:
     if isinstance(actual, bool) or isinstance(expected, bool):
         return actual is expected
-    return actual == expected
+    return bool(actual == expected)
 
 
 def _json(value: Any) -> str:

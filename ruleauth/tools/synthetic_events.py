@@ -58,15 +58,15 @@ def build_event(
     if event_type == REST_TOKEN:
         config = token_config or TokenConfig()
         name = (config.header or "Authorization").lower()
-        value = next((v for k, v in headers.items() if k.lower() == name), None)
+        credential = next((v for k, v in headers.items() if k.lower() == name), None)
         event: dict[str, Any] = {"type": "TOKEN", "methodArn": arn}
-        if value is not None:
-            event["authorizationToken"] = value
+        if credential is not None:
+            event["authorizationToken"] = credential
         return event
     if event_type == HTTP_V2:
         event = {
             "version": "2.0", "type": "REQUEST", "routeArn": arn,
-            "identitySource": [v for v in headers.values()][:1],
+            "identitySource": list(headers.values())[:1],
             "routeKey": "$default", "rawPath": path,
             "rawQueryString": urlencode(list(query.items())),
             "headers": {k.lower(): v for k, v in headers.items()},
@@ -99,7 +99,8 @@ def event_for_test(ruleset: RuleSet, case: Any) -> dict[str, Any]:
     """The event a `tests:` case describes: its event file, or one built from its request."""
     if case.event:
         with open(case.event, encoding="utf-8") as handle:
-            return json.load(handle)
+            loaded: dict[str, Any] = json.load(handle)
+            return loaded
     request = case.request
     return build_event(
         case.event_type or DEFAULT_EVENT_TYPE,

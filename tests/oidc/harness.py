@@ -228,7 +228,7 @@ class OidcProvider:
         keys_path = self.workdir / f"keys-{time.monotonic_ns()}.json"
         keys_path.write_text(json.dumps(private_jwks))
         log_path = self.workdir / "provider.log"
-        self._log = open(log_path, "ab")
+        self._log = open(log_path, "ab")  # noqa: SIM115 -- the provider writes it until stop() closes it
         self.process = subprocess.Popen(
             [
                 node,
