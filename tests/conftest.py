@@ -7,15 +7,15 @@ import textwrap
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from ruleauth.rules import loader as rules_loader
+from ruleauth.runtime.authorizer import Authorizer
+from ruleauth.errors import RulesError
+
 # Property tests draw new examples on every local run, which is how they find bugs; CI runs
 # one fixed draw, so that a new draw cannot turn a submission's CI red.
 hypothesis_settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
-
-from ruleauth.rules import loader as rules_loader
-from ruleauth.runtime.authorizer import Authorizer
-from ruleauth.errors import RulesError
 
 
 @pytest.fixture(autouse=True)

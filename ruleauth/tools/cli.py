@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn, Sequence, TextIO
+from typing import Any, Callable, NoReturn, Sequence, TextIO
 
 from ruleauth import model
 from ruleauth.reasons import Outcome
@@ -55,7 +55,9 @@ class Style:
         return self._wrap("2", text)
 
     def outcome(self, outcome: str) -> str:
-        return {Outcome.ALLOW: self.green, Outcome.DENY: self.red, Outcome.UNAUTHORIZED: self.yellow}.get(outcome, str)(outcome)
+        colour: dict[str, Callable[[str], str]] = {
+            Outcome.ALLOW: self.green, Outcome.DENY: self.red, Outcome.UNAUTHORIZED: self.yellow}
+        return colour.get(outcome, str)(outcome)
 
 
 class _Lines:
