@@ -642,7 +642,7 @@ class JwtVerifier:
             with self._cache_lock:
                 self._cache.pop(digest, None)
             return None
-        # A fresh object per request so no caller can alter another's claims (K10).
+        # A fresh object per request so no caller can alter another's claims (docs/threats.md K10).
         return VerifiedToken(provider=entry.provider, claims=json.loads(entry.payload))
 
     def _remember(self, digest: bytes, entry: _Entry) -> None:

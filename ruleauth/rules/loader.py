@@ -735,7 +735,8 @@ class _Builder:
     def _warn_untested(self, ruleset: RuleSet) -> None:
         if not ruleset.tests:
             return
-        from ruleauth.runtime.decision import route_of_test  # late import: decision imports this module's types
+        # Imported here: only rules with `tests:` need the request pipeline (no cycle forces it).
+        from ruleauth.runtime.decision import route_of_test
 
         tested = {route_of_test(ruleset, case) for case in ruleset.tests}
         for rule in ruleset.rules:
