@@ -1,4 +1,4 @@
-"""Claims at the seams (issue 14 §3, §5): time claims at the edges of JSON numbers, `auth: token`
+"""Claims at the seams: time claims at the edges of JSON numbers, `auth: token`
 beside `jwt:`, the default principal, array scopes, and offline claims picking providers as real
 tokens do. Every case goes through the real Authorizer with really signed tokens, under identity
 caching and without it, and through the command line where the offline paths differ."""

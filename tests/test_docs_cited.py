@@ -22,3 +22,8 @@ def test_no_code_or_doc_cites_a_file_outside_the_repository():
     texts = SOURCES + sorted(ROOT.joinpath("docs").glob("*.md")) + [ROOT / "README.md", ROOT / "pyproject.toml"]
     outside = re.compile(r"apigw-contract|security-catalogue|cel-engines\.md|\.\./shared/")
     assert [p.name for p in texts if p != Path(__file__) and outside.search(p.read_text())] == []
+
+
+def test_no_code_comment_points_at_an_issue_the_repository_does_not_have():
+    issue = re.compile(r"\bissue \d+", re.I)
+    assert [p.name for p in SOURCES if p != Path(__file__) and issue.search(p.read_text())] == []

@@ -1,4 +1,4 @@
-"""One effective configuration, checked once (issue 13 §1; rules/settings.py).
+"""One effective configuration, checked once (rules/settings.py).
 
 A setting given by the rules file, a RULEAUTH_* variable or a CLI flag is one value with
 one origin, and every load check runs on it: RULEAUTH_RESPONSE=simple used to skip the
@@ -83,7 +83,7 @@ def requests_of(routes) -> list[tuple[str, str]]:
 
 # The root and a trailing slash, asked directly everywhere. A cached IAM policy's `GET/*` also
 # matches them (IAM's `*` matches the empty string), so under identity caching a policy from
-# them, or replayed on them, is wrong today: issue 13 §2's "root path" item, fixed in policy
+# them, or replayed on them, was wrong once (the "root path" case), fixed in policy
 # synthesis, not by the settings, and covered by that fix's own property tests.
 ROOT_AND_SLASH = (("GET", "/"), ("PUT", "/a/"))
 
