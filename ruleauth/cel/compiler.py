@@ -57,8 +57,6 @@ REQUEST_FIELDS = (
 REQUEST_MAPS = ("params", "headers", "query", "cookies", "stage_variables")
 AUTH_FIELDS = ("provider",)
 MACROS = ("exists", "all", "exists_one", "map", "filter")
-# Inputs that come from the caller; comprehensions over them are what can blow up.
-DATA_ROOTS = ("token", "claims", "scopes", "request")
 
 # cel-python's own functions (celpy.evaluation.base_functions without the operators; a test
 # keeps the two equal), named here so that checking a rule does not import cel-python.

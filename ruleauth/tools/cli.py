@@ -48,9 +48,6 @@ class Style:
     def green(self, text: str) -> str:
         return self._wrap("1;32", text)
 
-    def dim(self, text: str) -> str:
-        return self._wrap("2", text)
-
     def outcome(self, outcome: str) -> str:
         return {"allow": self.green, "deny": self.red, "unauthorized": self.yellow}.get(outcome, str)(outcome)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import celpy
 import lark
@@ -508,7 +508,3 @@ def show_value(value: Any) -> str:
         text = str(value)
     text = text.encode("unicode_escape", "backslashreplace").decode("ascii") if not text.isprintable() else text
     return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "…"
-
-
-def render(explanation: Explanation) -> Iterable[str]:
-    return explanation.lines()
