@@ -83,7 +83,7 @@ def requests_of(routes) -> list[tuple[str, str]]:
 
 # The root and a trailing slash, asked directly everywhere. A cached IAM policy's `GET/*` also
 # matches them (IAM's `*` matches the empty string), so under identity caching a policy from
-# them, or replayed on them, was wrong once (the "root path" case), fixed in policy
+# them, or replayed on them, is wrong today (the "root path" case), to be fixed in policy
 # synthesis, not by the settings, and covered by that fix's own property tests.
 ROOT_AND_SLASH = (("GET", "/"), ("PUT", "/a/"))
 
