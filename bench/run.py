@@ -43,7 +43,8 @@ AUDIENCE = "https://api.bench.example"
 SERVICES_50, SERVICES_500 = 5, 50  # × 10 routes per service
 ROUTES_PER_SERVICE = 10
 
-# The goals of issue 7: (cold init, warm JWT+50 fresh token, 500/50 scale, peak RSS), per engine.
+# The performance goals README "Performance" reports against: (cold init, warm JWT+50 fresh
+# token, 500/50 scale, peak RSS), per engine.
 GOALS = {
     "cel-python": (1.0, 10.0, 3.0, 1.0),
     "cel-expr-python": (0.5, 2.0, 3.0, 1.0),
@@ -616,7 +617,7 @@ def report(results: dict, work: Path) -> None:
         ("peak RSS, N=100 without the snapshot / hand-written",
          div(cold["ruleauth N=100 full load"]["rss_mb"], base["rss_mb"]), None),
     ]
-    print(f"\nRatios against the goals of issue 7 ({engine} engine):")
+    print(f"\nRatios against the performance goals ({engine} engine):")
     print(f"   {'ratio':<56}{'measured':>10}{'goal':>9}{'':>3}{'result':<6}")
     for label, ratio, goal in goals:
         shown = f"{ratio:9.2f}×" if ratio is not None else "       n/a"

@@ -43,6 +43,24 @@ class EngineError(RuleauthError):
     """The optional cel-expr-python engine is missing or refuses an expression."""
 
 
+def safe_text(value: object, limit: int = 128, quoted: bool = True) -> str:
+    """ASCII-only, one line, at most `limit` characters (plus the quotes), a cut marked `...`: for caller- or
+    token-derived text that goes into a message or a log line, so it cannot forge lines.
+
+    Non-strings show only their type: repr() or str() of hostile data can be huge or raise
+    (str() of a 5000-digit int does). The work is bounded by `limit`, not by the value.
+    `quoted` wraps the text in '...' (with ' escaped), for a value inside a sentence.
+    """
+    if not isinstance(value, str):
+        return f"<{type(value).__name__}>"
+    escaped = value[: limit * 2].encode("unicode_escape").decode("ascii")
+    if quoted:
+        escaped = escaped.replace("'", "\\'")
+    if len(escaped) > limit:  # always so when the slice above cut: each character escapes to one or more
+        escaped = escaped[: limit - 3] + "..."
+    return f"'{escaped}'" if quoted else escaped
+
+
 @dataclass(frozen=True)
 class Problem:
     """One finding about a rules file, shown as `file:line:col: error: message`."""

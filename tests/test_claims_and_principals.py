@@ -1,4 +1,4 @@
-"""Claims at the seams (issue 14 §3, §5): time claims at the edges of JSON numbers, `auth: token`
+"""Claims at the seams: time claims at the edges of JSON numbers, `auth: token`
 beside `jwt:`, the default principal, array scopes, and offline claims picking providers as real
 tokens do. Every case goes through the real Authorizer with really signed tokens, under identity
 caching and without it, and through the command line where the offline paths differ."""
@@ -431,3 +431,42 @@ def test_the_example_tests_pass_including_the_partner_refusal():
     done = run_cli("test", str(EXAMPLE))
     assert done.returncode == 0, done.stdout
     assert "0 failed" in done.stdout and "partner token is refused" in (EXAMPLE / "rules.yaml").read_text()
+
+
+# ---------------------------------------------------------------- claim limits: one rule on every path
+
+def nest(depth: int, innermost, container: str):
+    """`depth` containers (objects or arrays) around `innermost`."""
+    value = innermost
+    for _ in range(depth):
+        value = {"n": value} if container == "object" else [value]
+    return value
+
+
+INNERMOST = {"empty object": {}, "empty array": [], "scalar": 1}
+
+
+@pytest.mark.parametrize("container", ["object", "array"])
+@pytest.mark.parametrize("innermost", list(INNERMOST))
+@pytest.mark.parametrize("depth", [31, 32, 33])
+def test_claims_nested_past_32_are_jwt_invalid_on_the_token_path_and_the_offline_claims_path(
+        tmp_path, container, innermost, depth):
+    # docs/spec.md "Limits": the claims object is depth 1 and only objects and arrays count, so
+    # an innermost {} or [] is one level and a scalar none.
+    inner = INNERMOST[innermost]
+    wrappers = depth - 1 - (1 if isinstance(inner, (dict, list)) else 0)
+    deep = nest(wrappers, inner, container)
+    authorizer = load(tmp_path, "identity")
+    by_token = ask(authorizer, token(deep=deep)).decision.reason
+    offline = ask(authorizer, "offline", claims=claims(deep=deep)).decision.reason
+    expected = "jwt_invalid" if depth > 32 else "rule_true"
+    assert (by_token, offline) == (expected, expected)
+
+
+@pytest.mark.parametrize("items, expected", [(256, "rule_true"), (257, "jwt_invalid")])
+def test_a_claim_list_past_256_items_is_jwt_invalid_on_the_token_path_and_the_offline_claims_path(
+        tmp_path, items, expected):
+    authorizer = load(tmp_path, "identity")
+    groups = ["g"] * items
+    assert ask(authorizer, token(groups=groups)).decision.reason == expected
+    assert ask(authorizer, "offline", claims=claims(groups=groups)).decision.reason == expected

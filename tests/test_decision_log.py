@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from ruleauth.errors import safe_text
 from ruleauth.runtime import decision_log
 from ruleauth.tools.synthetic_events import build_event
 
@@ -113,6 +114,42 @@ def test_A10_request_ids_are_escaped_too(authorizer):
 def test_safe_text_is_printable_ascii_and_at_most_128(value):
     text = decision_log.safe_text(value)
     assert len(text) <= 128 and text.isascii() and text.isprintable()
+
+
+HOSTILE = {
+    "newlines": "a\nb\r\nc\u2028d\u0085e",
+    "escape sequences": "\x1b[2J\x1b]0;title\x07",
+    "quotes": "it's \"quoted\" \\ back",
+    "a lone surrogate": "x\ud800y",
+    "10 KiB": "\x1b" * 10 * 1024,
+    "non-ASCII": "é\u200b\U0001f600",
+}
+
+
+@pytest.mark.parametrize("value", list(HOSTILE.values()) + [10 ** 5000, None, b"bytes"],
+                         ids=list(HOSTILE) + ["a 5000-digit int", "None", "bytes"])
+@pytest.mark.parametrize("quoted", [True, False], ids=["in a message", "as a log field"])
+def test_hostile_text_comes_out_as_one_bounded_ascii_line_in_messages_and_log_fields(value, quoted):
+    text = safe_text(value, 40, quoted=quoted)
+    assert text.isascii() and text.isprintable()
+    body = text[1:-1] if quoted and isinstance(value, str) else text
+    assert len(body) <= 40
+    if not isinstance(value, str):
+        assert text == f"<{type(value).__name__}>"  # never str() or repr() of the value
+    elif len(value.encode("unicode_escape")) > 40:
+        assert body.endswith("...")
+    if quoted and isinstance(value, str):
+        assert text[0] == text[-1] == "'" and "'" not in body.replace("\\'", "")
+
+
+def test_the_log_line_and_a_jwt_error_cut_the_same_hostile_text_the_same_way(authorizer):
+    from ruleauth.jwt import verifier  # its messages quote token text with the same function
+
+    hostile = HOSTILE["escape sequences"] + "A" * 300
+    assert verifier.safe_text is safe_text
+    assert decision_log.safe_text(hostile) == safe_text(hostile, 128, quoted=False)
+    line = json.loads(emitted(authorizer(RULES).authorize(event(user=hostile[:250]), now=NOW)))
+    assert line["principal"] == safe_text(hostile[:250], 128, quoted=False)
 
 
 def test_log_level_filters_info_lines(monkeypatch, authorizer):

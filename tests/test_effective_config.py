@@ -1,4 +1,4 @@
-"""One effective configuration, checked once (issue 13 §1; rules/settings.py).
+"""One effective configuration, checked once (rules/settings.py).
 
 A setting given by the rules file, a RULEAUTH_* variable or a CLI flag is one value with
 one origin, and every load check runs on it: RULEAUTH_RESPONSE=simple used to skip the

@@ -1,4 +1,4 @@
-"""Key fetching and caching: one test per row K1-K10 of the security catalogue.
+"""Key fetching and caching: one test per row K01-K10 of docs/threats.md.
 
 Misbehaving servers are small HTTPS servers on 127.0.0.1 (tests/oidc/harness.py)
 with a throwaway CA trusted through SSL_CERT_FILE; the clock is fake, so cache

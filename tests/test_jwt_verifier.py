@@ -1,4 +1,4 @@
-"""Token verification: one test per row J1-J28 of the security catalogue.
+"""Token verification: one test per row J01-J28 of docs/threats.md.
 
 Keys are served by a fake fetcher (the network tests are in test_jwks_*.py and
 test_jwt_oidc_provider.py); every test here also forbids real network access.

@@ -1,4 +1,4 @@
-"""Policies stay right when API Gateway caches them (SPEC "Caching", issue 4).
+"""Policies stay right when API Gateway caches them (SPEC "Caching").
 
 The oracle for "the rules' decision" is the same rules file loaded with
 `cache.mode: disabled`, whose policy covers only the asked ARN; the cached
@@ -596,7 +596,7 @@ def test_a_per_request_fallback_never_allows_what_a_wildcard_in_the_request_path
     assert iam_outcome(result.response, arn_of("GET", "/files/other")) == "allow"
 
 
-# -- issue 13 §2: each cached copy answers every other route as the rules do ---------------
+# -- each cached copy answers every other route as the rules do ---------------------------
 
 ROOT_RULES = """
 version: 1

@@ -291,7 +291,7 @@ HTTP_DEPLOYMENTS = {"http": {}, "http_ttl0": {"AuthorizerTtl": 0}, "http_simple"
 
 @pytest.mark.parametrize("key", HTTP_DEPLOYMENTS)
 def test_http_api_never_caches_simple_responses_and_its_ttl_and_cache_mode_agree(cfn: dict, key: str) -> None:
-    """Issue 13: RULEAUTH_RESPONSE=simple with identity caching let one route's yes open all.
+    """RULEAUTH_RESPONSE=simple with identity caching would let one route's yes open all.
     Each deployment's authorizer settings and the function's RULEAUTH_* variables, as deployed,
     load the bundled rules and agree: TTL 0 exactly when the function's cache mode is disabled."""
     from ruleauth.runtime.authorizer import Authorizer

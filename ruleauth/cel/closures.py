@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, cast
 from ruleauth.cel import numeric as cel_numbers
 from ruleauth.cel import timestamps as cel_time
 from ruleauth.cel.timestamps import Duration, Timestamp
+from ruleauth.cel.tree import is_tree, unwrap as _unwrap
 
 if TYPE_CHECKING:
     import lark
@@ -53,11 +54,6 @@ _NO_OVERLOAD = "no such overload"
 
 class Unsupported(Exception):
     """A construct outside the compiled subset: the expression runs on cel-python's interpreter."""
-
-
-def is_tree(node: Any) -> bool:
-    """A parse-tree node: lark's, or a PlainTree from a rules snapshot. Tokens are strings."""
-    return hasattr(node, "data")
 
 
 class PlainTree:
@@ -100,7 +96,7 @@ def plain(node: Any) -> Any:
     builder makes the same closure from the node under them, and a snapshot's trees are
     then a quarter the size.
     """
-    node = _unwrap(node)
+    node = _unwrap(node, parens=False)  # a `define:` use is a parenthesis that shares its value
     if is_tree(node):
         return PlainTree(str(node.data), [plain(child) for child in node.children], getattr(node, "define", None))
     if node is None:
@@ -786,17 +782,6 @@ def _compare_to_constant(operand: Closure, constant: Any, negate: bool) -> Closu
 
 
 _NOT_CONSTANT = object()
-
-
-def _unwrap(node: Any) -> Any:
-    """The one meaningful node under a chain of single-child precedence levels."""
-    while is_tree(node) and len(node.children) == 1 and node.data in _WRAPPERS:
-        node = node.children[0]
-    return node
-
-
-_WRAPPERS = {"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication",
-             "unary", "member", "primary"}
 
 
 def _constant_of(node: Any) -> Any:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import difflib
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, cast
@@ -26,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, cast
 from ruleauth.cel import closures as cel_closures
 from ruleauth.cel import functions as cel_functions
 from ruleauth.cel import fast_engine
-from ruleauth.cel.closures import is_tree
+from ruleauth.cel import tree as cel_tree
+from ruleauth.cel.tree import is_tree
 from ruleauth.errors import LoadError
 
 if TYPE_CHECKING:
@@ -58,8 +58,6 @@ REQUEST_FIELDS = (
 REQUEST_MAPS = ("params", "headers", "query", "cookies", "stage_variables")
 AUTH_FIELDS = ("provider",)
 MACROS = ("exists", "all", "exists_one", "map", "filter")
-# Inputs that come from the caller; comprehensions over them are what can blow up.
-DATA_ROOTS = ("token", "claims", "scopes", "request")
 
 # cel-python's own functions (celpy.evaluation.base_functions without the operators; a test
 # keeps the two equal), named here so that checking a rule does not import cel-python.
@@ -552,34 +550,17 @@ class _Chain:
 
 
 def _access_chain(node: lark.Tree, scope: frozenset[str]) -> _Chain | None:
-    """`request.headers['x'].y` → names ['request', 'headers', 'x', 'y'], rooted at a free variable."""
-    names: list[str] = []
-    dynamic: list[lark.Tree] = []
-    current: Any = node
-    while True:
-        if current.data == "member":
-            current = current.children[0]
-            continue
-        if current.data == "member_dot":
-            names.append(current.children[1].value)
-            current = current.children[0]
-        elif current.data == "member_index":
-            literal = _string_literal(current.children[1])
-            if literal is None:
-                names.clear()  # a computed key: from here on we only know the map itself is read
-                dynamic.append(current.children[1])
-            else:
-                names.append(literal)
-            current = current.children[0]
-        elif current.data == "primary" and _is_ident(current.children[0]):
-            root = current.children[0].children[0].value
-            if root in scope:
-                return None
-            names.append(root)
-            names.reverse()
-            return _Chain(names, dynamic)
-        else:
-            return None
+    """`request.headers['x'].y` → names ['request', 'headers', 'x', 'y'], rooted at a free variable.
+
+    Past a computed key only the map itself is known to be read, so the names stop there."""
+    found = cel_tree.access_chain(node)
+    if found is None:
+        return None
+    chain, dynamic = found
+    if chain[0] in scope:
+        return None
+    names = [name for name in chain[: chain.index(None) if None in chain else len(chain)] if name is not None]
+    return _Chain(names, dynamic)
 
 
 def _mentions_ident(tree: Any) -> bool:
@@ -608,22 +589,6 @@ def _is_bare_ident(expr: Any) -> bool:
             return False
         node = node.children[0]
     return False
-
-
-_SIMPLE_STRING = re.compile(r"""^(?:'([^'\\\n]*)'|"([^"\\\n]*)")$""")
-
-
-def _string_literal(expr: Any) -> str | None:
-    node = expr
-    while is_tree(node) and len(node.children) == 1 and node.data != "literal":
-        node = node.children[0]
-    if is_tree(node) and node.data == "literal":
-        token = node.children[0]
-        if token.type == "STRING_LIT":
-            found = _SIMPLE_STRING.match(token.value)
-            if found:
-                return found.group(1) if found.group(1) is not None else found.group(2)
-    return None
 
 
 def _tree_depth(tree: lark.Tree) -> int:

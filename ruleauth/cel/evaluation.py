@@ -27,8 +27,6 @@ from ruleauth.cel import fast_engine
 from ruleauth.cel.timestamps import Duration, Timestamp
 from ruleauth.cel.compiler import CEL_EXPR_PYTHON, CLOSURES, Compiled
 
-MAX_CLAIM_DEPTH = 32
-MAX_LIST_ITEMS = 256
 MAX_VALUE_BYTES = 8 * 1024
 DEADLINE_SECONDS = 1.0
 
@@ -124,22 +122,6 @@ def _error_class(exc: Exception) -> str:
 
         return error_class(exc)
     return type(exc).__name__
-
-
-def within_bounds(value: Any) -> bool:
-    """Claims (and test data) must be at most 32 deep with lists of at most 256 items."""
-    stack = [(value, 0)]
-    while stack:
-        item, level = stack.pop()
-        if level > MAX_CLAIM_DEPTH:
-            return False
-        if isinstance(item, Mapping):
-            stack.extend((v, level + 1) for v in item.values())
-        elif isinstance(item, (list, tuple)):
-            if len(item) > MAX_LIST_ITEMS:
-                return False
-            stack.extend((v, level + 1) for v in item)
-    return True
 
 
 class Activation(dict[str, Any]):

@@ -155,7 +155,7 @@ def string_to_double(text: str) -> float:
 def json_integers_fit(value: Any) -> bool:
     """Whether every integer in a JSON value (claims) is an int64: CEL has no other JSON
     integer. Floats, strings and booleans always fit. The value is already bounded in depth
-    and list length (evaluation.within_bounds)."""
+    and list length (jwt/verifier.py claims_problem)."""
     stack = [value]
     while stack:
         item = stack.pop()

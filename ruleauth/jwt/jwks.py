@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
-from ruleauth.errors import KeysError
+from ruleauth.errors import KeysError, safe_text
 from ruleauth.model import JwtProvider
 
 log = logging.getLogger("ruleauth.jwt.jwks")
@@ -231,20 +231,6 @@ class KeySet:
             return next((k for k in self.by_kid.get(kid) or () if k.fits(alg)), None)
         fitting = [k for k in self.keys if k.fits(alg)]
         return fitting[0] if fitting and all(k.material == fitting[0].material for k in fitting) else None
-
-
-def safe_text(value: object, limit: int = 128) -> str:
-    """Quoted, ASCII-only, one line, at most `limit` characters: for token-derived text in logs.
-
-    Non-strings show only their type: repr() of hostile data can be huge (or,
-    for a 5000-digit int, raise).
-    """
-    if not isinstance(value, str):
-        return f"<{type(value).__name__}>"
-    escaped = value[: limit * 2].encode("unicode_escape").decode("ascii").replace("'", "\\'")
-    if len(escaped) > limit:
-        escaped = escaped[: limit - 3] + "..."
-    return f"'{escaped}'"
 
 
 # ---------------------------------------------------------------- JWK parsing

@@ -253,33 +253,47 @@ def _parse_object(data: bytes, what: str) -> dict[str, Any]:
 
 
 def _check_shape(root: dict[str, Any], what: str) -> None:
-    """SPEC limits: nesting ≤ 32, lists ≤ 256 items; also finite numbers, well-formed strings."""
-    stack: list[tuple[Any, int]] = [(root, 1)]
+    problem = claims_problem(root, what)
+    if problem is not None:
+        raise _invalid(problem)
+
+
+def claims_problem(root: Mapping[str, Any], what: str = "claims") -> str | None:
+    """What breaks SPEC "Limits" in a claim set, or None: nesting ≤ 32 (the claims object is
+    depth 1 and only objects and arrays count), lists ≤ 256 items, finite numbers and
+    well-formed strings. The one rule for a verified token's claims and for the offline
+    claims of `ruleauth test` and `dry-run --claims`, so a tool never accepts a claim set
+    that a real token carrying it would have refused."""
+    stack: list[tuple[Any, int]] = [(root if isinstance(root, dict) else dict(root), 1)]
     while stack:
         value, depth = stack.pop()
         if isinstance(value, dict):
             if depth > MAX_CLAIM_DEPTH:
-                raise _invalid(f"{what} is nested more than {MAX_CLAIM_DEPTH} deep")
+                return f"{what} is nested more than {MAX_CLAIM_DEPTH} deep"
             for name, item in value.items():
-                _check_text(name, what)
+                if not isinstance(name, str) or not _well_formed(name):
+                    return f"{what} has an invalid string"
                 stack.append((item, depth + 1))
         elif isinstance(value, list):
             if depth > MAX_CLAIM_DEPTH:
-                raise _invalid(f"{what} is nested more than {MAX_CLAIM_DEPTH} deep")
+                return f"{what} is nested more than {MAX_CLAIM_DEPTH} deep"
             if len(value) > MAX_LIST_ITEMS:
-                raise _invalid(f"{what} has a list of more than {MAX_LIST_ITEMS} items")
+                return f"{what} has a list of more than {MAX_LIST_ITEMS} items"
             stack.extend((item, depth + 1) for item in value)
         elif isinstance(value, str):
-            _check_text(value, what)
+            if not _well_formed(value):
+                return f"{what} has an invalid string"
         elif isinstance(value, float) and not math.isfinite(value):
-            raise _invalid(f"{what} has a number out of range")
+            return f"{what} has a number out of range"
+    return None
 
 
-def _check_text(text: str, what: str) -> None:
+def _well_formed(text: str) -> bool:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
-        raise _invalid(f"{what} has an invalid string") from None
+        return False
+    return True
 
 
 # RFC 7519 NumericDate, bounded to the years 1 to 9999 (0001-01-01T00:00:00Z to
@@ -630,7 +644,7 @@ class JwtVerifier:
             with self._cache_lock:
                 self._cache.pop(digest, None)
             return None
-        # A fresh object per request so no caller can alter another's claims (K10).
+        # A fresh object per request so no caller can alter another's claims (docs/threats.md K10).
         return VerifiedToken(provider=entry.provider, claims=json.loads(entry.payload))
 
     def _remember(self, digest: bytes, entry: _Entry) -> None:

@@ -37,7 +37,6 @@ TOP_KEYS = (
     "usage_identifier_key", "response", "engine", "rules", "tests",
 )
 RESERVED_TOP_KEYS = ("deny", "include", "imports")
-CONCATENATED = ("rules", "define", "tests")
 RULE_KEYS = ("name", "route", "auth", "token", "allow", "mode", "description")
 TOKEN_KEYS = ("header", "query", "cookie", "scheme")
 CACHE_KEYS = ("mode", "sources")

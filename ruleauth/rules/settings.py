@@ -4,8 +4,8 @@ A setting can be given in the rules file (`response:`, `engine:`, `cache.mode`),
 RULEAUTH_* environment variable, or by a CLI flag (`validate --response simple`), in
 rising precedence. The cold start, `validate`, `dry-run`, `test`, `serve` and
 `snapshot` resolve them into one `Settings` and run every load check on it, so an
-override can never skip a check the file's own key would meet (issue 13: a
-RULEAUTH_RESPONSE=simple that bypassed the simple/cache-mode check). Each value
+override can never skip a check the file's own key would meet (a RULEAUTH_RESPONSE=simple
+resolved after the checks once bypassed the simple/cache-mode check). Each value
 carries its origin, so a refusal names it: "RULEAUTH_RESPONSE=simple (environment)".
 
 Resolution is in two steps because the file is read after the environment:

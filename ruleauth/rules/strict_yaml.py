@@ -279,12 +279,8 @@ def trailing_comment(source: Source, node: ScalarNode) -> bool:
     return rest.lstrip().startswith("#")
 
 
-def iter_entries(entries: list[tuple[str, ScalarNode, Node]] | None) -> Iterator[tuple[str, ScalarNode, Node]]:
-    return iter(entries or ())
-
-
 __all__ = [
     "BOOL", "INT", "NULL", "STR", "Source", "parse", "as_string", "as_mapping", "as_list",
-    "string_list", "check_keys", "trailing_comment", "describe", "surprise_hint", "iter_entries",
+    "string_list", "check_keys", "trailing_comment", "describe", "surprise_hint",
     "WARNING",
 ]

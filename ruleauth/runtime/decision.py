@@ -361,10 +361,11 @@ class Decider:
         signature, audience or expiry check, but the same claim forms and, where they name an
         `iss`, the same provider selection as a real token. Without `iss`: the route's first
         accepted provider."""
-        from ruleauth.jwt.verifier import JwtError, check_claim_formats, select_provider
+        from ruleauth.jwt.verifier import JwtError, check_claim_formats, claims_problem, select_provider
 
-        if not ev.within_bounds(claims):
-            raise CredentialError(JWT_INVALID, "claims nest too deeply or hold too long a list")
+        problem = claims_problem(claims)
+        if problem is not None:
+            raise CredentialError(JWT_INVALID, problem)
         providers = self.ruleset.providers
         try:
             check_claim_formats(claims, exp_required=False)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping, TextIO
 from ruleauth.runtime.decision import Decision
 from ruleauth.rules.settings import sample_rate_from
 from ruleauth.reasons import Reason
+from ruleauth.errors import safe_text as _safe_text
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40}
 MAX_TEXT = 128
@@ -25,10 +26,8 @@ PRINCIPAL_ERROR, RULE_ERROR = Reason.PRINCIPAL_ERROR, Reason.RULE_ERROR
 
 
 def safe_text(value: Any) -> str:
-    """Printable, escaped, at most 128 characters: token-derived strings cannot forge log lines."""
-    text = value if isinstance(value, str) else str(value)
-    escaped = text.encode("unicode_escape", "backslashreplace").decode("ascii")
-    return escaped[:MAX_TEXT]
+    """Token-derived strings as log fields: escaped and cut (errors.safe_text), never forging a line."""
+    return _safe_text(value, MAX_TEXT, quoted=False)
 
 
 def log_level() -> int:

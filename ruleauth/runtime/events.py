@@ -1,6 +1,6 @@
 """API Gateway authorizer events → one normalised Request.
 
-Five shapes arrive at one handler (apigw-contract.md §1): REST TOKEN, REST
+Five shapes arrive at one handler (docs/apigw-facts.md "Event shapes"): REST TOKEN, REST
 REQUEST, HTTP API payload 1.0 and 2.0, and WebSocket $connect. Method and path
 always come from the ARN, so every shape routes alike. Maps may be missing,
 null or hold junk: anything that is not a string is ignored rather than trusted.
@@ -22,7 +22,7 @@ MAX_HEADERS = 100
 
 
 def event_type(event: Mapping[str, Any]) -> str:
-    """The dispatch rule of apigw-contract.md §1.6."""
+    """The dispatch rule of docs/apigw-facts.md "Event shapes"."""
     kind = event.get("type")
     version = event.get("version")
     if kind == "TOKEN":

@@ -51,9 +51,6 @@ class Style:
     def green(self, text: str) -> str:
         return self._wrap("1;32", text)
 
-    def dim(self, text: str) -> str:
-        return self._wrap("2", text)
-
     def outcome(self, outcome: str) -> str:
         colour: dict[str, Callable[[str], str]] = {
             Outcome.ALLOW: self.green, Outcome.DENY: self.red, Outcome.UNAUTHORIZED: self.yellow}

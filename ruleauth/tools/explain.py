@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import celpy
 import lark
@@ -27,6 +27,7 @@ from ruleauth.cel import interpreter as celpy_values
 from ruleauth.cel import evaluation as ev
 from ruleauth.runtime.credentials import without_credential
 from ruleauth.reasons import Outcome, Reason
+from ruleauth.cel.tree import access_chain, unwrap
 from ruleauth.cel.compiler import CEL_PYTHON, CLOSURES, MACROS, VARIABLES, Compiled, canonical_literals
 
 HIDDEN = "<hidden: computed from the credential>"
@@ -360,26 +361,6 @@ def _children(node: lark.Tree) -> list[Any]:
     return [c for c in node.children if c is not None]
 
 
-def unwrap(node: lark.Tree) -> lark.Tree:
-    """Skip single-child wrappers (expr → conditionalor → ... → primary → paren_expr → expr)."""
-    while isinstance(node, lark.Tree):
-        kids = _children(node)
-        if node.data in ("expr", "conditionalor", "conditionaland", "relation", "addition",
-                         "multiplication", "member", "primary", "paren_expr") and len(kids) == 1 \
-                and isinstance(kids[0], lark.Tree):
-            if node.data == "member" and kids[0].data != "primary":
-                return node
-            if node.data == "primary" and kids[0].data != "paren_expr":
-                return node
-            node = kids[0]
-            continue
-        if node.data == "unary" and len(kids) == 1 and isinstance(kids[0], lark.Tree):
-            node = kids[0]
-            continue
-        return node
-    return node  # type: ignore[unreachable]  # a token given by an untyped caller
-
-
 def split(node: lark.Tree) -> tuple[str | None, list[lark.Tree]]:
     """('and'|'or'|'not', parts) for a boolean combination; (None, []) for anything else."""
     inner = unwrap(node)
@@ -452,42 +433,15 @@ def _evaluable_children(node: lark.Tree) -> list[lark.Tree]:
 
 
 def chain_names(member: lark.Tree, keep_dynamic: bool = False) -> list[str | None] | None:
-    """`request.headers['x']` → ['request', 'headers', 'x']; None when not rooted at a name."""
-    names: list[str | None] = []
-    current: Any = member
-    while isinstance(current, lark.Tree):
-        kids = _children(current)
-        if current.data == "member" and len(kids) == 1:
-            current = kids[0]
-        elif current.data == "member_dot":
-            names.append(_token(kids[1]))
-            current = kids[0]
-        elif current.data == "member_index":
-            literal = _string_literal(kids[1])
-            if literal is None and not keep_dynamic:
-                return None
-            names.append(literal)
-            current = kids[0]
-        elif current.data == "primary" and len(kids) == 1 and isinstance(kids[0], lark.Tree) \
-                and kids[0].data == "ident":
-            names.append(_token(kids[0].children[0]))
-            names.reverse()
-            return names
-        else:
-            return None
-    return None
+    """`request.headers['x']` → ['request', 'headers', 'x']; None when not rooted at a name.
 
-
-def _string_literal(node: Any) -> str | None:
-    while isinstance(node, lark.Tree) and len(_children(node)) == 1 and node.data != "literal":
-        node = _children(node)[0]
-    if isinstance(node, lark.Tree) and node.data == "literal":
-        token = node.children[0]
-        if isinstance(token, lark.Token) and token.type == "STRING_LIT":
-            text = str(token)
-            if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" and "\\" not in text:
-                return text[1:-1]
-    return None
+    A computed key is None with `keep_dynamic`; without it the whole chain is None. The rule
+    for which keys are known is the compiler's (cel/tree.py), so what dry-run hides is what
+    the cache-safety check records."""
+    found = access_chain(member)
+    if found is None or (not keep_dynamic and None in found[0]):
+        return None
+    return found[0]
 
 
 def _is_literal(node: lark.Tree) -> bool:
@@ -555,7 +509,3 @@ def show_value(value: Any) -> str:
         text = str(value)
     text = text.encode("unicode_escape", "backslashreplace").decode("ascii") if not text.isprintable() else text
     return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "…"
-
-
-def render(explanation: Explanation) -> Iterable[str]:
-    return explanation.lines()

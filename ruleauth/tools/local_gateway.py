@@ -2,7 +2,7 @@
 
 Each HTTP request becomes an authorizer event (REST REQUEST by default), goes
 through `Authorizer.authorize` (the Lambda's own code path) and is answered the
-way API Gateway answers (apigw-contract.md §3):
+way API Gateway answers (docs/apigw-facts.md "What the client gets"):
 
 - a configured identity source missing or empty: 401, the authorizer is not called;
 - the authorizer raises Unauthorized: 401 `{"message":"Unauthorized"}`;
@@ -95,7 +95,7 @@ class LocalGateway:
         return list(cache.headers), list(cache.query)
 
     def sources_required(self) -> bool:
-        """When API Gateway refuses a request with a missing identity source (apigw-contract §3)."""
+        """When API Gateway refuses a request with a missing identity source (docs/apigw-facts.md "What the client gets")."""
         headers, query = self.identity_sources()
         if not headers and not query:
             return False

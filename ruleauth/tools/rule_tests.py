@@ -121,10 +121,6 @@ def run_case(authorizer: Any, case: TestCase) -> CaseResult:
     return result
 
 
-def run_all(authorizer: Any) -> list[CaseResult]:
-    return [run_case(authorizer, case) for case in authorizer.ruleset.tests]
-
-
 def _same(actual: Any, expected: Any) -> bool:
     if isinstance(actual, bool) or isinstance(expected, bool):
         return actual is expected

@@ -1,6 +1,6 @@
 """API Gateway events built from a few fields, for dry-run flags and `tests:` cases.
 
-They take the same shapes as real events (apigw-contract.md §1), so a
+They take the same shapes as real events (docs/apigw-facts.md "Event shapes"), so a
 synthetic request runs the Lambda's own parsing code, never a shortcut.
 """
 

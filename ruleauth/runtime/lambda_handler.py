@@ -1,0 +1,63 @@
+"""The Lambda handler function around an `Authorizer`, with its decision log and metrics.
+
+`make_handler` lives here, not in ruleauth/handler.py, because importing that module
+builds the default handler from the deployed rules: an embedder importing the factory
+must not load rules it does not use.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ruleauth.runtime.authorizer import Authorizer, locate_rules
+from ruleauth.runtime.decision_log import DecisionLog
+from ruleauth.errors import RulesError
+from ruleauth.runtime.metrics import Metrics
+from ruleauth.rules.settings import Settings
+
+Handler = Callable[..., dict[str, Any]]
+
+
+def make_handler(rules: str | os.PathLike[str] | Authorizer | None = None, *,
+                 environ: Mapping[str, str] = os.environ) -> Handler:
+    """A Lambda handler deciding by `rules`: a rules file or directory, or an `Authorizer`.
+
+    With no `rules`, they are found as SPEC "Deploying" says (RULEAUTH_RULES, then the
+    Lambda task root). Every RULEAUTH_* setting is read from `environ`, once, here.
+    Raises RulesError (file:line) for broken rules or settings. The handler returns the
+    authorizer's response, or raises `Exception("Unauthorized")` for a 401, as API Gateway
+    requires; it never raises anything else.
+    """
+    try:
+        # Every RULEAUTH_* setting read and checked once, and the rules checked under them all.
+        settings = Settings.from_environ(environ)
+        if isinstance(rules, Authorizer):
+            authorizer = rules
+        else:
+            path = Path(rules) if rules is not None else locate_rules(environ)
+            authorizer = Authorizer.load(path, settings=settings, snapshot=True)
+        decision_log = DecisionLog(settings.log_sample_allow.value)
+        metrics = Metrics(settings.metrics.value)
+    except RulesError as exc:
+        # Printed once per cold start; the import then fails, so no request is ever served
+        # (API Gateway answers 500 and this line says why).
+        sys.stdout.write(str(exc) + "\nFix the rules (run `ruleauth validate`) and redeploy.\n")
+        sys.stdout.flush()
+        raise
+
+    def handler(event: Any, context: Any = None) -> dict[str, Any]:
+        result = authorizer.authorize(event)
+        decision_log.write(result.decision, result.latency_ms, result.internal_error)
+        if metrics.enabled:
+            metrics.decision(result.decision, result.latency_ms)
+            if authorizer.verifier is not None:
+                metrics.key_fetches(authorizer.verifier.fetch_stats())
+        if result.response is None:
+            raise Exception("Unauthorized")  # API Gateway's convention: exactly this text gives a 401
+        return result.response
+
+    return handler
+
