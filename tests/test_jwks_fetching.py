@@ -297,10 +297,7 @@ def test_K10_interleaved_requests_are_independent() -> None:
         "_providers",
         "_by_name",
         "_clock",
-        "_lifespan",
         "_cache",
-        "_cache_size",
-        "_cache_lock",
     }
     assert ISSUER in verifier._providers
 
