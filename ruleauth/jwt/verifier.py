@@ -34,29 +34,20 @@ from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
 from jwt.algorithms import Algorithm, get_default_algorithms
 
 from ruleauth.cache import Cache
-from ruleauth.jwt.jwks import (
+from ruleauth.jwt.codecs import b64url_decode, safe_text, strict_json
+from ruleauth.jwt.fetch import DEFAULT_FETCH_TIMEOUT, HttpsFetcher, KeyFetcher, check_https_url
+from ruleauth.jwt.key_cache import DEFAULT_COOLDOWN, DEFAULT_LIFESPAN, DEFAULT_MAX_STALE, CachePolicy, ProviderKeys
+from ruleauth.jwt.keys import (
     ALGORITHMS,
-    DEFAULT_COOLDOWN,
-    DEFAULT_FETCH_TIMEOUT,
-    DEFAULT_LIFESPAN,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_KEYS,
-    DEFAULT_MAX_STALE,
-    CachePolicy,
-    HttpsFetcher,
     JwksFormatError,
-    KeyFetcher,
     KeyNotFound,
     KeySet,
     KeysUnavailable,
-    ProviderKeys,
     VerificationKey,
-    b64url_decode,
-    check_https_url,
     check_public_key,
     load_key_file,
-    safe_text,
-    strict_json,
 )
 from ruleauth.model import JwtProvider, VerifiedToken
 
