@@ -17,7 +17,7 @@ from typing import Any, Callable
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import get_default_algorithms
 
-from ruleauth.jwt.jwks import FetchError
+from ruleauth.jwt.keys import FetchError
 from ruleauth.model import JwtProvider
 
 ISSUER = "https://idp.example.test"

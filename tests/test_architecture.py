@@ -14,11 +14,11 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "ruleauth"
 
 # The stages, in the order a request's data flows, and which stages each may import. A module's
-# stage is its subpackage, with two exceptions: errors, model and reasons ("shared", imported by every
+# stage is its subpackage, with two exceptions: cache, errors, model and reasons ("shared", imported by every
 # stage, importing nothing of ruleauth), and the rules loader and snapshot reader ("load"): they
 # assemble a RuleSet from the rule definitions (rules/) and the policy table (policy/), which
 # itself reads the rule definitions. The entry points (handler, __main__) are their own stages.
-SHARED = {"ruleauth.errors", "ruleauth.model", "ruleauth.reasons"}
+SHARED = {"ruleauth.cache", "ruleauth.errors", "ruleauth.model", "ruleauth.reasons"}
 LOAD = {"ruleauth.rules.loader", "ruleauth.rules.snapshot"}
 ALLOWED: dict[str, set[str]] = {
     "shared": set(),

@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ruleauth.jwt.jwks import JwksFormatError, parse_jwk, parse_jwks
+from ruleauth.jwt.keys import JwksFormatError, parse_jwk, parse_jwks
 from ruleauth.jwt.verifier import JwtError, JwtVerifier, provider_problems
 from tests.cli_support import no_traceback, run_cli, run_json
 from tests.jwt_support import (
@@ -197,7 +197,7 @@ def test_a_remote_set_drops_each_degenerate_key_logs_it_once_and_keeps_the_other
     fetcher = FakeFetcher({JWKS_URI: keyset})
     verifier = JwtVerifier([provider()], fetcher=fetcher, clock=clock)
     forged = forge({"alg": "EdDSA", "kid": _kid(0)}, claims(), signature=b"\x01" + bytes(63))
-    with caplog.at_level(logging.WARNING, logger="ruleauth.jwt.jwks"):
+    with caplog.at_level(logging.WARNING, logger="ruleauth.jwt.key_cache"):
         for _ in range(2):  # two fetches of the same set
             assert verifier.verify(token(exp=int(NOW) + 7200), now=clock.now)
             assert verifier.verify(token(alg="EdDSA", kid="d1", exp=int(NOW) + 7200), now=clock.now)

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from ruleauth.jwt.jwks import FetchError, HttpsFetcher, _resolve, parse_jwks
+from ruleauth.jwt.fetch import HttpsFetcher, _resolve
+from ruleauth.jwt.keys import FetchError, parse_jwks
 from ruleauth.jwt.verifier import JwtError, JwtVerifier
 from tests.jwt_support import (
     ISSUER,
@@ -297,10 +298,7 @@ def test_K10_interleaved_requests_are_independent() -> None:
         "_providers",
         "_by_name",
         "_clock",
-        "_lifespan",
         "_cache",
-        "_cache_size",
-        "_cache_lock",
     }
     assert ISSUER in verifier._providers
 
@@ -324,7 +322,7 @@ def test_a_discovered_jwks_uri_with_a_bad_host_is_jwks_unavailable_logged_and_co
         {"issuer": fault_server.base, "jwks_uri": f"https://{host}/jwks"}
     )
     verifier = served_verifier(fault_server, FakeClock())
-    with caplog.at_level(logging.WARNING, logger="ruleauth.jwt.jwks"):
+    with caplog.at_level(logging.WARNING, logger="ruleauth.jwt.key_cache"):
         assert reason(verifier, token(iss=fault_server.base)) == "jwks_unavailable"
     failures = [r.getMessage() for r in caplog.records if "jwks fetch for provider corp failed" in r.getMessage()]
     assert len(failures) == 1 and "discovery jwks_uri has a host" in failures[0], failures
@@ -345,7 +343,7 @@ def test_a_fetcher_raising_anything_is_a_failed_fetch_logged_and_counted(
     error: Exception, caplog: pytest.LogCaptureFixture
 ) -> None:
     verifier = JwtVerifier([provider()], fetcher=FakeFetcher({JWKS_URI: error}), clock=FakeClock())
-    with caplog.at_level(logging.WARNING, logger="ruleauth.jwt.jwks"):
+    with caplog.at_level(logging.WARNING, logger="ruleauth.jwt.key_cache"):
         assert reason(verifier, token()) == "jwks_unavailable"
     assert any(
         f"jwks fetch for provider corp failed: unexpected {type(error).__name__}" in r.getMessage()

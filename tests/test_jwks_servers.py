@@ -33,7 +33,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from ruleauth.runtime.authorizer import Authorizer
-from ruleauth.jwt.jwks import DEFAULT_MAX_BYTES, FetchError, HttpsFetcher
+from ruleauth.jwt.fetch import HttpsFetcher
+from ruleauth.jwt.keys import DEFAULT_MAX_BYTES, FetchError
 from ruleauth.tools.synthetic_events import build_event
 from tests.jwt_support import AUDIENCE, ISSUER, NOW, ec_key, public_jwk, rsa_key, token
 from tests.oidc.fixtures import *  # noqa: F403

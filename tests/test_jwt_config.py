@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ruleauth.jwt.jwks import check_https_url
+from ruleauth.jwt.fetch import check_https_url
 from ruleauth.jwt.verifier import JwtConfigError, JwtError, JwtVerifier, provider_problems
 from tests.jwt_support import (
     FakeClock,

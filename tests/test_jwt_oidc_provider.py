@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ruleauth.jwt.jwks import b64url_decode
+from ruleauth.jwt.codecs import b64url_decode
 from ruleauth.jwt.verifier import JwtError, JwtVerifier
 from ruleauth.model import JwtProvider
 from tests.jwt_support import FakeClock, ec_key, rsa_key

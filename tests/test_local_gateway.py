@@ -244,3 +244,37 @@ def test_broken_rules_are_3_and_port_in_use_is_2(tmp_path):
         holder.server_close()
     no_traceback(done)
     assert done.returncode == 2 and "cannot listen" in done.stderr
+
+
+SIMPLE = """
+version: 1
+token: {header: Authorization}
+response: simple
+cache: {mode: disabled}
+rules:
+  - name: hello
+    route: GET /hello
+    auth: token
+    allow: token == "ok"
+"""
+
+
+@pytest.mark.parametrize("rules_text, event_type, credential", [
+    (SIMPLE, "http-2.0", "ok"), (SIMPLE, "http-2.0", "no"), (SIMPLE, "http-2.0", None),
+    (TWO_ROUTES, "rest-request", "bob"), (TWO_ROUTES, "rest-request", "carol"), (TWO_ROUTES, "rest-request", None),
+])
+def test_serve_answers_with_the_status_and_body_the_authorization_reports(tmp_path, rules_text, event_type,
+                                                                          credential):
+    # One mapping from response to (status, body): dry-run and `test` report what `serve` answers.
+    rules = write(tmp_path / "rules.yaml", rules_text)
+    authorizer = Authorizer.load(rules)
+    headers = {"Authorization": credential} if credential is not None else {}
+    path = "/hello" if rules_text is SIMPLE else "/b"
+    authorization = authorizer.authorize(build_event(event_type, "GET", path, headers=headers))
+    gateway = LocalGateway(authorizer, event_type=event_type, ttl=0)
+    answer = gateway.handle("GET", path, list(headers.items()), b"", "127.0.0.1")
+    assert answer.status == authorization.status
+    if authorization.status != 200:
+        assert json.loads(answer.body) == authorization.body
+    if rules_text is SIMPLE and credential == "no":
+        assert authorization.body == {"message": "Forbidden"}

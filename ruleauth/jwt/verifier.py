@@ -27,39 +27,29 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
 
 from jwt.algorithms import Algorithm, get_default_algorithms
 
-from ruleauth.jwt.jwks import (
+from ruleauth.cache import Cache
+from ruleauth.jwt.codecs import b64url_decode, strict_json
+from ruleauth.jwt.fetch import DEFAULT_FETCH_TIMEOUT, HttpsFetcher, KeyFetcher, check_https_url
+from ruleauth.jwt.key_cache import DEFAULT_COOLDOWN, DEFAULT_LIFESPAN, DEFAULT_MAX_STALE, CachePolicy, ProviderKeys
+from ruleauth.jwt.keys import (
     ALGORITHMS,
-    DEFAULT_COOLDOWN,
-    DEFAULT_FETCH_TIMEOUT,
-    DEFAULT_LIFESPAN,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_KEYS,
-    DEFAULT_MAX_STALE,
-    CachePolicy,
-    HttpsFetcher,
     JwksFormatError,
-    KeyFetcher,
     KeyNotFound,
     KeySet,
     KeysUnavailable,
-    ProviderKeys,
     VerificationKey,
-    b64url_decode,
-    check_https_url,
     check_public_key,
     load_key_file,
-    safe_text,
-    strict_json,
 )
-from ruleauth.errors import LoadError, RequestError
+from ruleauth.errors import LoadError, RequestError, safe_text
 from ruleauth.model import JwtProvider, VerifiedToken
 from ruleauth.reasons import Reason
 
@@ -395,7 +385,6 @@ class _Entry:
     alg: str
     key: VerificationKey
     payload: bytes
-    expires_at: float
 
 
 @dataclass(frozen=True)
@@ -476,10 +465,8 @@ class JwtVerifier:
         self._providers = by_issuer
         self._by_name = {p.config.name: p for p in by_issuer.values()}
         self._clock = clock
-        self._lifespan = lifespan
-        self._cache: OrderedDict[bytes, _Entry] = OrderedDict()
-        self._cache_size = token_cache_size
-        self._cache_lock = threading.Lock()
+        # Each entry lives until the token's exp, and at most `lifespan` seconds.
+        self._cache: Cache[bytes, _Entry] = Cache(token_cache_size, lifespan, clock)
 
     @property
     def providers(self) -> tuple[JwtProvider, ...]:
@@ -538,7 +525,7 @@ class JwtVerifier:
         payload_b = _decode_segment(segments[1], "payload")
         signature = _decode_segment(segments[2], "signature")
         digest = b""
-        if now_override is None and self._cache_size:
+        if now_override is None and self._cache.maxsize:
             digest = hashlib.sha256(
                 b"%d.%d." % (len(header_b), len(payload_b)) + header_b + payload_b + signature
             ).digest()
@@ -581,8 +568,9 @@ class JwtVerifier:
                     alg=alg,
                     key=key,
                     payload=payload_b,
-                    expires_at=min(exp, now + self._lifespan),
                 ),
+                exp,
+                now,
             )
         return VerifiedToken(provider=cfg.name, claims=claims)
 
@@ -628,28 +616,18 @@ class JwtVerifier:
         return exp
 
     def _cached(self, digest: bytes, allowed: Sequence[str] | None) -> VerifiedToken | None:
-        with self._cache_lock:
-            entry = self._cache.get(digest)
-            if entry is None:
-                return None
-            if self._clock() >= entry.expires_at:
-                del self._cache[digest]
-                return None
-            self._cache.move_to_end(digest)
+        entry = self._cache.get(digest)
+        if entry is None:
+            return None
         if allowed is not None and entry.provider not in allowed:
             return None  # the full path gives the precise error
         provider = self._by_name[entry.provider]
         # Only while the provider serves the very same key: a rotated-out key ends the entry.
         if provider.keys.current(entry.kid, entry.alg) is not entry.key:
-            with self._cache_lock:
-                self._cache.pop(digest, None)
+            self._cache.pop(digest)
             return None
         # A fresh object per request so no caller can alter another's claims (docs/threats.md K10).
         return VerifiedToken(provider=entry.provider, claims=json.loads(entry.payload))
 
-    def _remember(self, digest: bytes, entry: _Entry) -> None:
-        with self._cache_lock:
-            self._cache[digest] = entry
-            self._cache.move_to_end(digest)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+    def _remember(self, digest: bytes, entry: _Entry, exp: float, now: float) -> None:
+        self._cache.put(digest, entry, expires_at=exp, now=now)

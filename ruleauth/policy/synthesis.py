@@ -20,10 +20,10 @@ to cover another route's paths cannot be expressed exactly: the load (and so
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from ruleauth.cache import Cache
 from ruleauth.model import METHODS, REST_REQUEST, REST_TOKEN, WEBSOCKET, WEBSOCKET_CONNECT
 from ruleauth.policy.iam import resource_matches
 from ruleauth.rules.routes import GREEDY, LITERAL, PARAM, Route, RouteSyntaxError, Segment, parse_path
@@ -79,14 +79,12 @@ class RouteTable:
 
     def __post_init__(self) -> None:
         self._by_cell = {(e.method, id(e.route)): e for e in self.entries}
-        self._memo: dict[tuple[bytes, frozenset[int] | None, frozenset[int] | None],
-                         tuple[list[str], list[str]]] = {}
-        self._memo_lock = threading.Lock()
+        self._memo: Cache[tuple[Any, ...], tuple[list[str], list[str]]] = Cache(SYNTHESIS_MEMO)
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickled into rules snapshots: the index is by object identity and the memo is per
         # process, so both are made again on load.
-        return {k: v for k, v in self.__dict__.items() if k not in ("_by_cell", "_memo", "_memo_lock")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_by_cell", "_memo")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -113,10 +111,7 @@ class RouteTable:
         found = self._memo.get(key)
         if found is None:
             found = self._synthesise(allowed, scope, reach)
-            with self._memo_lock:  # `ruleauth serve` decides on several threads
-                if len(self._memo) >= SYNTHESIS_MEMO:
-                    self._memo.pop(next(iter(self._memo)))
-                self._memo[key] = found
+            self._memo.put(key, found)
         allows, denies = list(found[0]), list(found[1])
         # An explicit Deny for the asked route gives callers the explicit-deny 403, as
         # hand-written authorizers do; only where it cannot shadow an allowed route.

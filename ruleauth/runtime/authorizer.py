@@ -31,6 +31,20 @@ EXPLICIT_DENY_BODY = {"Message": "User is not authorized to access this resource
 IMPLICIT_DENY_BODY = {"Message": "User is not authorized to access this resource"}
 SERVER_ERROR_BODY = {"message": None}
 DENY, UNAUTHORIZED = Outcome.DENY, Outcome.UNAUTHORIZED
+FORBIDDEN_BODY = {"message": "Forbidden"}  # HTTP API simple response with isAuthorized false
+
+
+def gateway_reply(response: Mapping[str, Any] | None, outcome: str) -> tuple[int, dict[str, Any] | None]:
+    """(status, body) API Gateway answers the caller, given the authorizer's response and the
+    outcome it gives the asked ARN; body None: the request goes on to the integration.
+    `dry-run`, `test` and `serve` all answer through this one mapping."""
+    if response is None:
+        return 401, UNAUTHORIZED_BODY
+    if outcome == ALLOW:
+        return 200, None
+    if "isAuthorized" in response:
+        return 403, FORBIDDEN_BODY
+    return 403, EXPLICIT_DENY_BODY if outcome == EXPLICIT_DENY else IMPLICIT_DENY_BODY
 
 
 @dataclass
@@ -52,18 +66,11 @@ class Authorization:
 
     @property
     def status(self) -> int:
-        if self.response is None:
-            return 401
-        return 200 if self.gateway_outcome == ALLOW else 403
+        return gateway_reply(self.response, self.gateway_outcome)[0]
 
     @property
     def body(self) -> dict[str, Any] | None:
-        if self.response is None:
-            return UNAUTHORIZED_BODY
-        outcome = self.gateway_outcome
-        if outcome == ALLOW:
-            return None
-        return EXPLICIT_DENY_BODY if outcome == EXPLICIT_DENY else IMPLICIT_DENY_BODY
+        return gateway_reply(self.response, self.gateway_outcome)[1]
 
 
 class Authorizer:

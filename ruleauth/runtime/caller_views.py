@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol
 
+from ruleauth.cache import Cache
 from ruleauth.cel import numeric as cel_numbers
 from ruleauth.cel import evaluation as ev
 from ruleauth.cel.compiler import Compiled
@@ -120,31 +119,6 @@ class _Inputs:
         )
 
 
-class _Lru:
-    def __init__(self, size: int):
-        self._size = size
-        self._items: OrderedDict[tuple, tuple[float, Any]] = OrderedDict()
-        self._lock = threading.Lock()  # Lambda runs one request at a time; `ruleauth serve` runs threads
-
-    def get(self, key: tuple, now: float) -> Any:
-        with self._lock:
-            found = self._items.get(key)
-            if found is None or now >= found[0]:
-                return None
-            self._items.move_to_end(key)
-            return found[1]
-
-    def put(self, key: tuple, value: Any, expires: float) -> None:
-        with self._lock:
-            self._items[key] = (expires, value)
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
 class CallerViews:
     def __init__(self, decider: CallerSource, size: int = VIEW_CACHE_SIZE, ttl: float = VIEW_TTL):
         self._decider = decider
@@ -157,8 +131,9 @@ class CallerViews:
         # Without a principal expression the principal is claims.sub.
         self._facts_inputs = _Inputs(facts, extra_claims=("sub",) if ruleset.principal is None else ())
         self._enabled = not any(c.uses_now for c in table + facts)
-        self._tables = _Lru(size)
-        self._facts = _Lru(size)
+        # Each answer lives until `expires` (VIEW_TTL, or the token's exp if sooner).
+        self._tables: Cache[tuple[Any, ...], list[ev.Result | None]] = Cache(size, ttl)
+        self._facts: Cache[tuple[Any, ...], CallerFacts] = Cache(size, ttl)
         self._strongest = (AUTH_JWT if ruleset.providers else AUTH_TOKEN, None)
 
     def __len__(self) -> int:
@@ -185,16 +160,20 @@ class CallerViews:
         if isinstance(exp, (int, float)) and not isinstance(exp, bool):
             expires = float(min(expires, exp))
         table_key = base + self._table_inputs.values(caller)
-        results = self._tables.get(table_key, now)
-        if results is None:
+        cached = self._tables.get(table_key, now)
+        if cached is not None:
+            results = cached
+        else:
             results = decider.table_results(request, now, None, budget, identities)
             if not _cut_short(results):
-                self._tables.put(table_key, results, expires)
+                self._tables.put(table_key, results, expires, now)
         facts_key = base + self._facts_inputs.values(caller)
-        facts = self._facts.get(facts_key, now)
-        if facts is None:
+        remembered = self._facts.get(facts_key, now)
+        if remembered is not None:
+            facts = remembered
+        else:
             facts, _ = decider.caller_facts(request, now, None, budget, identities)
-            self._facts.put(facts_key, facts, expires)
+            self._facts.put(facts_key, facts, expires, now)
         return CallerView(results, facts, caller, expires)
 
 

@@ -32,19 +32,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
+from ruleauth.cache import Cache
 from ruleauth.policy import response_check
 from ruleauth.policy.arn import asked_arn
-from ruleauth.runtime.authorizer import EXPLICIT_DENY_BODY, IMPLICIT_DENY_BODY, SERVER_ERROR_BODY, UNAUTHORIZED_BODY
+from ruleauth.runtime.authorizer import (
+    EXPLICIT_DENY_BODY, SERVER_ERROR_BODY, UNAUTHORIZED_BODY, gateway_reply,
+)
 from ruleauth.errors import BadEvent
 from ruleauth.runtime.events import parse_event
 from ruleauth.model import HTTP_V1, HTTP_V2, REST_REQUEST, REST_TOKEN, WEBSOCKET
-from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, evaluate_response
+from ruleauth.policy.iam import EXPLICIT_DENY, evaluate_response
 from ruleauth.rules.ruleset import CACHE_DISABLED, CACHE_ROUTE
 from ruleauth.tools.synthetic_events import build_event
 
 DEFAULT_TTL = 300
 MAX_TTL = 3600
-FORBIDDEN_BODY = {"message": "Forbidden"}  # HTTP API simple response with isAuthorized false
+# Distinct identity-source values kept at once: a bound for a long-running `serve`, far above
+# what one developer's requests reach within a TTL.
+GATEWAY_CACHE_SIZE = 4096
 BAD_GATEWAY_BODY = {"message": "Internal server error"}
 MAX_BODY_BYTES = 10 * 1024 * 1024
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -81,8 +86,7 @@ class LocalGateway:
         self.ttl = ttl
         self.upstream = upstream.rstrip("/") if upstream else None
         self.clock = clock
-        self._cache: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
-        self._lock = threading.Lock()
+        self._cache: Cache[tuple[Any, ...], dict[str, Any]] = Cache(GATEWAY_CACHE_SIZE, ttl, clock)
         self._ids = itertools.count(1)
 
     # -- identity sources ------------------------------------------------------
@@ -153,8 +157,7 @@ class LocalGateway:
             return json_answer(500, SERVER_ERROR_BODY,
                                f"500 {summary}: invalid authorizer response: {'; '.join(problems)}")
         if key is not None:
-            with self._lock:
-                self._cache[key] = (self.clock() + self.ttl, authorization.response)
+            self._cache.put(key, authorization.response)
         cache_note = "cache=miss" if key is not None else "cache=off"
         return self._answer(authorization.response, arn, method, target, headers, body, f"{summary} {cache_note}")
 
@@ -168,24 +171,16 @@ class LocalGateway:
     def _cached(self, key: tuple[Any, ...] | None) -> dict[str, Any] | None:
         if key is None:
             return None
-        with self._lock:
-            entry = self._cache.get(key)
-            if entry is None:
-                return None
-            if entry[0] <= self.clock():
-                del self._cache[key]
-                return None
-            return entry[1]
+        return self._cache.get(key)
 
     def _answer(self, response: dict[str, Any], arn: str, method: str, target: str,
                 headers: list[tuple[str, str]], body: bytes, note: str) -> Answer:
         outcome = evaluate_response(response, arn)
-        if outcome != ALLOW:
-            if "isAuthorized" in response:
-                return json_answer(403, FORBIDDEN_BODY, f"403 {note} (isAuthorized false)")
-            explicit = outcome == EXPLICIT_DENY
-            return json_answer(403, EXPLICIT_DENY_BODY if explicit else IMPLICIT_DENY_BODY,
-                               f"403 {note} ({'explicit' if explicit else 'implicit'} deny)")
+        status, denied = gateway_reply(response, outcome)
+        if denied is not None:
+            why = "isAuthorized false" if "isAuthorized" in response else (
+                "explicit deny" if outcome == EXPLICIT_DENY else "implicit deny")
+            return json_answer(status, denied, f"{status} {note} ({why})")
         principal = response.get("principalId")
         context = dict(response.get("context") or {})
         if self.upstream:
