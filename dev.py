@@ -68,8 +68,7 @@ def demo() -> int:
         flags = ["-H", f"Authorization: {value}"] if value is not None else []
         label = f"Authorization: {value}" if value is not None else "no Authorization header"
         print(f"\n=== GET /hello with {label} (expect {expected}) ===", flush=True)
-        run(ruleauth, "dry-run", ROOT / "rules", "--method", "GET", "--path", "/hello", *flags,
-            "--expect", expected)
+        run(ruleauth, "dry-run", ROOT / "rules", "--method", "GET", "--path", "/hello", *flags, "--expect", expected)
     print(flush=True)
     run(ruleauth, "test", ROOT / "rules")
     return 0
@@ -79,11 +78,24 @@ def demo() -> int:
 # cel-python's interpreter for every expression (RULEAUTH_CEL_INTERPRETER; the first pass runs
 # most on compiled closures), and on rule sets read back from a rules snapshot
 # (RULEAUTH_TEST_SNAPSHOT, tests/conftest.py): the same rules must decide alike every way they run.
-ENGINE_SUITE = tuple(f"tests/{name}.py" for name in (
-    "test_demo", "test_rules_loader", "test_expressions", "test_evaluation", "test_routing",
-    "test_responses", "test_events", "test_credentials", "test_policy_cache", "test_shadow_rules",
-    "test_cli_test", "test_fuzz_events", "test_caller_views",
-))
+ENGINE_SUITE = tuple(
+    f"tests/{name}.py"
+    for name in (
+        "test_demo",
+        "test_rules_loader",
+        "test_expressions",
+        "test_evaluation",
+        "test_routing",
+        "test_responses",
+        "test_events",
+        "test_credentials",
+        "test_policy_cache",
+        "test_shadow_rules",
+        "test_cli_test",
+        "test_fuzz_events",
+        "test_caller_views",
+    )
+)
 
 
 # Run before the tests, each failing the run: the lint and type configuration is pyproject.toml's.
@@ -114,9 +126,11 @@ def test(pytest_args: list[str]) -> int:
     linted = run_lint()
     if linted != 0:
         return linted
-    passes = (("engine cel-expr-python", "RULEAUTH_ENGINE", "cel-expr-python"),
-              ("cel-python's interpreter only", "RULEAUTH_CEL_INTERPRETER", "1"),
-              ("rule sets read back from a rules snapshot", "RULEAUTH_TEST_SNAPSHOT", "1"))
+    passes = (
+        ("engine cel-expr-python", "RULEAUTH_ENGINE", "cel-expr-python"),
+        ("cel-python's interpreter only", "RULEAUTH_CEL_INTERPRETER", "1"),
+        ("rule sets read back from a rules snapshot", "RULEAUTH_TEST_SNAPSHOT", "1"),
+    )
     env = {k: v for k, v in os.environ.items() if k not in {variable for _, variable, _ in passes}}
     env["RULEAUTH_SAM_VENV"] = str(SAM_VENV)
     python = bin_of(VENV, "python")
@@ -125,8 +139,9 @@ def test(pytest_args: list[str]) -> int:
         return done.returncode  # a failure, or a run of chosen tests: no more passes
     for label, variable, value in passes:
         print(f"\n=== the rule tests again: {label} ({variable}) ===", flush=True)
-        again = subprocess.run([python, "-m", "pytest", *pytest_args, *ENGINE_SUITE], cwd=ROOT,
-                               env={**env, variable: value})
+        again = subprocess.run(
+            [python, "-m", "pytest", *pytest_args, *ENGINE_SUITE], cwd=ROOT, env={**env, variable: value}
+        )
         if again.returncode != 0:
             return again.returncode
     return 0

@@ -89,15 +89,21 @@ def _allow(principal: str, method_arn: str, claims: dict[str, Any]) -> dict[str,
     if APIGatewayAuthorizerResponse is not None:
         arn = parse_api_gateway_arn(method_arn)
         response = APIGatewayAuthorizerResponse(
-            principal_id=principal, region=arn.region, aws_account_id=arn.aws_account_id,
-            api_id=arn.api_id, stage=arn.stage, context=context,
+            principal_id=principal,
+            region=arn.region,
+            aws_account_id=arn.aws_account_id,
+            api_id=arn.api_id,
+            stage=arn.stage,
+            context=context,
         )
         response.allow_route(http_method=arn.http_method, resource=arn.resource)
         return response.asdict()
     return {
         "principalId": principal,
-        "policyDocument": {"Version": "2012-10-17", "Statement": [
-            {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": [method_arn]}]},
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": [method_arn]}],
+        },
         "context": context,
     }
 
@@ -107,7 +113,11 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
     token = _token(event)
     header = jwt.get_unverified_header(token)
     claims = jwt.decode(
-        token, keys.get(header["kid"]), algorithms=["RS256"], issuer=ISSUER, audience=AUDIENCE,
+        token,
+        keys.get(header["kid"]),
+        algorithms=["RS256"],
+        issuer=ISSUER,
+        audience=AUDIENCE,
         options={"require": ["exp", "iss", "sub"]},
     )
     return _allow(str(claims["sub"]), event["methodArn"], claims)
@@ -117,6 +127,6 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         return authorize(event)
-    except Exception as exc:  # noqa: BLE001 - any failure is a 401
+    except Exception as exc:
         logger.warning("denied", extra={"error": type(exc).__name__})
-        raise Exception("Unauthorized") from None  # noqa: TRY002 - API Gateway's 401 convention
+        raise Exception("Unauthorized") from None

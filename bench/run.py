@@ -58,18 +58,40 @@ def ensure_venv() -> None:
     """bench/.venv: the same base interpreter, ruleauth (editable) + the baseline's dependencies."""
     if VENV_PYTHON.exists():
         probe = subprocess.run(
-            [str(VENV_PYTHON), "-c", ("import ruleauth, jwt, requests, aws_lambda_powertools, cel_expr_python\n"
-                                      "from ruleauth.cel import parser as cel_parser\n"
-                                      "assert all(cel_parser.cache_path(p).is_file() for p in (True, False))")],
-            capture_output=True, text=True, check=False)
+            [
+                str(VENV_PYTHON),
+                "-c",
+                (
+                    "import ruleauth, jwt, requests, aws_lambda_powertools, cel_expr_python\n"
+                    "from ruleauth.cel import parser as cel_parser\n"
+                    "assert all(cel_parser.cache_path(p).is_file() for p in (True, False))"
+                ),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if probe.returncode == 0:
             return
         print("bench/.venv is incomplete; installing into it", flush=True)
     else:
         print(f"creating bench/.venv with {sys.executable} (first run only)", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "-e", f"{REPO}[fast]", "requests", "aws-lambda-powertools"], check=True)
+    subprocess.run(
+        [
+            str(VENV_PYTHON),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-e",
+            f"{REPO}[fast]",
+            "requests",
+            "aws-lambda-powertools",
+        ],
+        check=True,
+    )
     # As `sam build` does: the prebuilt CEL parser is part of a deployed cold start.
     subprocess.run([str(VENV_PYTHON), "-m", "ruleauth.cel.parser"], check=True, capture_output=True)
 
@@ -83,23 +105,64 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    version = subprocess.run([str(VENV_PYTHON), "-c", ("import sys, platform; print(platform.python_version(), "
-                                                        "platform.python_implementation(), sys.executable)")],
-                             capture_output=True, text=True, check=False).stdout.split()
-    prebuilt = subprocess.run([str(VENV_PYTHON), "-c", ("from ruleauth.cel import parser as cel_parser; "
-                                                         "print(all(cel_parser.cache_path(p).is_file() for p in (True, False)))")],
-                              capture_output=True, text=True, cwd=REPO, check=False).stdout.strip()
-    versions = subprocess.run([str(VENV_PYTHON), "-c", ("import importlib.metadata as m; print(' '.join("
-                                                         "f'{p}={m.version(p)}' for p in ('cel-python','lark',"
-                                                         "'PyJWT','cryptography','requests','aws-lambda-powertools')))")],
-                              capture_output=True, text=True, check=False).stdout.strip()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=REPO, check=False).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "ruleauth"],
-                           capture_output=True, text=True, cwd=REPO, check=False).stdout.strip()
+    version = subprocess.run(
+        [
+            str(VENV_PYTHON),
+            "-c",
+            (
+                "import sys, platform; print(platform.python_version(), "
+                "platform.python_implementation(), sys.executable)"
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    prebuilt = subprocess.run(
+        [
+            str(VENV_PYTHON),
+            "-c",
+            (
+                "from ruleauth.cel import parser as cel_parser; "
+                "print(all(cel_parser.cache_path(p).is_file() for p in (True, False)))"
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    ).stdout.strip()
+    versions = subprocess.run(
+        [
+            str(VENV_PYTHON),
+            "-c",
+            (
+                "import importlib.metadata as m; print(' '.join("
+                "f'{p}={m.version(p)}' for p in ('cel-python','lark',"
+                "'PyJWT','cryptography','requests','aws-lambda-powertools')))"
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", "ruleauth"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    ).stdout.strip()
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "python": " ".join(version[:2]), "platform": platform.platform(),
-        "packages": versions, "prebuilt_cel_parser": prebuilt == "True",
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": " ".join(version[:2]),
+        "platform": platform.platform(),
+        "packages": versions,
+        "prebuilt_cel_parser": prebuilt == "True",
         "commit": commit + (" + uncommitted changes in ruleauth/" if dirty else ""),
     }
 
@@ -129,11 +192,28 @@ def caller_claims(now: int, i: int) -> dict:
     scopes = [f"svc{k}:read" for k in services]
     scopes += [f"svc{k}:billing" for k in services if k % 10]
     scopes += [f"svc{k}:admin" for k in services if k % 3]
-    groups = ["staff", "eng", "oncall", "vpn-users", "reporting", "team-payments", "team-search",
-              "svc3-owners", "github-org", "sso-users"]
+    groups = [
+        "staff",
+        "eng",
+        "oncall",
+        "vpn-users",
+        "reporting",
+        "team-payments",
+        "team-search",
+        "svc3-owners",
+        "github-org",
+        "sso-users",
+    ]
     return {
-        "iss": ISSUER, "aud": AUDIENCE, "sub": "user-4711", "iat": now - 5, "exp": now + 6 * 3600,
-        "jti": f"t{i}", "scope": " ".join(scopes), "groups": groups, "tenant": "acme",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "user-4711",
+        "iat": now - 5,
+        "exp": now + 6 * 3600,
+        "jti": f"t{i}",
+        "scope": " ".join(scopes),
+        "groups": groups,
+        "tenant": "acme",
     }
 
 
@@ -178,10 +258,16 @@ def distinct_expression(k: int, j: int) -> str:
 # grouped rules: per service, (name, route indexes, expression template)
 GROUPS = [
     ("read", range(4), "'svc{k}:read' in scopes || is_admin"),
-    ("reports", range(4, 7), ("has(claims.groups) && claims.groups.exists(g, g == 'reporting' "
-                              "|| g == 'svc{k}-reports')")),
-    ("billing", range(7, 9), ("has(claims.tenant) && claims.tenant in ['acme', 'tenant-{k}'] "
-                              "&& 'svc{k}:billing' in scopes")),
+    (
+        "reports",
+        range(4, 7),
+        ("has(claims.groups) && claims.groups.exists(g, g == 'reporting' || g == 'svc{k}-reports')"),
+    ),
+    (
+        "billing",
+        range(7, 9),
+        ("has(claims.tenant) && claims.tenant in ['acme', 'tenant-{k}'] && 'svc{k}:billing' in scopes"),
+    ),
     ("admin", range(9, 10), "is_admin || ('svc{k}:admin' in scopes && auth.provider == 'corp')"),
 ]
 
@@ -215,8 +301,11 @@ def rules_yaml(services: int, style: str, layout: str, engine: str | None) -> st
     for k in range(1, services + 1):
         if style == "distinct":
             for j in range(ROUTES_PER_SERVICE):
-                lines += [f"  - name: svc{k} res{j}", f"    route: {route_of(k, j, layout)}",
-                          f"    allow: {_q(distinct_expression(k, j))}"]
+                lines += [
+                    f"  - name: svc{k} res{j}",
+                    f"    route: {route_of(k, j, layout)}",
+                    f"    allow: {_q(distinct_expression(k, j))}",
+                ]
         else:
             for name, indexes, template in GROUPS:
                 lines += [f"  - name: svc{k} {name}", "    route:"]
@@ -225,10 +314,12 @@ def rules_yaml(services: int, style: str, layout: str, engine: str | None) -> st
     lines.append("tests:")
     for k in range(1, services + 1):
         path = route_of(k, 1, layout).split(" ", 1)[1].replace("{id}", "42")
-        lines += [f"  - name: svc{k} readers read",
-                  f"    request: {{method: GET, path: {path}, headers: {{Authorization: Bearer x}}}}",
-                  f"    claims: {{iss: {_q(ISSUER)}, sub: u1, scope: {_q(f'svc{k}:read')}, tenant: acme}}",
-                  "    expect: allow"]
+        lines += [
+            f"  - name: svc{k} readers read",
+            f"    request: {{method: GET, path: {path}, headers: {{Authorization: Bearer x}}}}",
+            f"    claims: {{iss: {_q(ISSUER)}, sub: u1, scope: {_q(f'svc{k}:read')}, tenant: acme}}",
+            "    expect: allow",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -240,8 +331,11 @@ def write_rules(work: Path, name: str, services: int, style: str, layout: str, e
 
 def request_paths(services: int) -> list[str]:
     """The asked routes cycle over every route of the table (all GET, nested layout)."""
-    return [route_of(k, j, "nested").split(" ", 1)[1].replace("{id}", str(40 + j))
-            for k in range(1, services + 1) for j in range(ROUTES_PER_SERVICE)]
+    return [
+        route_of(k, j, "nested").split(" ", 1)[1].replace("{id}", str(40 + j))
+        for k in range(1, services + 1)
+        for j in range(ROUTES_PER_SERVICE)
+    ]
 
 
 # ---------------------------------------------------------------- children
@@ -255,16 +349,30 @@ def child_env(extra: dict | None = None) -> dict:
 
 def snapshot_rules(path: Path) -> None:
     """`ruleauth snapshot PATH`, as the Makefile runs it at `sam build`."""
-    proc = subprocess.run([str(VENV_PYTHON), "-m", "ruleauth", "snapshot", str(path)], capture_output=True,
-                          text=True, env=child_env(), cwd=REPO, timeout=300, check=False)
+    proc = subprocess.run(
+        [str(VENV_PYTHON), "-m", "ruleauth", "snapshot", str(path)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=REPO,
+        timeout=300,
+        check=False,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"ruleauth snapshot {path} failed:\n{proc.stderr}")
 
 
 def run_child(args: list[str], env: dict, timeout: float = 600, python: Path = VENV_PYTHON) -> tuple[dict, float]:
     started = time.perf_counter()
-    proc = subprocess.run([str(python), str(WORKER), *args], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=timeout, check=False)
+    proc = subprocess.run(
+        [str(python), str(WORKER), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=timeout,
+        check=False,
+    )
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-8:]
@@ -304,8 +412,7 @@ def warm_case(work: Path, name: str, spec: dict) -> dict:
 
 
 def baseline_env(work: Path) -> dict:
-    return {"BASELINE_JWKS_FILE": str(work / "jwks.json"), "BASELINE_ISSUER": ISSUER,
-            "BASELINE_AUDIENCE": AUDIENCE}
+    return {"BASELINE_JWKS_FILE": str(work / "jwks.json"), "BASELINE_ISSUER": ISSUER, "BASELINE_AUDIENCE": AUDIENCE}
 
 
 # ---------------------------------------------------------------- report
@@ -333,18 +440,32 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--runs", type=int, help="cold-start runs per target (default 7; quick 3)")
     parser.add_argument("--requests", type=int, help="timed requests per warm case (default 2000; quick 300)")
-    parser.add_argument("--budget", type=float,
-                        help="seconds per warm variant before it stops early (default 50; quick 5; 0: none)")
-    parser.add_argument("--budget-500", type=float, dest="budget_500",
-                        help="the same for the 500-route variants (default 15; quick 5; 0: none)")
-    parser.add_argument("--style", choices=("grouped", "distinct"), default="grouped",
-                        help="warm JWT rules: 4 rules per 10-route service (grouped, default) "
-                             "or one distinct rule per route")
+    parser.add_argument(
+        "--budget", type=float, help="seconds per warm variant before it stops early (default 50; quick 5; 0: none)"
+    )
+    parser.add_argument(
+        "--budget-500",
+        type=float,
+        dest="budget_500",
+        help="the same for the 500-route variants (default 15; quick 5; 0: none)",
+    )
+    parser.add_argument(
+        "--style",
+        choices=("grouped", "distinct"),
+        default="grouped",
+        help="warm JWT rules: 4 rules per 10-route service (grouped, default) or one distinct rule per route",
+    )
     parser.add_argument("--engine", help="write `engine: NAME` into the generated rules files")
-    parser.add_argument("--profile", action="store_true", help="also cProfile the JWT + 500-route case, a new caller per request")
-    parser.add_argument("--worst-arn", action="store_true", dest="worst_arn",
-                        help="only measure the longest legal ARN against the deepest legal table, with this "
-                             "interpreter (no bench/.venv needed)")
+    parser.add_argument(
+        "--profile", action="store_true", help="also cProfile the JWT + 500-route case, a new caller per request"
+    )
+    parser.add_argument(
+        "--worst-arn",
+        action="store_true",
+        dest="worst_arn",
+        help="only measure the longest legal ARN against the deepest legal table, with this "
+        "interpreter (no bench/.venv needed)",
+    )
     args = parser.parse_args()
     if args.worst_arn:
         work = Path(tempfile.mkdtemp(prefix="ruleauth-bench-"))
@@ -368,8 +489,10 @@ def main() -> int:
     print("ruleauth benchmark" + (" (--quick: rough figures)" if args.quick else ""))
     print(f"machine : {info['cpu']}, {info['cores']} cores; Python {info['python']}; {info['platform']}")
     print(f"packages: {info['packages']}")
-    print(f"ruleauth: {info['commit']}; prebuilt CEL parser "
-          f"{'present' if info['prebuilt_cel_parser'] else 'ABSENT (cold init builds the lark parser)'}")
+    print(
+        f"ruleauth: {info['commit']}; prebuilt CEL parser "
+        f"{'present' if info['prebuilt_cel_parser'] else 'ABSENT (cold init builds the lark parser)'}"
+    )
     print("interpreter for every measurement: bench/.venv/bin/python (same site-packages for both sides)")
     print()
 
@@ -386,8 +509,9 @@ def main() -> int:
     return 0
 
 
-def bench(work: Path, info: dict, args, runs: int, requests: int, warmup: int, budget: float,
-          budget_500: float) -> dict:
+def bench(
+    work: Path, info: dict, args, runs: int, requests: int, warmup: int, budget: float, budget_500: float
+) -> dict:
     key = make_keys(work)
     make_tokens(key, requests + warmup, work / "tokens.txt")
     make_tokens(key, requests + warmup, work / "callers.txt", distinct_callers=True)
@@ -401,10 +525,18 @@ def bench(work: Path, info: dict, args, runs: int, requests: int, warmup: int, b
     warm500 = write_rules(work, "warm500", SERVICES_500, args.style, "nested", engine)
     flat500 = write_rules(work, "flat500", SERVICES_500, args.style, "flat", engine)
     flat100 = write_rules(work, "flat100", 10, "distinct", "flat", engine)
-    results: dict = {"machine": info, "settings": {
-        "cold_runs": runs, "requests": requests, "warmup": warmup, "budget_s": budget,
-        "budget_500_s": budget_500, "style": args.style,
-        "engine": engine or "default"}}
+    results: dict = {
+        "machine": info,
+        "settings": {
+            "cold_runs": runs,
+            "requests": requests,
+            "warmup": warmup,
+            "budget_s": budget,
+            "budget_500_s": budget_500,
+            "style": args.style,
+            "engine": engine or "default",
+        },
+    }
 
     # 1 + 3: cold init and peak RSS, fresh processes, round-robin.
     print(f"measuring cold init: {runs} runs per target (+1 discarded), fresh processes ...", flush=True)
@@ -413,46 +545,95 @@ def bench(work: Path, info: dict, args, runs: int, requests: int, warmup: int, b
         "baseline": {"target": "baseline", "env": child_env(baseline_env(work))},
         "ruleauth N=10": {"target": "ruleauth", "env": child_env({"RULEAUTH_RULES": str(cold10)})},
         "ruleauth N=100": {"target": "ruleauth", "env": child_env({"RULEAUTH_RULES": str(cold100)})},
-        "ruleauth N=100 full load": {"target": "ruleauth", "env": child_env(
-            {"RULEAUTH_RULES": str(cold100), "RULEAUTH_SNAPSHOT": "0"})},
+        "ruleauth N=100 full load": {
+            "target": "ruleauth",
+            "env": child_env({"RULEAUTH_RULES": str(cold100), "RULEAUTH_SNAPSHOT": "0"}),
+        },
     }
     cold = cold_runs(targets, runs)
     results["cold"] = cold
 
     # Does each table load? (the flat 500-route table is expected to exceed the 8 KB policy budget)
     loads = {}
-    for name, path in (("500 routes nested, GET /svcK/{id}/resJ (case c)", warm500),
-                       ("500 routes flat, GET /svcK/resJ/{id}", flat500),
-                       ("100 routes flat, one rule per route", flat100)):
+    for name, path in (
+        ("500 routes nested, GET /svcK/{id}/resJ (case c)", warm500),
+        ("500 routes flat, GET /svcK/resJ/{id}", flat500),
+        ("100 routes flat, one rule per route", flat100),
+    ):
         loads[name], _ = run_child(["load", str(path)], child_env())
     results["loads"] = loads
 
     # 2: warm per-request decision time, one process per case.
-    print(f"measuring warm decisions: {requests} requests per case after {warmup} warm-up "
-          f"(time cap per variant: {budget:g} s, 500 routes {budget_500:g} s) ...", flush=True)
+    print(
+        f"measuring warm decisions: {requests} requests per case after {warmup} warm-up "
+        f"(time cap per variant: {budget:g} s, 500 routes {budget_500:g} s) ...",
+        flush=True,
+    )
     tokens_file = str(work / "tokens.txt")
-    common = {"n": requests, "warmup": warmup, "budget_s": budget, "tokens_file": tokens_file,
-              "callers_file": str(work / "callers.txt")}
+    common = {
+        "n": requests,
+        "warmup": warmup,
+        "budget_s": budget,
+        "tokens_file": tokens_file,
+        "callers_file": str(work / "callers.txt"),
+    }
     warm = {}
-    warm["baseline"] = warm_case(work, "baseline", {
-        **common, "side": "baseline", "variants": ["same", "fresh"], "paths": request_paths(SERVICES_50)})
-    warm["demo"] = warm_case(work, "demo", {
-        **common, "side": "ruleauth", "rules": str(REPO / "rules"), "variants": ["same"],
-        "paths": ["/hello"], "header_values": ["17"], "tokens_file": None})
-    warm["jwt50"] = warm_case(work, "jwt50", {
-        **common, "side": "ruleauth", "rules": str(warm50), "variants": ["same", "fresh", "callers"],
-        "paths": request_paths(SERVICES_50)})
-    warm["jwt500"] = warm_case(work, "jwt500", {
-        **common, "budget_s": budget_500, "side": "ruleauth", "rules": str(warm500), "variants": ["same", "fresh", "callers"],
-        "paths": request_paths(SERVICES_500)})
+    warm["baseline"] = warm_case(
+        work,
+        "baseline",
+        {**common, "side": "baseline", "variants": ["same", "fresh"], "paths": request_paths(SERVICES_50)},
+    )
+    warm["demo"] = warm_case(
+        work,
+        "demo",
+        {
+            **common,
+            "side": "ruleauth",
+            "rules": str(REPO / "rules"),
+            "variants": ["same"],
+            "paths": ["/hello"],
+            "header_values": ["17"],
+            "tokens_file": None,
+        },
+    )
+    warm["jwt50"] = warm_case(
+        work,
+        "jwt50",
+        {
+            **common,
+            "side": "ruleauth",
+            "rules": str(warm50),
+            "variants": ["same", "fresh", "callers"],
+            "paths": request_paths(SERVICES_50),
+        },
+    )
+    warm["jwt500"] = warm_case(
+        work,
+        "jwt500",
+        {
+            **common,
+            "budget_s": budget_500,
+            "side": "ruleauth",
+            "rules": str(warm500),
+            "variants": ["same", "fresh", "callers"],
+            "paths": request_paths(SERVICES_500),
+        },
+    )
     results["warm"] = warm
 
     report(results, work)
     results["worst_arn"] = worst_arn(work, min(requests, 500), VENV_PYTHON)
 
     if args.profile:
-        spec = {**common, "n": min(requests, 300), "side": "ruleauth", "rules": str(warm500),
-                "variants": ["callers"], "paths": request_paths(SERVICES_500), "top": 25}
+        spec = {
+            **common,
+            "n": min(requests, 300),
+            "side": "ruleauth",
+            "rules": str(warm500),
+            "variants": ["callers"],
+            "paths": request_paths(SERVICES_500),
+            "top": 25,
+        }
         path = work / "profile.json"
         path.write_text(json.dumps(spec))
         prof, _ = run_child(["profile", str(path)], child_env())
@@ -470,18 +651,24 @@ def worst_arn(work: Path, n: int, python: Path) -> dict:
     spec = work / "worst.json"
     spec.write_text(json.dumps({"work": str(work), "n": n}))
     result, _ = run_child(["worst", str(spec)], child_env(), python=python)
-    print("\n4. The longest legal method ARN against the deepest legal route table (median of "
-          f"{n} decisions, one process)")
+    print(
+        "\n4. The longest legal method ARN against the deepest legal route table (median of "
+        f"{n} decisions, one process)"
+    )
     if "error" in result:
         print("   FAILED:", result["error"])
         return result
     short, longest = result["cases"]["short"], result["cases"]["longest"]
-    print(f"   table: GET /{{p0}}/.../{{p{result['depth'] - 1}}}/export ({result['depth']} parameters, the "
-          f"deepest the 512-character resource limit allows) and GET /static/{{path+}}; loads in "
-          f"{result['load_s'] * 1000:.0f} ms")
+    print(
+        f"   table: GET /{{p0}}/.../{{p{result['depth'] - 1}}}/export ({result['depth']} parameters, the "
+        f"deepest the 512-character resource limit allows) and GET /static/{{path+}}; loads in "
+        f"{result['load_s'] * 1000:.0f} ms"
+    )
     for name, row in (("short ARN (baseline)", short), ("longest ARN", longest)):
-        print(f"   {name:<22}{row['arn_bytes']:>6} bytes  p50 {fmt_us(row['p50_us'])}  "
-              f"max {fmt_us(row['max_us'])}  status {row['status']}")
+        print(
+            f"   {name:<22}{row['arn_bytes']:>6} bytes  p50 {fmt_us(row['p50_us'])}  "
+            f"max {fmt_us(row['max_us'])}  status {row['status']}"
+        )
     ratio = longest["p50_us"] / short["p50_us"] if short["p50_us"] else float("nan")
     print(f"   ratio longest / short: {ratio:.2f}×")
     result["ratio"] = ratio
@@ -495,8 +682,10 @@ def report(results: dict, work: Path) -> None:
         print("COLD INIT FAILED:", next(v["error"] for v in cold.values() if "error" in v))
         return
     base = cold["baseline"]
-    print("1. Cold init (fresh process; median of "
-          f"{base['runs']} runs). 'import' = perf_counter around the import inside the child;")
+    print(
+        "1. Cold init (fresh process; median of "
+        f"{base['runs']} runs). 'import' = perf_counter around the import inside the child;"
+    )
     print("   'process' = whole child wall time (start to exit) minus an empty `python worker.py cold empty`.")
     print(f"   {'target':<36}{'import':>12}{'process':>12}{'peak RSS':>11}{'modules':>9}{'× baseline':>12}")
     for name, row in cold.items():
@@ -509,8 +698,10 @@ def report(results: dict, work: Path) -> None:
         else:
             label = name.replace("ruleauth N=", "import ruleauth.handler, ") + " rules"
         ratio = "" if name in ("empty", "baseline") else f"{row['import_ms'] / base['import_ms']:10.2f}×"
-        print(f"   {label:<36}{fmt_ms(row['import_ms']):>12}{fmt_ms(row['process_ms']) if name != 'empty' else '':>12}"
-              f"{row['rss_mb']:8.1f} MB{row['modules']:>9}{ratio:>12}")
+        print(
+            f"   {label:<36}{fmt_ms(row['import_ms']):>12}{fmt_ms(row['process_ms']) if name != 'empty' else '':>12}"
+            f"{row['rss_mb']:8.1f} MB{row['modules']:>9}{ratio:>12}"
+        )
     print("   rules: N distinct rules, one route each (GET /svcK/{id}[/resJ]), JWT scopes/claims/groups,")
     print("   cache.mode identity, one RS256 provider with a jwks_file (loaded at import), one test per service.")
     print("   As deployed by `sam build`, the cold start reads the rules snapshot made beside the rules file;")
@@ -555,8 +746,10 @@ def report(results: dict, work: Path) -> None:
         row = data["variants"][variant]
         ratio = f"{row['p50_us'] / base_w['p50_us']:14.1f}×" if base_w and case != "baseline" else ""
         n = f"{row['n']}{'*' if row['capped'] else ''}"
-        print(f"   {label:<58}{n:>6}{fmt_us(row['p50_us']):>12}{fmt_us(row['p99_us']):>12}"
-              f"{fmt_us(row['mean_us']):>12}{ratio:>16}")
+        print(
+            f"   {label:<58}{n:>6}{fmt_us(row['p50_us']):>12}{fmt_us(row['p99_us']):>12}"
+            f"{fmt_us(row['mean_us']):>12}{ratio:>16}"
+        )
     if any(warm.get(c, {}).get("variants", {}).get(v, {}).get("capped") for _, c, v in rows):
         print("   * stopped early by the per-variant time cap (--budget 0 --budget-500 0 run every request)")
     for case in ("demo", "jwt50", "jwt500"):
@@ -568,19 +761,25 @@ def report(results: dict, work: Path) -> None:
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(row["outcomes"].items()))
             warn = f"; warnings {sample['warnings']}" if sample.get("warnings") else ""
             if case != "demo" or variant == "same":
-                print(f"   {case}/{variant}: outcomes [{outcomes}]; response {sample['response_bytes']} bytes, "
-                      f"{sample.get('statements')} statements, {sample['resources']} resources{warn}")
+                print(
+                    f"   {case}/{variant}: outcomes [{outcomes}]; response {sample['response_bytes']} bytes, "
+                    f"{sample.get('statements')} statements, {sample['resources']} resources{warn}"
+                )
     style = results["settings"]["style"]
     n_rules = {"grouped": "4 rules per service", "distinct": "one rule per route"}[style]
-    print(f"   (b)/(c): {SERVICES_50} / {SERVICES_500} services × {ROUTES_PER_SERVICE} routes "
-          f"(GET /svcK/{{id}} and GET /svcK/{{id}}/resJ), {n_rules} ({style}),")
+    print(
+        f"   (b)/(c): {SERVICES_50} / {SERVICES_500} services × {ROUTES_PER_SERVICE} routes "
+        f"(GET /svcK/{{id}} and GET /svcK/{{id}}/resJ), {n_rules} ({style}),"
+    )
     print("   cache.mode identity (full per-resource policy each time), RS256 tokens signed by the jwks_file key;")
     print("   the caller is allowed on most routes and denied on some; asked routes cycle over the table.")
 
     print("\n3. Peak RSS after cold start (median; the child's VmHWM, which is ru_maxrss without the share")
-    print("   Linux folds in from the launching process at exec): "
-          f"ruleauth N=100 {cold['ruleauth N=100']['rss_mb']:.1f} MB, N=10 {cold['ruleauth N=10']['rss_mb']:.1f} MB, "
-          f"hand-written {base['rss_mb']:.1f} MB, empty interpreter {cold['empty']['rss_mb']:.1f} MB")
+    print(
+        "   Linux folds in from the launching process at exec): "
+        f"ruleauth N=100 {cold['ruleauth N=100']['rss_mb']:.1f} MB, N=10 {cold['ruleauth N=10']['rss_mb']:.1f} MB, "
+        f"hand-written {base['rss_mb']:.1f} MB, empty interpreter {cold['empty']['rss_mb']:.1f} MB"
+    )
 
     # ratios against the goals
     def p50(case, variant):
@@ -596,26 +795,45 @@ def report(results: dict, work: Path) -> None:
     engine = "cel-python" if engine in (None, "default") else engine
     GOAL_COLD, GOAL_WARM, GOAL_SCALE, GOAL_RSS = GOALS.get(engine, GOALS["cel-python"])
     goals = [
-        ("cold init, 10 rules / hand-written import", div(cold["ruleauth N=10"]["import_ms"], base["import_ms"]),
-         None),
-        ("cold init, 100 rules / hand-written import", div(cold["ruleauth N=100"]["import_ms"], base["import_ms"]),
-         GOAL_COLD),
-        ("cold init, 100 rules without the snapshot / hand-written",
-         div(cold["ruleauth N=100 full load"]["import_ms"], base["import_ms"]), None),
-        ("warm p50, JWT+50 routes new caller / hand-written", div(p50("jwt50", "callers"), p50("baseline", "fresh")),
-         GOAL_WARM),
-        ("warm p50, JWT+50 routes fresh token / hand-written", div(p50("jwt50", "fresh"), p50("baseline", "fresh")),
-         None),
-        ("warm p50, JWT+50 routes same token / hand-written", div(p50("jwt50", "same"), p50("baseline", "fresh")),
-         None),
-        ("warm p50, 500 routes / 50 routes (new caller)", div(p50("jwt500", "callers"), p50("jwt50", "callers")),
-         GOAL_SCALE),
-        ("warm p50, 500 routes / 50 routes (fresh token)", div(p50("jwt500", "fresh"), p50("jwt50", "fresh")),
-         None),
+        ("cold init, 10 rules / hand-written import", div(cold["ruleauth N=10"]["import_ms"], base["import_ms"]), None),
+        (
+            "cold init, 100 rules / hand-written import",
+            div(cold["ruleauth N=100"]["import_ms"], base["import_ms"]),
+            GOAL_COLD,
+        ),
+        (
+            "cold init, 100 rules without the snapshot / hand-written",
+            div(cold["ruleauth N=100 full load"]["import_ms"], base["import_ms"]),
+            None,
+        ),
+        (
+            "warm p50, JWT+50 routes new caller / hand-written",
+            div(p50("jwt50", "callers"), p50("baseline", "fresh")),
+            GOAL_WARM,
+        ),
+        (
+            "warm p50, JWT+50 routes fresh token / hand-written",
+            div(p50("jwt50", "fresh"), p50("baseline", "fresh")),
+            None,
+        ),
+        (
+            "warm p50, JWT+50 routes same token / hand-written",
+            div(p50("jwt50", "same"), p50("baseline", "fresh")),
+            None,
+        ),
+        (
+            "warm p50, 500 routes / 50 routes (new caller)",
+            div(p50("jwt500", "callers"), p50("jwt50", "callers")),
+            GOAL_SCALE,
+        ),
+        ("warm p50, 500 routes / 50 routes (fresh token)", div(p50("jwt500", "fresh"), p50("jwt50", "fresh")), None),
         ("warm p50, 500 routes / 50 routes (same token)", div(p50("jwt500", "same"), p50("jwt50", "same")), None),
         ("peak RSS, ruleauth N=100 / hand-written", div(cold["ruleauth N=100"]["rss_mb"], base["rss_mb"]), GOAL_RSS),
-        ("peak RSS, N=100 without the snapshot / hand-written",
-         div(cold["ruleauth N=100 full load"]["rss_mb"], base["rss_mb"]), None),
+        (
+            "peak RSS, N=100 without the snapshot / hand-written",
+            div(cold["ruleauth N=100 full load"]["rss_mb"], base["rss_mb"]),
+            None,
+        ),
     ]
     print(f"\nRatios against the performance goals ({engine} engine):")
     print(f"   {'ratio':<56}{'measured':>10}{'goal':>9}{'':>3}{'result':<6}")
@@ -623,9 +841,10 @@ def report(results: dict, work: Path) -> None:
         shown = f"{ratio:9.2f}×" if ratio is not None else "       n/a"
         goal_text = f"≤ {goal:g}×" if goal is not None else "   (info)"
         print(f"   {label:<56}{shown:>10}{goal_text:>9}   {verdict(ratio, goal) if goal is not None else ''}")
-    results["ratios"] = {label: {"ratio": ratio, "goal": goal,
-                                 "result": verdict(ratio, goal) if goal is not None else None}
-                         for label, ratio, goal in goals}
+    results["ratios"] = {
+        label: {"ratio": ratio, "goal": goal, "result": verdict(ratio, goal) if goal is not None else None}
+        for label, ratio, goal in goals
+    }
 
 
 if __name__ == "__main__":

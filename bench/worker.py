@@ -33,8 +33,7 @@ def cold(target: str) -> None:
     maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     import json
 
-    print(json.dumps({"import_s": elapsed, "rss_kb": rss_kb, "ru_maxrss_kb": maxrss_kb,
-                      "modules": len(sys.modules)}))
+    print(json.dumps({"import_s": elapsed, "rss_kb": rss_kb, "ru_maxrss_kb": maxrss_kb, "modules": len(sys.modules)}))
 
 
 def peak_rss_kb() -> int:
@@ -90,10 +89,14 @@ def _events(spec, tokens):
     paths = spec["paths"]
     if spec.get("header_values"):
         values = spec["header_values"]
-        return [build_event(REST_REQUEST, "GET", paths[i % len(paths)], headers={"Authorization": values[i % len(values)]})
-                for i in range(len(tokens) if tokens else 1)]
-    return [build_event(REST_REQUEST, "GET", paths[i % len(paths)], headers={"Authorization": f"Bearer {token}"})
-            for i, token in enumerate(tokens)]
+        return [
+            build_event(REST_REQUEST, "GET", paths[i % len(paths)], headers={"Authorization": values[i % len(values)]})
+            for i in range(len(tokens) if tokens else 1)
+        ]
+    return [
+        build_event(REST_REQUEST, "GET", paths[i % len(paths)], headers={"Authorization": f"Bearer {token}"})
+        for i, token in enumerate(tokens)
+    ]
 
 
 def _decider(spec):
@@ -106,8 +109,12 @@ def _decider(spec):
             import json
 
             response = baseline.authorize(event)
-            return {"outcome": "allow", "response_bytes": len(json.dumps(response, separators=(",", ":"))),
-                    "resources": 1, "warnings": []}
+            return {
+                "outcome": "allow",
+                "response_bytes": len(json.dumps(response, separators=(",", ":"))),
+                "resources": 1,
+                "warnings": [],
+            }
 
         return baseline.authorize, describe
 
@@ -128,11 +135,13 @@ def _decider(spec):
             resource = statement.get("Resource")
             resources += len(resource) if isinstance(resource, list) else 1
         return {
-            "outcome": result.decision.outcome, "reason": result.decision.reason,
+            "outcome": result.decision.outcome,
+            "reason": result.decision.reason,
             "gateway": result.gateway_outcome,
             "response_bytes": len(json.dumps(response, separators=(",", ":"))) if response else 0,
             "statements": len((response.get("policyDocument") or {}).get("Statement", [])),
-            "resources": resources, "warnings": list(result.decision.warnings),
+            "resources": resources,
+            "warnings": list(result.decision.warnings),
             "internal_error": result.internal_error,
         }
 
@@ -205,8 +214,8 @@ def warm(spec_path: str) -> None:
 def load(rules: str) -> None:
     import json
 
-    from ruleauth.runtime.authorizer import Authorizer
     from ruleauth.errors import RulesError
+    from ruleauth.runtime.authorizer import Authorizer
 
     started = time.perf_counter()
     try:
@@ -214,8 +223,15 @@ def load(rules: str) -> None:
     except RulesError as exc:
         print(json.dumps({"ok": False, "load_s": time.perf_counter() - started, "error": str(exc)}))
         return
-    print(json.dumps({"ok": True, "load_s": time.perf_counter() - started,
-                      "warnings": [getattr(w, "message", str(w)) for w in authorizer.ruleset.warnings]}))
+    print(
+        json.dumps(
+            {
+                "ok": True,
+                "load_s": time.perf_counter() - started,
+                "warnings": [getattr(w, "message", str(w)) for w in authorizer.ruleset.warnings],
+            }
+        )
+    )
 
 
 def profile(spec_path: str) -> None:
@@ -253,16 +269,17 @@ def worst(spec_path: str) -> None:
 
     from ruleauth.policy import synthesis as ps
     from ruleauth.policy.arn import MAX_ARN_BYTES
-    from ruleauth.runtime.authorizer import Authorizer
     from ruleauth.policy.response_check import MAX_RESOURCE_CHARS
     from ruleauth.rules.routes import parse_route
+    from ruleauth.runtime.authorizer import Authorizer
     from ruleauth.tools.synthetic_events import build_event
 
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
     depth = 1
-    while ps.PREFIX_ESTIMATE + len(ps.route_pattern("OPTIONS", parse_route(_deep_route(depth + 1)))) \
-            <= MAX_RESOURCE_CHARS:
+    while (
+        ps.PREFIX_ESTIMATE + len(ps.route_pattern("OPTIONS", parse_route(_deep_route(depth + 1)))) <= MAX_RESOURCE_CHARS
+    ):
         depth += 1
     rules = os.path.join(spec["work"], "deepest.yaml")
     with open(rules, "w", encoding="utf-8") as handle:
@@ -270,7 +287,8 @@ def worst(spec_path: str) -> None:
             "version: 1\ntoken: {header: Authorization}\n"
             "cache: {mode: identity, sources: {headers: [Authorization]}}\nrules:\n"
             f"  - name: export\n    route: '{_deep_route(depth)}'\n    auth: token\n    allow: token == 'admin'\n"
-            "  - name: static\n    route: GET /static/{path+}\n    auth: token\n    allow: 'true'\n")
+            "  - name: static\n    route: GET /static/{path+}\n    auth: token\n    allow: 'true'\n"
+        )
     started = time.perf_counter()
     authorizer = Authorizer.load(rules, environ={})
     load_s = time.perf_counter() - started
@@ -285,8 +303,12 @@ def worst(spec_path: str) -> None:
             t0 = time.perf_counter_ns()
             result = authorizer.authorize(event)
             samples.append(time.perf_counter_ns() - t0)
-        out["cases"][name] = {"arn_bytes": len(event["methodArn"].encode()), "status": result.status,
-                              "p50_us": statistics.median(samples) / 1000, "max_us": max(samples) / 1000}
+        out["cases"][name] = {
+            "arn_bytes": len(event["methodArn"].encode()),
+            "status": result.status,
+            "p50_us": statistics.median(samples) / 1000,
+            "max_us": max(samples) / 1000,
+        }
     print(json.dumps(out))
 
 

@@ -13,13 +13,13 @@ if TYPE_CHECKING:  # the real types, for type checkers; at run time __getattr__ 
     from typing import Any
 
     from ruleauth.errors import BadEvent, CredentialError, Problem, RuleauthError, RulesError
-    from ruleauth.runtime.lambda_handler import make_handler
     from ruleauth.jwt.verifier import JwtConfigError, JwtError
     from ruleauth.reasons import Outcome, Reason
     from ruleauth.rules.loader import load as load_rules
     from ruleauth.runtime.authorizer import Authorizer
+    from ruleauth.runtime.lambda_handler import make_handler
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (grouped by purpose, not sorted)
     # Authorizing
     "Authorizer",
     "make_handler",

@@ -13,15 +13,15 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable, Generic, Hashable, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
 class Cache(Generic[K, V]):
-    def __init__(self, maxsize: int, ttl: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, maxsize: int, ttl: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.maxsize = maxsize
         self.ttl = ttl  # None: entries expire only by their own expires_at, or never
         self._clock = clock

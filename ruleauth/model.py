@@ -7,8 +7,9 @@ module holds state across invocations.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 # Defined in ruleauth.reasons, the one vocabulary; re-exported for the stages that read it here.
 from ruleauth.reasons import Outcome as Outcome
@@ -53,10 +54,7 @@ class MethodArn:
     @property
     def prefix(self) -> str:
         """Everything up to and including the stage, for building resource ARNs."""
-        return (
-            f"arn:{self.partition}:execute-api:{self.region}:{self.account_id}:"
-            f"{self.api_id}/{self.stage}"
-        )
+        return f"arn:{self.partition}:execute-api:{self.region}:{self.account_id}:{self.api_id}/{self.stage}"
 
 
 @dataclass(frozen=True)
@@ -115,4 +113,3 @@ class JwtProvider:
 class VerifiedToken:
     provider: str
     claims: Mapping[str, Any]
-

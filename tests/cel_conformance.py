@@ -35,16 +35,22 @@ from __future__ import annotations
 import datetime
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tests import textproto
 from tests.textproto import Message
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cel-spec"
 
-CLOSURES, FALLBACK, INTERPRETER, FAST = "closures", "interpreter fallback", "RULEAUTH_CEL_INTERPRETER=1", "cel-expr-python"
+CLOSURES, FALLBACK, INTERPRETER, FAST = (
+    "closures",
+    "interpreter fallback",
+    "RULEAUTH_CEL_INTERPRETER=1",
+    "cel-expr-python",
+)
 SNAPSHOT = "closures from a rules snapshot"
 ENGINES = (CLOSURES, FALLBACK, INTERPRETER, FAST, SNAPSHOT)
 FALLBACK_SUFFIX = " && 0u == 0u"
@@ -53,9 +59,29 @@ AGREE, REFUSED, NOT_EXPRESSIBLE, WRONG = "agree", "refused at load", "not expres
 WRONG_ALLOWS = "of the wrong ones, with a wrong allow"
 
 # Names a define cannot take (ruleauth's variables, functions, CEL's reserved words).
-RESERVED = {"true", "false", "null", "in", "as", "break", "const", "continue", "else", "for",
-            "function", "if", "import", "let", "loop", "package", "namespace", "return", "var",
-            "void", "while"}
+RESERVED = {
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
+}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -150,8 +176,7 @@ def _encode(case: Case, test: Message) -> None:
         return
     written = literal(value)
     case.expected = written
-    case.rules = [Rule("p", f"({expr}) == {written}", "allow"),
-                  Rule("n", f"!(({expr}) == {written})", "rule_false")]
+    case.rules = [Rule("p", f"({expr}) == {written}", "allow"), Rule("n", f"!(({expr}) == {written})", "rule_false")]
 
 
 def _reserved_by_ruleauth(name: str) -> bool:
@@ -197,17 +222,17 @@ def literal(value: Message) -> str:
 
 
 def _object_literal(message: Message) -> str:
-    (type_url, body), = message
+    ((type_url, body),) = message
     name = type_url.rsplit("/", 1)[-1]
     seconds, nanos = int(body.get("seconds", 0)), int(body.get("nanos", 0))
     if name == "google.protobuf.Timestamp":
-        moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+        moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(seconds=seconds)
         fraction = f".{nanos:09d}" if nanos else ""
         return f"timestamp('{moment.strftime('%Y-%m-%dT%H:%M:%S')}{fraction}Z')"
     if name == "google.protobuf.Duration":
-        total = seconds * 10 ** 9 + nanos
+        total = seconds * 10**9 + nanos
         sign, total = ("-", -total) if total < 0 else ("", total)
-        whole, fraction = divmod(total, 10 ** 9)
+        whole, fraction = divmod(total, 10**9)
         return f"duration('{sign}{whole}{f'.{fraction:09d}' if fraction else ''}s')"
     raise NotExpressible(f"message {name}")
 
@@ -218,10 +243,11 @@ def _quoted(text: str, byte_escapes: bool) -> str:
     out = []
     for char in text:
         code = ord(char)
-        if char in "\\\"":
+        if char in '\\"':
             out.append("\\" + char)
-        elif 0x20 <= code < 0x7F or (code >= 0xA0 and char.isprintable() and not 0xD800 <= code < 0xE000
-                                       and code != 0xFEFF):
+        elif 0x20 <= code < 0x7F or (
+            code >= 0xA0 and char.isprintable() and not 0xD800 <= code < 0xE000 and code != 0xFEFF
+        ):
             out.append(char)
         elif byte_escapes and code <= 0xFF:
             out.append(f"\\x{code:02x}")
@@ -241,7 +267,7 @@ def bytes_literal(data: bytes) -> str:
     out = []
     for byte in data:
         char = chr(byte)
-        if char in "\\\"" or not 0x20 <= byte < 0x7F:
+        if char in '\\"' or not 0x20 <= byte < 0x7F:
             out.append(f"\\x{byte:02x}")
         else:
             out.append(char)

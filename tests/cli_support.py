@@ -13,8 +13,9 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "rules" / "demo.yaml"
@@ -28,10 +29,22 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, stdin: str | None = None, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ruleauth.tools.cli", *args], input=stdin, capture_output=True,
-                          text=True, cwd=cwd or ROOT, env=env or cli_env(), timeout=timeout)
+def run_cli(
+    *args: str,
+    stdin: str | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ruleauth.tools.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=env or cli_env(),
+        timeout=timeout,
+    )
 
 
 def run_json(*args: str, **kwargs: Any) -> tuple[int, Any]:
@@ -59,8 +72,9 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8")
 
-    def request(self, path: str, method: str = "GET", headers: dict[str, str] | None = None,
-                body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    def request(
+        self, path: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
         try:
             with urllib.request.urlopen(req, timeout=10) as reply:
@@ -87,8 +101,14 @@ class Server:
 def serve(tmp_path: Path, *args: str) -> Iterator[Server]:
     log_path = tmp_path / f"serve-{time.monotonic_ns()}.log"
     with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.Popen([sys.executable, "-m", "ruleauth.tools.cli", "serve", *args, "--port", "0"],
-                                   stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT, env=cli_env())
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ruleauth.tools.cli", "serve", *args, "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            cwd=ROOT,
+            env=cli_env(),
+        )
     server = None
     try:
         assert process.stdout is not None

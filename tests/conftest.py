@@ -7,9 +7,9 @@ import textwrap
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from ruleauth.errors import RulesError
 from ruleauth.rules import loader as rules_loader
 from ruleauth.runtime.authorizer import Authorizer
-from ruleauth.errors import RulesError
 
 # Property tests draw new examples on every local run, which is how they find bugs; CI runs
 # one fixed draw, so that a new draw cannot turn a submission's CI red.

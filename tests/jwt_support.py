@@ -11,8 +11,9 @@ import base64
 import functools
 import json
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import get_default_algorithms
@@ -29,18 +30,18 @@ _ALGS = get_default_algorithms()
 _CURVES = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rsa_key(bits: int = 2048, n: int = 0) -> rsa.RSAPrivateKey:
     """RSA keys are slow to make; `n` names distinct cached keys of one size."""
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ec_key(crv: str = "P-256", n: int = 0) -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(_CURVES[crv]())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ed_key(n: int = 0) -> ed25519.Ed25519PrivateKey:
     return ed25519.Ed25519PrivateKey.generate()
 

@@ -1,4 +1,4 @@
-"""Data flows one way through ruleauth's stages (issue 15): no import cycle among its modules,
+"""Data flows one way through ruleauth's stages: no import cycle among its modules,
 and every import runs in an allowed direction between stages.
 
 The graph is read from the source with the AST, so it counts every import: at module level,
@@ -151,13 +151,18 @@ def test_the_graph_sees_imports_inside_functions_and_under_type_checking(tmp_pat
     assert "ruleauth.runtime.authorizer" in graph["ruleauth.runtime.lambda_handler"]  # at module level
     assert "ruleauth.tools.coverage" in graph["ruleauth.tools.cli"]  # inside a function only
     sample = tmp_path / "sample.py"
-    sample.write_text("from typing import TYPE_CHECKING\n"
-                      "def f():\n    from ruleauth.model import Request\n"
-                      "if TYPE_CHECKING:\n    import ruleauth.errors\n"
-                      "from ruleauth.cel import evaluation\n")
+    sample.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "def f():\n    from ruleauth.model import Request\n"
+        "if TYPE_CHECKING:\n    import ruleauth.errors\n"
+        "from ruleauth.cel import evaluation\n"
+    )
     modules = _modules()
     assert sorted(_imports("ruleauth.sample", sample, modules), key=lambda found: found[1]) == [
-        ("ruleauth.model", 3), ("ruleauth.errors", 5), ("ruleauth.cel.evaluation", 6)]
+        ("ruleauth.model", 3),
+        ("ruleauth.errors", 5),
+        ("ruleauth.cel.evaluation", 6),
+    ]
 
 
 def test_the_allowed_directions_between_stages_form_no_cycle():
@@ -173,9 +178,7 @@ def test_every_module_is_in_a_stage_of_the_table():
 def test_no_import_cycle_among_ruleauth_modules():
     graph = _graph()
     cycles = _cycles(graph)
-    described = [
-        [_where(graph, a, b) for a in group for b in group if b in graph[a]] for group in cycles
-    ]
+    described = [[_where(graph, a, b) for a in group for b in group if b in graph[a]] for group in cycles]
     assert cycles == [], described
 
 
@@ -192,8 +195,12 @@ def test_every_import_runs_in_an_allowed_direction_between_stages():
 
 def test_nothing_imports_the_tools_but_the_command_line_entry_point():
     graph = _graph()
-    users = sorted(f"{_where(graph, s, t)}" for s, targets in graph.items() for t in targets
-                   if _stage(t) == "tools" and _stage(s) != "tools")
+    users = sorted(
+        f"{_where(graph, s, t)}"
+        for s, targets in graph.items()
+        for t in targets
+        if _stage(t) == "tools" and _stage(s) != "tools"
+    )
     assert users == ["ruleauth/__main__.py:5 imports ruleauth.tools.cli"]
 
 

@@ -113,8 +113,11 @@ def test_a_bad_token_is_refused_even_when_a_view_exists_for_its_claims(authorize
 
 def test_rules_that_read_now_are_never_answered_from_a_view(tmp_path, evaluations):
     (tmp_path / "jwks.json").write_bytes(default_jwks())
-    (tmp_path / "rules.yaml").write_text((RULES % (ISSUER, AUDIENCE)).replace(
-        "allow: \"'read:orders' in scopes\"", "allow: \"'read:orders' in scopes && now_unix > 0\""))
+    (tmp_path / "rules.yaml").write_text(
+        (RULES % (ISSUER, AUDIENCE)).replace(
+            "allow: \"'read:orders' in scopes\"", "allow: \"'read:orders' in scopes && now_unix > 0\""
+        )
+    )
     authorizer = Authorizer.load(tmp_path / "rules.yaml")
     ask(authorizer, token())
     count = len(evaluations)
@@ -125,7 +128,6 @@ def test_rules_that_read_now_are_never_answered_from_a_view(tmp_path, evaluation
 
 def test_views_stay_consistent_when_ruleauth_serve_decides_on_several_threads(tmp_path):
     import threading
-
     from pathlib import Path
 
     authorizer = Authorizer.load(Path(__file__).resolve().parents[1] / "rules")
@@ -147,8 +149,7 @@ def test_views_stay_consistent_when_ruleauth_serve_decides_on_several_threads(tm
     assert all(outcome == ("allow" if value % 2 else "deny") for value, outcome in outcomes)
 
 
-def test_tokens_whose_read_claims_agree_share_the_table_answers_but_not_principal_or_context(
-        authorizer, evaluations):
+def test_tokens_whose_read_claims_agree_share_the_table_answers_but_not_principal_or_context(authorizer, evaluations):
     first = ask(authorizer, token(sub="user-1", jti="a"))
     count = len(evaluations)
     second = ask(authorizer, token(sub="user-2", jti="b"))  # same scope: rules read only scopes
@@ -162,8 +163,11 @@ def test_tokens_whose_read_claims_agree_share_the_table_answers_but_not_principa
 
 def test_a_rule_that_reads_all_claims_shares_nothing_between_different_claims(tmp_path, evaluations):
     (tmp_path / "jwks.json").write_bytes(default_jwks())
-    (tmp_path / "rules.yaml").write_text((RULES % (ISSUER, AUDIENCE)).replace(
-        "allow: \"'read:orders' in scopes\"", "allow: \"'read:orders' in scopes && size(claims) > 3\""))
+    (tmp_path / "rules.yaml").write_text(
+        (RULES % (ISSUER, AUDIENCE)).replace(
+            "allow: \"'read:orders' in scopes\"", "allow: \"'read:orders' in scopes && size(claims) > 3\""
+        )
+    )
     authorizer = Authorizer.load(tmp_path / "rules.yaml")
     ask(authorizer, token(jti="a"))
     count = len(evaluations)

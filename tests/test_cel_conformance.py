@@ -17,9 +17,9 @@ import pytest
 
 from ruleauth.cel import compiler as expressions
 from ruleauth.cel import fast_engine
+from ruleauth.errors import RulesError
 from ruleauth.rules import loader as rules_loader
 from ruleauth.runtime.authorizer import Authorizer
-from ruleauth.errors import RulesError
 from ruleauth.tools.synthetic_events import build_event
 from tests import cel_conformance as cc
 
@@ -55,8 +55,9 @@ def _load(path, entries, defines, engine_name, snapshot=False):
             return Authorizer.load(path, environ={}), refused
         except RulesError as exc:
             names = {problem.rule for problem in exc.problems if problem.severity == "error"}
-            lines = {problem.pos.line for problem in exc.problems
-                     if problem.severity == "error" and problem.pos is not None}
+            lines = {
+                problem.pos.line for problem in exc.problems if problem.severity == "error" and problem.pos is not None
+            }
             # A problem names its rule, or points at the rule's line (one rule a line).
             text = path.read_text(encoding="utf-8").splitlines()
             for line in lines:
@@ -89,8 +90,9 @@ def _run(engine: str, tmp_path, monkeypatch) -> tuple[Counter, list[str]]:
                 text = f"({rule.text}){cc.FALLBACK_SUFFIX}" if engine == cc.FALLBACK else rule.text
                 entries.append((name, text))
                 expected[name] = rule.must
-        authorizer, refused = _load(tmp_path / f"{key}.yaml", entries, members[0][1].defines, engine_name,
-                                    snapshot=engine == cc.SNAPSHOT)
+        authorizer, refused = _load(
+            tmp_path / f"{key}.yaml", entries, members[0][1].defines, engine_name, snapshot=engine == cc.SNAPSHOT
+        )
         by_name = {rule.name: rule for rule in authorizer.ruleset.rules} if authorizer else {}
         for index, case in members:
             names = [f"c{index}{rule.name}" for rule in case.rules]
@@ -133,6 +135,8 @@ def test_every_expressible_cel_spec_case_gives_cels_answer_or_is_refused_at_load
 def test_the_conformance_files_are_read_whole():
     # Every test of every vendored file is read (2456 at the vendored commit), none silently
     # lost: each test has one `expr:` line.
-    assert len(ALL_CASES) == sum(len(re.findall(r"^\s*expr:", path.read_text(encoding="utf-8"), re.M))
-                                 for path in cc.FIXTURES.glob("*.textproto"))
+    assert len(ALL_CASES) == sum(
+        len(re.findall(r"^\s*expr:", path.read_text(encoding="utf-8"), re.M))
+        for path in cc.FIXTURES.glob("*.textproto")
+    )
     assert len(ALL_CASES) == len({case.qualified for case in ALL_CASES})

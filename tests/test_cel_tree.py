@@ -39,26 +39,33 @@ def test_a_header_key_is_recorded_only_when_its_literal_is_exact(compiler, writt
 @pytest.mark.parametrize("written, key", list(LITERALS.values()), ids=list(LITERALS))
 def test_dry_run_hides_a_credential_header_however_its_key_is_written(compiler, written, key):
     compiled = compiler.compile(f"request.headers[{written}] == 'x'")
-    explained = explain_expression(compiled, ev.activation_for("cel-python", ACTIVATION),
-                                   (frozenset({"x-api-key"}), frozenset()))
+    explained = explain_expression(
+        compiled, ev.activation_for("cel-python", ACTIVATION), (frozenset({"x-api-key"}), frozenset())
+    )
     text = repr([step.as_dict() for step in explained.steps])
     if written != "''":  # the empty key reads no credential
         assert SECRET not in text
-    tenant = explain_expression(compiler.compile("request.headers['x-tenant'] == 'acme'"),
-                                ev.activation_for("cel-python", ACTIVATION), (frozenset({"x-api-key"}), frozenset()))
+    tenant = explain_expression(
+        compiler.compile("request.headers['x-tenant'] == 'acme'"),
+        ev.activation_for("cel-python", ACTIVATION),
+        (frozenset({"x-api-key"}), frozenset()),
+    )
     assert "acme" in repr([step.as_dict() for step in tenant.steps])  # not every value is hidden
 
 
-@pytest.mark.parametrize("text, kind", [
-    ("has((request.headers))", ev.TRUE),
-    ("has(((request).headers))", ev.TRUE),
-    ("has((claims.nested.team))", ev.TRUE),
-    ("has(((claims.nested).missing))", ev.FALSE),
-    ("((1)) == 1", ev.TRUE),
-    ("[(1), ((2))] == [1, 2]", ev.TRUE),
-    ("((claims.n)) in [(7), 8]", ev.TRUE),
-    ("(('a')) + 'b' == 'ab'", ev.TRUE),
-])
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        ("has((request.headers))", ev.TRUE),
+        ("has(((request).headers))", ev.TRUE),
+        ("has((claims.nested.team))", ev.TRUE),
+        ("has(((claims.nested).missing))", ev.FALSE),
+        ("((1)) == 1", ev.TRUE),
+        ("[(1), ((2))] == [1, 2]", ev.TRUE),
+        ("((claims.n)) in [(7), 8]", ev.TRUE),
+        ("(('a')) + 'b' == 'ab'", ev.TRUE),
+    ],
+)
 def test_parentheses_only_group_so_they_compile_to_closures_that_answer_as_the_interpreter(text, kind):
     assert CLOSURE_COMPILER.compile(text).runs_on == CLOSURES
     closures, interpreter = both(text)

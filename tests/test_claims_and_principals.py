@@ -10,14 +10,27 @@ import json
 
 import pytest
 
+from ruleauth.jwt.verifier import JwtError, JwtVerifier
 from ruleauth.policy import iam as policy_eval
 from ruleauth.runtime.authorizer import Authorizer
-from ruleauth.jwt.verifier import JwtError, JwtVerifier
 from ruleauth.tools.synthetic_events import build_event
 from tests.cli_support import ROOT, no_traceback, run_cli, run_json, write
 from tests.jwt_support import (
-    AUDIENCE, ISSUER, JWKS_URI, NOW, FakeClock, FakeFetcher, claims, default_jwks, ec_key, forge, jwks_bytes,
-    provider, public_jwk, rsa_key, token,
+    AUDIENCE,
+    ISSUER,
+    JWKS_URI,
+    NOW,
+    FakeClock,
+    FakeFetcher,
+    claims,
+    default_jwks,
+    ec_key,
+    forge,
+    jwks_bytes,
+    provider,
+    public_jwk,
+    rsa_key,
+    token,
 )
 
 OTHER_ISSUER = "https://other.example.test"
@@ -96,14 +109,15 @@ def raw_token(payload_json: str) -> str:
 # ---------------------------------------------------------------- §3: time claims out of range
 
 HUGE = [
-    "1" + "0" * 309,       # the first integer that is no float: OverflowError in float()
+    "1" + "0" * 309,  # the first integer that is no float: OverflowError in float()
     "1" + "0" * 400,
     "-1" + "0" * 400,
-    "1e308",               # a float, but no date
-    "1E+400", "-1e400",    # inf and -inf once parsed
+    "1e308",  # a float, but no date
+    "1E+400",
+    "-1e400",  # inf and -inf once parsed
     "1.5e309",
-    "253402300800",        # 10000-01-01T00:00:00Z, one second past the last CEL timestamp
-    "-62135596801",        # one second before 0001-01-01
+    "253402300800",  # 10000-01-01T00:00:00Z, one second past the last CEL timestamp
+    "-62135596801",  # one second before 0001-01-01
     "9223372036854775808",  # 2^63
 ]
 
@@ -119,8 +133,9 @@ def payload_with(name: str, number: str) -> str:
 @pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
 def test_a_time_claim_out_of_range_is_jwt_invalid_in_the_verifier_and_its_token_cache(name, number):
     clock = FakeClock()
-    verifier = JwtVerifier([provider(algorithms=("RS256",))], clock=clock,
-                           fetcher=FakeFetcher({JWKS_URI: default_jwks()}))
+    verifier = JwtVerifier(
+        [provider(algorithms=("RS256",))], clock=clock, fetcher=FakeFetcher({JWKS_URI: default_jwks()})
+    )
     bad = raw_token(payload_with(name, number))
     for _ in range(2):  # the second time through the token cache's lookup, which must not hold it
         with pytest.raises(JwtError) as caught:
@@ -136,8 +151,11 @@ def test_a_token_whose_time_claim_overflows_is_jwt_invalid_on_every_route_and_pa
     clocked = load(tmp_path, mode, clock=FakeClock())
     bad = raw_token(payload_with(name, number))
     for method, path in ROUTES[:2]:
-        for result in (ask(authorizer, bad, method, path), ask(clocked, bad, method, path, now=None),
-                       ask(clocked, bad, method, path, now=None)):
+        for result in (
+            ask(authorizer, bad, method, path),
+            ask(clocked, bad, method, path, now=None),
+            ask(clocked, bad, method, path, now=None),
+        ):
             assert (result.decision.outcome, result.decision.reason) == ("unauthorized", "jwt_invalid")
             assert result.internal_error is None
 
@@ -155,12 +173,21 @@ def test_time_claims_at_the_edges_of_the_range_are_still_accepted(tmp_path):
 @pytest.mark.parametrize("number", ["1" + "0" * 400, "1e308", "-1e400"])
 def test_dry_run_says_jwt_invalid_for_an_overflowing_exp_with_a_token_and_with_claims(tmp_path, number):
     rules = str(rules_dir(tmp_path, "identity"))
-    code, report = run_json("dry-run", rules, "--method", "GET", "--path", "/orders/1",
-                            "--token", raw_token(payload_with("exp", number)), "--now", NOW_TEXT)
+    code, report = run_json(
+        "dry-run",
+        rules,
+        "--method",
+        "GET",
+        "--path",
+        "/orders/1",
+        "--token",
+        raw_token(payload_with("exp", number)),
+        "--now",
+        NOW_TEXT,
+    )
     assert (report["decision"], report["reason"]) == ("unauthorized", "jwt_invalid")
     claims_file = write(tmp_path / "claims.json", payload_with("exp", number))
-    done = run_cli("dry-run", rules, "--method", "GET", "--path", "/orders/1", "--claims", f"@{claims_file}",
-                   "--json")
+    done = run_cli("dry-run", rules, "--method", "GET", "--path", "/orders/1", "--claims", f"@{claims_file}", "--json")
     no_traceback(done)
     report = json.loads(done.stdout)
     assert (report["decision"], report["reason"]) == ("unauthorized", "jwt_invalid")
@@ -190,8 +217,12 @@ def test_the_cached_answer_for_an_opaque_credential_allows_its_token_routes_and_
         assert result.gateway_outcome == "allow"
         grants = {route: policy_eval.evaluate_response(result.response, arn_of(*route)) == "allow" for route in ROUTES}
         # One cached response cannot be a 401 on some routes: API Gateway answers 403 on the JWT routes.
-        assert grants == {("GET", "/orders/1"): False, ("POST", "/orders"): False,
-                          ("GET", "/reports"): True, ("GET", "/health"): True}
+        assert grants == {
+            ("GET", "/orders/1"): False,
+            ("POST", "/orders"): False,
+            ("GET", "/reports"): True,
+            ("GET", "/health"): True,
+        }
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -251,8 +282,14 @@ def test_the_default_principal_is_the_whole_sub_up_to_256_characters(tmp_path, m
         assert result.decision.outcome == "allow" and result.response["principalId"] == sub
 
 
-UNUSABLE_SUBS = [{"sub": "a" * 257}, {"sub": "a" * 256 + "b"}, {"sub": "x" * 4000}, {"sub": ""}, {"sub": None},
-                 {"sub": "anonymous"}]
+UNUSABLE_SUBS = [
+    {"sub": "a" * 257},
+    {"sub": "a" * 256 + "b"},
+    {"sub": "x" * 4000},
+    {"sub": ""},
+    {"sub": None},
+    {"sub": "anonymous"},
+]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -294,19 +331,22 @@ def test_a_non_string_sub_is_an_invalid_token(tmp_path, mode):
 
 
 def test_a_principal_expression_names_callers_the_default_cannot(tmp_path):
-    extra = 'principal: "has(claims.sub) && claims.sub != \'\' ? claims.sub : \'client:\' + claims.client_id"\n'
+    extra = "principal: \"has(claims.sub) && claims.sub != '' ? claims.sub : 'client:' + claims.client_id\"\n"
     authorizer = load(tmp_path, "identity", extra)
     result = ask(authorizer, token(sub=None, client_id="svc-1"))
     assert result.decision.outcome == "allow" and result.response["principalId"] == "client:svc-1"
 
 
 def test_offline_claims_without_a_usable_sub_get_principal_error_in_ruleauth_test(tmp_path):
-    cases = "".join(f"""\
+    cases = "".join(
+        f"""\
   - name: sub {i}
     request: {{method: GET, path: /orders/1}}
     claims: {json.dumps({"scope": "read:orders", **sub})}
     expect: {{decision: deny, reason: principal_error}}
-""" for i, sub in enumerate([{"sub": "a" * 257}, {"sub": ""}, {}, {"sub": "anonymous"}]))
+"""
+        for i, sub in enumerate([{"sub": "a" * 257}, {"sub": ""}, {}, {"sub": "anonymous"}])
+    )
     done = run_cli("test", str(rules_dir(tmp_path, "identity", "tests:\n" + cases)))
     assert done.returncode == 0 and "4 passed, 0 failed" in done.stdout, done.stdout
 
@@ -319,9 +359,14 @@ def test_offline_claims_without_a_usable_sub_get_principal_error_in_ruleauth_tes
 def test_a_scope_array_of_strings_is_read_as_the_list(tmp_path, mode, name):
     authorizer = load(tmp_path, mode)
     other = "scp" if name == "scope" else "scope"
-    for value, expected in ((["read:orders", "write:orders"], "allow"), (["read:orders"], "allow"),
-                            (["write:orders"], "deny"), ([], "deny"), (["read:orders write:orders"], "deny"),
-                            ("write:orders read:orders", "allow")):
+    for value, expected in (
+        (["read:orders", "write:orders"], "allow"),
+        (["read:orders"], "allow"),
+        (["write:orders"], "deny"),
+        ([], "deny"),
+        (["read:orders write:orders"], "deny"),
+        ("write:orders read:orders", "allow"),
+    ):
         result = ask(authorizer, token(**{name: value, other: None}))
         assert result.decision.outcome == expected, value
 
@@ -338,20 +383,31 @@ def test_a_scope_that_is_neither_a_string_nor_a_list_of_strings_is_an_invalid_to
 def test_offline_claims_read_scope_arrays_and_refuse_malformed_ones(tmp_path):
     rules = str(rules_dir(tmp_path, "identity"))
     for scope, decision in ((["read:orders"], "allow"), (["read:orders", 1], "unauthorized")):
-        code, report = run_json("dry-run", rules, "--method", "GET", "--path", "/orders/1",
-                                "--claims", json.dumps({"sub": "u", "scope": scope}))
+        code, report = run_json(
+            "dry-run",
+            rules,
+            "--method",
+            "GET",
+            "--path",
+            "/orders/1",
+            "--claims",
+            json.dumps({"sub": "u", "scope": scope}),
+        )
         assert report["decision"] == decision
 
 
 # ---------------------------------------------------------------- §5: offline claims pick providers
 
 
-@pytest.mark.parametrize("iss, production, offline", [
-    (OTHER_ISSUER, "unauthorized", "unauthorized"),    # provider other, on a corp-only route
-    (ISSUER, "allow", "allow"),
-    ("https://unknown.example.test", None, "unauthorized"),
-    (7, None, "unauthorized"),
-])
+@pytest.mark.parametrize(
+    "iss, production, offline",
+    [
+        (OTHER_ISSUER, "unauthorized", "unauthorized"),  # provider other, on a corp-only route
+        (ISSUER, "allow", "allow"),
+        ("https://unknown.example.test", None, "unauthorized"),
+        (7, None, "unauthorized"),
+    ],
+)
 def test_offline_claims_select_providers_as_real_tokens_do(tmp_path, iss, production, offline):
     authorizer = load(tmp_path, "identity")
     if production is not None:
@@ -363,8 +419,9 @@ def test_offline_claims_select_providers_as_real_tokens_do(tmp_path, iss, produc
     if offline == "unauthorized":
         assert result.decision.reason == "jwt_invalid"
     rules = str(rules_dir(tmp_path, "identity"))
-    code, report = run_json("dry-run", rules, "--method", "POST", "--path", "/orders",
-                            "--claims", json.dumps(offline_claims))
+    code, report = run_json(
+        "dry-run", rules, "--method", "POST", "--path", "/orders", "--claims", json.dumps(offline_claims)
+    )
     assert report["decision"] == offline
     case = f"""\
 tests:
@@ -396,27 +453,46 @@ def example_authorizer(tmp_path) -> Authorizer:
     ruleset = Authorizer.load(EXAMPLE).ruleset
     (tmp_path / "keys.json").write_bytes(jwks_bytes(public_jwk(rsa_key(), "k1")))
     providers = tuple(dataclasses.replace(p, jwks_file=str(tmp_path / "keys.json")) for p in ruleset.providers)
-    return Authorizer(dataclasses.replace(ruleset, providers=providers),
-                      verifier=JwtVerifier(providers, clock=FakeClock()))
+    return Authorizer(
+        dataclasses.replace(ruleset, providers=providers), verifier=JwtVerifier(providers, clock=FakeClock())
+    )
 
 
 def partner_token(**extra) -> str:
-    payload = {"iss": PARTNERS, "sub": "p1", "client_id": PARTNER_CLIENT, "token_use": "access",
-               "iat": int(NOW) - 10, "exp": int(NOW) + 600, **extra}
+    payload = {
+        "iss": PARTNERS,
+        "sub": "p1",
+        "client_id": PARTNER_CLIENT,
+        "token_use": "access",
+        "iat": int(NOW) - 10,
+        "exp": int(NOW) + 600,
+        **extra,
+    }
     return forge({"alg": "RS256", "kid": "k1"}, payload, key=rsa_key())
 
 
 def corp_token(**extra) -> str:
-    payload = {"iss": "https://login.example.com", "aud": "https://api.example.com", "sub": "u1",
-               "iat": int(NOW) - 10, "exp": int(NOW) + 600, **extra}
+    payload = {
+        "iss": "https://login.example.com",
+        "aud": "https://api.example.com",
+        "sub": "u1",
+        "iat": int(NOW) - 10,
+        "exp": int(NOW) + 600,
+        **extra,
+    }
     return forge({"alg": "RS256", "kid": "k1", "typ": "at+jwt"}, payload, key=rsa_key())
 
 
 def test_the_example_refuses_a_partner_token_claiming_admin_on_the_company_routes(tmp_path):
     authorizer = example_authorizer(tmp_path)
     admin_partner = partner_token(groups=["admin"], scope="orders/read orders:write orders:read")
-    for method, path in (("POST", "/orders"), ("PUT", "/orders/1"), ("GET", "/orders/1"),
-                         ("GET", "/orders/1/items"), ("DELETE", "/admin/users/7")):
+    for method, path in (
+        ("POST", "/orders"),
+        ("PUT", "/orders/1"),
+        ("GET", "/orders/1"),
+        ("GET", "/orders/1/items"),
+        ("DELETE", "/admin/users/7"),
+    ):
         result = ask(authorizer, admin_partner, method, path)
         assert (result.decision.outcome, result.decision.reason) == ("unauthorized", "jwt_invalid"), (method, path)
     allowed = ask(authorizer, admin_partner, "GET", "/partner/orders")
@@ -435,6 +511,7 @@ def test_the_example_tests_pass_including_the_partner_refusal():
 
 # ---------------------------------------------------------------- claim limits: one rule on every path
 
+
 def nest(depth: int, innermost, container: str):
     """`depth` containers (objects or arrays) around `innermost`."""
     value = innermost
@@ -450,7 +527,8 @@ INNERMOST = {"empty object": {}, "empty array": [], "scalar": 1}
 @pytest.mark.parametrize("innermost", list(INNERMOST))
 @pytest.mark.parametrize("depth", [31, 32, 33])
 def test_claims_nested_past_32_are_jwt_invalid_on_the_token_path_and_the_offline_claims_path(
-        tmp_path, container, innermost, depth):
+    tmp_path, container, innermost, depth
+):
     # docs/spec.md "Limits": the claims object is depth 1 and only objects and arrays count, so
     # an innermost {} or [] is one level and a scalar none.
     inner = INNERMOST[innermost]
@@ -465,7 +543,8 @@ def test_claims_nested_past_32_are_jwt_invalid_on_the_token_path_and_the_offline
 
 @pytest.mark.parametrize("items, expected", [(256, "rule_true"), (257, "jwt_invalid")])
 def test_a_claim_list_past_256_items_is_jwt_invalid_on_the_token_path_and_the_offline_claims_path(
-        tmp_path, items, expected):
+    tmp_path, items, expected
+):
     authorizer = load(tmp_path, "identity")
     groups = ["g"] * items
     assert ask(authorizer, token(groups=groups)).decision.reason == expected

@@ -45,11 +45,14 @@ def dry(*args: str, **kwargs):
     return run_json("dry-run", *args, **kwargs)
 
 
-@pytest.mark.parametrize("token, decision, status, body", [
-    ("17", "allow", 200, None),
-    ("2", "deny", 403, {"Message": "User is not authorized to access this resource with an explicit deny"}),
-    ("abc", "deny", 403, {"Message": "User is not authorized to access this resource with an explicit deny"}),
-])
+@pytest.mark.parametrize(
+    "token, decision, status, body",
+    [
+        ("17", "allow", 200, None),
+        ("2", "deny", 403, {"Message": "User is not authorized to access this resource with an explicit deny"}),
+        ("abc", "deny", 403, {"Message": "User is not authorized to access this resource with an explicit deny"}),
+    ],
+)
 def test_demo_decisions_status_and_body(token, decision, status, body):
     code, report = dry(str(DEMO), "--method", "GET", "--path", "/hello", "--token", token)
     assert code == 0
@@ -130,8 +133,19 @@ def test_claims_are_unverified_and_said_so(jwt_rules):
 
 
 def test_now_sets_the_decision_time(jwt_rules):
-    code, report = dry(jwt_rules, "--method", "GET", "--path", "/orders/7", "--claims", CLAIMS,
-                       "--now", "2030-01-01T00:00:00Z", "--expect", "deny")
+    code, report = dry(
+        jwt_rules,
+        "--method",
+        "GET",
+        "--path",
+        "/orders/7",
+        "--claims",
+        CLAIMS,
+        "--now",
+        "2030-01-01T00:00:00Z",
+        "--expect",
+        "deny",
+    )
     assert code == 0 and report["decision"] == "deny" and report["reason"] == "rule_false"
     steps = report["explanation"]["steps"]
     failing = next(s for s in steps if s["expr"] == "int(claims.exp) > now_unix")
@@ -146,52 +160,70 @@ def test_defines_and_shadow_rules_are_explained(jwt_rules):
     step = report["explanation"]["steps"][0]
     assert step["expr"] == "is_admin" and step["result"] == "false"
     assert step["values"]["claims.groups"] == '["user"]'
-    assert report["shadow"] == [{"rule": "new admin check", "route": "ANY /admin/{proxy+}",
-                                 "decision": "allow", "reason": "rule_true"}]
+    assert report["shadow"] == [
+        {"rule": "new admin check", "route": "ANY /admin/{proxy+}", "decision": "allow", "reason": "rule_true"}
+    ]
 
 
 def test_expect_mismatch_is_exit_1():
-    assert run_cli("dry-run", str(DEMO), "--method", "GET", "--path", "/hello", "--token", "17",
-                   "--expect", "allow").returncode == 0
-    done = run_cli("dry-run", str(DEMO), "--method", "GET", "--path", "/hello", "--token", "17",
-                   "--expect", "deny")
+    assert (
+        run_cli(
+            "dry-run", str(DEMO), "--method", "GET", "--path", "/hello", "--token", "17", "--expect", "allow"
+        ).returncode
+        == 0
+    )
+    done = run_cli("dry-run", str(DEMO), "--method", "GET", "--path", "/hello", "--token", "17", "--expect", "deny")
     assert done.returncode == 1 and "expected deny, got allow" in done.stderr
 
 
 def test_event_file_and_stdin(tmp_path):
-    token_event = {"type": "TOKEN", "authorizationToken": "17",
-                   "methodArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/hello"}
+    token_event = {
+        "type": "TOKEN",
+        "authorizationToken": "17",
+        "methodArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/hello",
+    }
     path = tmp_path / "event.json"
     path.write_text(json.dumps(token_event))
     code, report = dry(str(DEMO), "--event", str(path))
     assert report["decision"] == "allow" and report["event_type"] == "rest-token"
     assert report["response"]["policyDocument"]["Statement"][0]["Resource"].startswith(
-        "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/")
-    http_event = {"version": "2.0", "type": "REQUEST", "routeKey": "GET /hello", "rawPath": "/hello",
-                  "routeArn": "arn:aws:execute-api:us-east-1:123456789012:abc123/$default/GET/hello",
-                  "identitySource": ["3"], "headers": {"authorization": "3"}, "requestContext": {}}
+        "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/"
+    )
+    http_event = {
+        "version": "2.0",
+        "type": "REQUEST",
+        "routeKey": "GET /hello",
+        "rawPath": "/hello",
+        "routeArn": "arn:aws:execute-api:us-east-1:123456789012:abc123/$default/GET/hello",
+        "identitySource": ["3"],
+        "headers": {"authorization": "3"},
+        "requestContext": {},
+    }
     done = run_cli("dry-run", str(DEMO), "--event", "-", "--json", stdin=json.dumps(http_event))
     assert json.loads(done.stdout)["decision"] == "allow"
 
 
-@pytest.mark.parametrize("args, stdin, message", [
-    (["--event", "-"], "{not json", "not valid JSON"),
-    (["--event", "-"], '{"hello": "world"}', "not an API Gateway authorizer event"),
-    (["--event", "-"], "[1, 2]", "not an API Gateway authorizer event"),
-    (["--event", "/no/such/event.json"], None, "does not exist"),
-    (["--event", "-", "--method", "GET"], "{}", "cannot be combined"),
-    (["--path", "/hello"], None, "--method and --path"),
-    (["--method", "FETCH", "--path", "/hello"], None, "FETCH"),
-    (["--method", "GET", "--path", "hello"], None, "must start with /"),
-    (["--method", "GET", "--path", "/hello", "-H", "NoColonHere"], None, "Name: value"),
-    (["--method", "GET", "--path", "/hello", "--query", "novalue"], None, "name=value"),
-    (["--method", "GET", "--path", "/hello", "--claims", "{bad"], None, "not valid JSON"),
-    (["--method", "GET", "--path", "/hello", "--claims", "[1]"], None, "JSON object"),
-    (["--method", "GET", "--path", "/hello", "--now", "yesterday"], None, "RFC 3339"),
-    (["--method", "GET", "--path", "/hello", "--now", "2026-01-01T00:00:00"], None, "time zone"),
-    (["--method", "GET", "--path", "/hello", "--event-type", "soap"], None, "invalid choice"),
-    (["--method", "GET", "--path", "/hello", "--frobnicate"], None, "unrecognized arguments"),
-])
+@pytest.mark.parametrize(
+    "args, stdin, message",
+    [
+        (["--event", "-"], "{not json", "not valid JSON"),
+        (["--event", "-"], '{"hello": "world"}', "not an API Gateway authorizer event"),
+        (["--event", "-"], "[1, 2]", "not an API Gateway authorizer event"),
+        (["--event", "/no/such/event.json"], None, "does not exist"),
+        (["--event", "-", "--method", "GET"], "{}", "cannot be combined"),
+        (["--path", "/hello"], None, "--method and --path"),
+        (["--method", "FETCH", "--path", "/hello"], None, "FETCH"),
+        (["--method", "GET", "--path", "hello"], None, "must start with /"),
+        (["--method", "GET", "--path", "/hello", "-H", "NoColonHere"], None, "Name: value"),
+        (["--method", "GET", "--path", "/hello", "--query", "novalue"], None, "name=value"),
+        (["--method", "GET", "--path", "/hello", "--claims", "{bad"], None, "not valid JSON"),
+        (["--method", "GET", "--path", "/hello", "--claims", "[1]"], None, "JSON object"),
+        (["--method", "GET", "--path", "/hello", "--now", "yesterday"], None, "RFC 3339"),
+        (["--method", "GET", "--path", "/hello", "--now", "2026-01-01T00:00:00"], None, "time zone"),
+        (["--method", "GET", "--path", "/hello", "--event-type", "soap"], None, "invalid choice"),
+        (["--method", "GET", "--path", "/hello", "--frobnicate"], None, "unrecognized arguments"),
+    ],
+)
 def test_bad_input_is_exit_2(args, stdin, message):
     done = run_cli("dry-run", str(DEMO), *args, stdin=stdin)
     no_traceback(done)

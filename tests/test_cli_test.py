@@ -103,14 +103,19 @@ def test_failures_one_line_each_with_explanation_and_exit_1(tmp_path):
     assert "fails at int(token)" in done.stdout  # the explanation follows the failure
     assert "SECRET" not in done.stdout + done.stderr
     assert "expected principal 'someone', got 'anonymous'" in fails[1]
-    assert "expected context.tenant = \"t1\", but the key is absent" in fails[1]
+    assert 'expected context.tenant = "t1", but the key is absent' in fails[1]
 
 
 def test_event_file_cases(tmp_path):
-    event = {"type": "TOKEN", "authorizationToken": "7",
-             "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/hello"}
+    event = {
+        "type": "TOKEN",
+        "authorizationToken": "7",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/hello",
+    }
     (tmp_path / "event.json").write_text(json.dumps(event))
-    write(tmp_path / "rules.yaml", """
+    write(
+        tmp_path / "rules.yaml",
+        """
         version: 1
         rules:
           - name: odd numbers only
@@ -121,7 +126,8 @@ def test_event_file_cases(tmp_path):
           - name: from a captured event
             event: event.json
             expect: {decision: allow, rule: odd numbers only}
-    """)
+    """,
+    )
     done = run_cli("test", str(tmp_path / "rules.yaml"))
     assert done.returncode == 0 and done.stdout.splitlines()[-1] == "1 passed, 0 failed"
     (tmp_path / "event.json").write_text("{broken")

@@ -56,7 +56,12 @@ def test_json_output(tmp_path):
     problem = next(p for p in report["problems"] if "alow" in p["message"])
     assert set(problem) == {"file", "line", "col", "severity", "message", "rule"}
     assert (problem["file"], problem["line"], problem["col"], problem["severity"], problem["rule"]) == (
-        str(rules), 6, 5, "error", "odd")
+        str(rules),
+        6,
+        5,
+        "error",
+        "odd",
+    )
     status, report = run_json("validate", str(DEMO))
     assert status == 0 and report["ok"] is True and report["problems"] == [] and report["rules"] == 1
 
@@ -95,14 +100,17 @@ def test_rules_path_defaults_to_env_then_dot_rules(tmp_path):
     assert done.returncode == 0 and str(DEMO) in done.stdout
 
 
-@pytest.mark.parametrize("args", [
-    ["validate", "/no/such/rules.yaml"],
-    ["validate", str(DEMO), "--template", "/no/such/template.yaml"],
-    ["validate", str(DEMO), "--bogus"],
-    ["validate", str(DEMO), "--strict=yes"],
-    ["frobnicate"],
-    [],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate", "/no/such/rules.yaml"],
+        ["validate", str(DEMO), "--template", "/no/such/template.yaml"],
+        ["validate", str(DEMO), "--bogus"],
+        ["validate", str(DEMO), "--strict=yes"],
+        ["frobnicate"],
+        [],
+    ],
+)
 def test_bad_input_is_exit_2_with_one_clear_line(args, tmp_path):
     done = run_cli(*args, cwd=tmp_path)
     no_traceback(done)
@@ -185,8 +193,9 @@ def test_version_and_module_entry_points():
 
     done = run_cli("--version")
     assert done.returncode == 0 and re.match(r"ruleauth \S+", done.stdout)
-    via_package = subprocess.run([sys.executable, "-m", "ruleauth", "--version"], capture_output=True,
-                                 text=True, cwd=ROOT, env=cli_env())
+    via_package = subprocess.run(
+        [sys.executable, "-m", "ruleauth", "--version"], capture_output=True, text=True, cwd=ROOT, env=cli_env()
+    )
     assert via_package.returncode == 0 and via_package.stdout == done.stdout
 
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from ruleauth.runtime.credentials import MAX_TOKEN_BYTES, extract, without_credential
 from ruleauth.errors import CredentialError
-from ruleauth.runtime.events import parse_event
 from ruleauth.rules.ruleset import TokenConfig
+from ruleauth.runtime.credentials import MAX_TOKEN_BYTES, extract, without_credential
+from ruleauth.runtime.events import parse_event
 from ruleauth.tools.synthetic_events import build_event
 
 NOW = 1_800_000_000.0
@@ -44,18 +44,21 @@ def test_J17_the_scheme_matches_in_any_case(bearer, value):
     assert outcome(bearer, rest_event({"Authorization": value})) == ("allow", "rule_true", 200)
 
 
-@pytest.mark.parametrize("value", [
-    "Bearer  abc",      # two spaces
-    "Bearer",           # the scheme alone
-    "Bearer ",          # nothing after the space
-    "Basic YWJjOmRlZg==",
-    "abc",              # no scheme
-    "Bearer abc def",   # whitespace inside the credential
-    "Bearer\tabc",
-    " Bearer abc",
-    "Bearerabc",
-    "Bearer abc\n",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Bearer  abc",  # two spaces
+        "Bearer",  # the scheme alone
+        "Bearer ",  # nothing after the space
+        "Basic YWJjOmRlZg==",
+        "abc",  # no scheme
+        "Bearer abc def",  # whitespace inside the credential
+        "Bearer\tabc",
+        " Bearer abc",
+        "Bearerabc",
+        "Bearer abc\n",
+    ],
+)
 def test_J17_anything_but_scheme_space_credential_is_no_credential_and_401(bearer, value):
     assert outcome(bearer, rest_event({"Authorization": value})) == ("unauthorized", "missing_credential", 401)
 
@@ -84,8 +87,16 @@ def test_J18_tokens_over_8_kib_are_401_before_any_decoding(authorizer):
     auth = authorizer(BEARER.format(auth="token", allow="true"))
     fits = "a" * (MAX_TOKEN_BYTES - len("Bearer "))
     assert outcome(auth, rest_event({"Authorization": "Bearer " + fits}))[0] == "allow"
-    assert outcome(auth, rest_event({"Authorization": "Bearer " + fits + "a"})) == ("unauthorized", "bad_credential", 401)
-    assert outcome(auth, rest_event({"Authorization": "Bearer " + "a" * 64 * 1024})) == ("unauthorized", "bad_credential", 401)
+    assert outcome(auth, rest_event({"Authorization": "Bearer " + fits + "a"})) == (
+        "unauthorized",
+        "bad_credential",
+        401,
+    )
+    assert outcome(auth, rest_event({"Authorization": "Bearer " + "a" * 64 * 1024})) == (
+        "unauthorized",
+        "bad_credential",
+        401,
+    )
 
 
 def test_the_size_cap_counts_bytes_not_characters():
@@ -102,14 +113,18 @@ def test_the_credential_is_removed_from_headers_so_a_rule_cannot_read_it_back(au
 
 
 def test_the_credential_is_removed_from_the_query(authorizer):
-    auth = authorizer("version: 1\ncache: {mode: disabled}\ntoken: {query: access_token}\nrules:\n"
-                      "  - {name: r, route: GET /r, allow: \"token == 'abc' && !('access_token' in request.query) && request.query.x == '1'\"}\n")
+    auth = authorizer(
+        "version: 1\ncache: {mode: disabled}\ntoken: {query: access_token}\nrules:\n"
+        "  - {name: r, route: GET /r, allow: \"token == 'abc' && !('access_token' in request.query) && request.query.x == '1'\"}\n"
+    )
     assert outcome(auth, rest_event(query={"access_token": "abc", "x": "1"}))[0] == "allow"
 
 
 def test_several_query_tokens_are_401(authorizer):
-    auth = authorizer("version: 1\ncache: {mode: disabled}\ntoken: {query: access_token}\nrules:\n"
-                      "  - {name: r, route: GET /r, allow: true}\n")
+    auth = authorizer(
+        "version: 1\ncache: {mode: disabled}\ntoken: {query: access_token}\nrules:\n"
+        "  - {name: r, route: GET /r, allow: true}\n"
+    )
     event = rest_event()
     event["multiValueQueryStringParameters"] = {"access_token": ["a", "b"]}
     assert outcome(auth, event) == ("unauthorized", "bad_credential", 401)
@@ -119,16 +134,22 @@ def test_several_query_tokens_are_401(authorizer):
     assert outcome(auth, v2) == ("unauthorized", "bad_credential", 401)
 
 
-COOKIE = ("version: 1\ncache: {mode: disabled}\ntoken: {cookie: session}\nrules:\n"
-          "  - {name: r, route: GET /r, allow: \"token == 'abc' && !('session' in request.cookies)"
-          " && !('cookie' in request.headers) && request.cookies.theme == 'dark'\"}\n")
+COOKIE = (
+    "version: 1\ncache: {mode: disabled}\ntoken: {cookie: session}\nrules:\n"
+    "  - {name: r, route: GET /r, allow: \"token == 'abc' && !('session' in request.cookies)"
+    " && !('cookie' in request.headers) && request.cookies.theme == 'dark'\"}\n"
+)
 
 
 @pytest.mark.parametrize("event_type", ["rest-request", "http-1.0", "http-2.0", "websocket"])
 def test_the_credential_cookie_is_removed_from_cookies_and_the_cookie_header(authorizer, event_type):
     auth = authorizer(COOKIE.replace("GET /r", "$connect") if event_type == "websocket" else COOKIE)
-    event = build_event(event_type, "GET", "$connect" if event_type == "websocket" else "/r",
-                        cookies={"session": "abc", "theme": "dark"})
+    event = build_event(
+        event_type,
+        "GET",
+        "$connect" if event_type == "websocket" else "/r",
+        cookies={"session": "abc", "theme": "dark"},
+    )
     assert outcome(auth, event)[0] == "allow"
 
 
@@ -140,8 +161,11 @@ def test_several_session_cookies_are_401(authorizer):
 
 def test_token_events_read_authorization_token(authorizer):
     auth = authorizer(BEARER.format(auth="token", allow="\"token == 'abc'\""))
-    event = {"type": "TOKEN", "authorizationToken": "Bearer abc",
-             "methodArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/r"}
+    event = {
+        "type": "TOKEN",
+        "authorizationToken": "Bearer abc",
+        "methodArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/r",
+    }
     assert outcome(auth, event) == ("allow", "rule_true", 200)
     event["authorizationToken"] = "Bearer  abc"
     assert outcome(auth, event) == ("unauthorized", "missing_credential", 401)
@@ -151,8 +175,11 @@ def test_token_events_read_authorization_token(authorizer):
 
 def test_token_events_with_a_non_string_token_are_401(authorizer):
     auth = authorizer(BEARER.format(auth="token", allow="true"))
-    event = {"type": "TOKEN", "authorizationToken": ["Bearer abc"],
-             "methodArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/r"}
+    event = {
+        "type": "TOKEN",
+        "authorizationToken": ["Bearer abc"],
+        "methodArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/r",
+    }
     assert outcome(auth, event)[2] == 401
 
 

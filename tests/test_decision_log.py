@@ -45,21 +45,30 @@ def emitted(result):
 
 
 def secret_fragments(*secrets, size=6):
-    return {s[i:i + size] for s in secrets for i in range(len(s) - size + 1)}
+    return {s[i : i + size] for s in secrets for i in range(len(s) - size + 1)}
 
 
 def event(path="/orders/1", token=TOKEN, user="alice", **extra):
-    headers = {"Authorization": f"Bearer {token}", "X-User": user, "X-Api-Key": HEADER_SECRET,
-               "Cookie": f"session={COOKIE}; theme=dark"}
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "X-User": user,
+        "X-Api-Key": HEADER_SECRET,
+        "Cookie": f"session={COOKIE}; theme=dark",
+    }
     return build_event("rest-request", "GET", path, headers=headers, query={"access_token": QUERY_SECRET}, **extra)
 
 
 def test_one_json_line_per_decision_with_the_spec_fields(authorizer):
     result = authorizer(RULES).authorize(event(), now=NOW)
     line = json.loads(emitted(result))
-    assert FIELDS <= set(line)
+    assert set(line) >= FIELDS
     assert (line["decision"], line["reason"], line["rule"], line["route"], line["principal"]) == (
-        "allow", "rule_true", "orders", "GET /orders/{id}", "alice")
+        "allow",
+        "rule_true",
+        "orders",
+        "GET /orders/{id}",
+        "alice",
+    )
     assert line["request_id"] == "dry-run" and isinstance(line["latency_ms"], (int, float))
 
 
@@ -73,9 +82,11 @@ def test_cel_errors_log_the_error_class_only(authorizer):
 @pytest.mark.parametrize("path", ["/orders/1", "/orders/2", "/broken", "/nowhere"])
 def test_A10_no_fragment_of_any_secret_appears_in_the_log(authorizer, path):
     auth = authorizer(RULES)
-    results = [auth.authorize(event(path), now=NOW),
-               auth.authorize(event(path, token=TOKEN + " extra"), now=NOW),
-               auth.authorize(build_event("rest-token", "GET", path, headers={"Authorization": f"Bearer {TOKEN}"}), now=NOW)]
+    results = [
+        auth.authorize(event(path), now=NOW),
+        auth.authorize(event(path, token=TOKEN + " extra"), now=NOW),
+        auth.authorize(build_event("rest-token", "GET", path, headers={"Authorization": f"Bearer {TOKEN}"}), now=NOW),
+    ]
     text = "\n".join(emitted(r) for r in results)
     leaked = {f for f in secret_fragments(TOKEN, COOKIE, QUERY_SECRET, HEADER_SECRET) if f in text}
     assert not leaked, text
@@ -91,7 +102,9 @@ def test_A10_unauthorized_decisions_do_not_log_the_refused_credential(authorizer
     assert not {f for f in secret_fragments(TOKEN, TOKEN[::-1]) if f in text}
 
 
-INJECTED = "evil\n{\"decision\":\"allow\"}\r\x1b[31mred\x1b[0m\u2028" + "A" * 200  # under the 256-char principal limit, over the 128-char log cut
+INJECTED = (
+    'evil\n{"decision":"allow"}\r\x1b[31mred\x1b[0m\u2028' + "A" * 200
+)  # under the 256-char principal limit, over the 128-char log cut
 
 
 def test_A10_caller_strings_are_escaped_and_cut_at_128_characters(authorizer):
@@ -119,15 +132,18 @@ def test_safe_text_is_printable_ascii_and_at_most_128(value):
 HOSTILE = {
     "newlines": "a\nb\r\nc\u2028d\u0085e",
     "escape sequences": "\x1b[2J\x1b]0;title\x07",
-    "quotes": "it's \"quoted\" \\ back",
+    "quotes": 'it\'s "quoted" \\ back',
     "a lone surrogate": "x\ud800y",
     "10 KiB": "\x1b" * 10 * 1024,
     "non-ASCII": "é\u200b\U0001f600",
 }
 
 
-@pytest.mark.parametrize("value", list(HOSTILE.values()) + [10 ** 5000, None, b"bytes"],
-                         ids=list(HOSTILE) + ["a 5000-digit int", "None", "bytes"])
+@pytest.mark.parametrize(
+    "value",
+    [*HOSTILE.values(), 10**5000, None, b"bytes"],
+    ids=[*HOSTILE, "a 5000-digit int", "None", "bytes"],
+)
 @pytest.mark.parametrize("quoted", [True, False], ids=["in a message", "as a log field"])
 def test_hostile_text_comes_out_as_one_bounded_ascii_line_in_messages_and_log_fields(value, quoted):
     text = safe_text(value, 40, quoted=quoted)

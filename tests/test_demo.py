@@ -23,8 +23,15 @@ except Exception as exc:
 
 def run_handler(event: dict, rules: Path) -> dict:
     env = {**os.environ, "RULEAUTH_RULES": str(rules), "RULEAUTH_LOG_LEVEL": "ERROR"}
-    done = subprocess.run([sys.executable, "-c", SCRIPT], input=json.dumps(event), capture_output=True,
-                          text=True, env=env, cwd=ROOT, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        input=json.dumps(event),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -33,8 +40,11 @@ def hello_event(authorization: str | None) -> dict:
     return {
         "type": "REQUEST",
         "methodArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/hello",
-        "resource": "/hello", "path": "/hello", "httpMethod": "GET",
-        "headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "resource": "/hello",
+        "path": "/hello",
+        "httpMethod": "GET",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
         "requestContext": {"requestId": "r1"},
     }
 

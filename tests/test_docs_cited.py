@@ -12,7 +12,9 @@ def test_every_threat_id_a_test_or_comment_cites_is_a_row_of_docs_threats():
     cited: dict[str, str] = {}
     for path in SOURCES:
         text = path.read_text()
-        for found in re.findall(r"\btest_([AEJKY]\d\d)_", text) + re.findall(r"\(docs/threats\.md ([AEJKY]\d\d)\)", text):
+        for found in re.findall(r"\btest_([AEJKY]\d\d)_", text) + re.findall(
+            r"\(docs/threats\.md ([AEJKY]\d\d)\)", text
+        ):
             cited.setdefault(found, path.name)
     assert len(cited) > 30
     assert {i: f for i, f in cited.items() if i not in rows} == {}

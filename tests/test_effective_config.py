@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import textwrap
 from pathlib import Path
 
 import hypothesis
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from ruleauth.cel import compiler as expressions
-from ruleauth.rules import snapshot as rules_snapshot
-from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.errors import RulesError
+from ruleauth.rules import snapshot as rules_snapshot
 from ruleauth.rules.settings import CACHE_MODES, ENGINES, RESPONSES, Settings
+from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.tools.synthetic_events import build_event
 from tests.cli_support import cli_env, run_cli, write
 from tests.test_policy_cache import arn_of, iam_outcome, route_tables, sample_paths
@@ -62,8 +62,12 @@ def rules_text(routes, top: list[str], reads_method: bool = False) -> str:
         allow = "token in [" + ", ".join(f"'{r}'" for r in roles) + "]"
         if reads_method and method == "ANY":
             allow += " || (token == 'r4' && request.method == 'GET')"
-        lines += [f"  - name: rule {index}", f"    route: '{method} {path}'", "    auth: token",
-                  f"    allow: \"{allow}\""]
+        lines += [
+            f"  - name: rule {index}",
+            f"    route: '{method} {path}'",
+            "    auth: token",
+            f'    allow: "{allow}"',
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -72,7 +76,7 @@ def requests_of(routes) -> list[tuple[str, str]]:
     found = []
     for method, path, _ in routes:
         for sample in sample_paths(path)[:2]:
-            for m in (("GET", "DELETE") if method == "ANY" else (method,)):
+            for m in ("GET", "DELETE") if method == "ANY" else (method,):
                 found.append((m, sample))
     found += [("DELETE", "/admin/users"), *ROOT_AND_SLASH]
     return list(dict.fromkeys(found))
@@ -107,18 +111,21 @@ def report_counts():
 
 
 @pytest.mark.parametrize("response, mode, response_source, mode_source", COMBINATIONS)
-@hypothesis_settings(max_examples=12, deadline=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@hypothesis_settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(routes=route_tables(), role=st.sampled_from(["r1", "r2", "r4"]), reads_method=st.booleans())
 def test_property_every_way_a_setting_is_given_the_load_refuses_or_the_cached_response_answers_as_the_rules(
-        tmp_path_factory, response, mode, response_source, mode_source, routes, role, reads_method):
+    tmp_path_factory, response, mode, response_source, mode_source, routes, role, reads_method
+):
     folder = tmp_path_factory.mktemp("settings")
     top, environ, flags = given_as((response, response_source), (mode, mode_source))
     (folder / "rules.yaml").write_text(rules_text(routes, top, reads_method))
     (folder / "oracle.yaml").write_text(rules_text(routes, [], reads_method))
     # The rules' own answer: each request decided alone, nothing cached, IAM policies.
-    oracle = Authorizer.load(folder / "oracle.yaml",
-                             settings=Settings.from_environ({}, {"cache_mode": "disabled", "response": "iam"}))
+    oracle = Authorizer.load(
+        folder / "oracle.yaml", settings=Settings.from_environ({}, {"cache_mode": "disabled", "response": "iam"})
+    )
     COUNTS["tables"] += 1
     try:
         cached = Authorizer.load(folder / "rules.yaml", settings=Settings.from_environ(environ, flags))
@@ -130,8 +137,11 @@ def test_property_every_way_a_setting_is_given_the_load_refuses_or_the_cached_re
             return
         # A refusal of the response type says where each setting came from.
         assert response == "simple" and mode != "disabled", message
-        named = {"file": "response: simple (", "environment": "RULEAUTH_RESPONSE=simple (environment)",
-                 "flag": "--response simple (flag)"}[response_source]
+        named = {
+            "file": "response: simple (",
+            "environment": "RULEAUTH_RESPONSE=simple (environment)",
+            "flag": "--response simple (flag)",
+        }[response_source]
         assert named in message and "cache.mode" in message, message
         hypothesis.event("refused: simple with identity caching")
         return
@@ -195,15 +205,19 @@ def test_simple_responses_under_identity_caching_are_refused_however_simple_is_g
         Authorizer.load(path, settings=Settings.from_environ(environ, flags))
     message = str(caught.value)
     assert f"with cache.mode: identity ({path}:" in message
-    assert {"file": f"response: simple ({path}:", "environment": "RULEAUTH_RESPONSE=simple (environment)",
-            "flag": "--response simple (flag)"}[source] in message
+    assert {
+        "file": f"response: simple ({path}:",
+        "environment": "RULEAUTH_RESPONSE=simple (environment)",
+        "flag": "--response simple (flag)",
+    }[source] in message
 
 
 @pytest.mark.parametrize("mode", ["route", "disabled"])
 def test_simple_responses_load_when_the_cache_key_holds_the_route_or_nothing_is_cached(tmp_path, mode):
     path = write(tmp_path / "api.yaml", PROJECTS)
-    auth = Authorizer.load(path, settings=Settings.from_environ({"RULEAUTH_RESPONSE": "simple",
-                                                                 "RULEAUTH_CACHE_MODE": mode}))
+    auth = Authorizer.load(
+        path, settings=Settings.from_environ({"RULEAUTH_RESPONSE": "simple", "RULEAUTH_CACHE_MODE": mode})
+    )
     viewer = auth.authorize(event("GET", "/projects/1", "viewer"))
     assert viewer.response["isAuthorized"] is True
     assert auth.authorize(event("DELETE", "/projects/1", "viewer")).response["isAuthorized"] is False
@@ -214,8 +228,12 @@ def test_every_command_refuses_the_environment_override_validate_used_to_accept(
     env = {**cli_env(), "RULEAUTH_RESPONSE": "simple"}
     done = run_cli("validate", str(path), env=env)
     assert done.returncode == 1 and "RULEAUTH_RESPONSE=simple (environment) with cache.mode identity" in done.stdout
-    for command in (["dry-run", str(path), "--method", "DELETE", "--path", "/projects/1", "--token", "viewer"],
-                    ["test", str(path)], ["snapshot", str(path)], ["serve", str(path), "--port", "0"]):
+    for command in (
+        ["dry-run", str(path), "--method", "DELETE", "--path", "/projects/1", "--token", "viewer"],
+        ["test", str(path)],
+        ["snapshot", str(path)],
+        ["serve", str(path), "--port", "0"],
+    ):
         done = run_cli(*command, env=env)
         assert done.returncode == 3, (command, done.stdout, done.stderr)
         assert "RULEAUTH_RESPONSE=simple (environment)" in done.stderr, command
@@ -229,8 +247,14 @@ def test_validate_flags_preview_a_deployments_settings_and_json_says_where_each_
     done = run_cli("validate", str(path), "--response", "simple", "--cache-mode", "route")
     assert done.returncode == 0, done.stdout
     assert "checked under --response simple (flag), --cache-mode route (flag)" in done.stdout
-    done = run_cli("validate", str(path), "--json", "--engine", "cel-python",
-                   env={**cli_env(), "RULEAUTH_CACHE_MODE": "disabled", "RULEAUTH_RESPONSE": "simple"})
+    done = run_cli(
+        "validate",
+        str(path),
+        "--json",
+        "--engine",
+        "cel-python",
+        env={**cli_env(), "RULEAUTH_CACHE_MODE": "disabled", "RULEAUTH_RESPONSE": "simple"},
+    )
     report = json.loads(done.stdout)
     assert report["ok"] is True
     assert report["settings"]["response"] == {"value": "simple", "origin": "environment", "where": "RULEAUTH_RESPONSE"}
@@ -248,10 +272,17 @@ def test_a_file_setting_says_its_file_and_line(tmp_path):
     assert str(overridden.ruleset.settings.cache_mode) == "RULEAUTH_CACHE_MODE=disabled (environment)"
 
 
-@pytest.mark.parametrize("variable, value", [
-    ("RULEAUTH_RESPONSE", "json"), ("RULEAUTH_ENGINE", "cel-go"), ("RULEAUTH_CACHE_MODE", "always"),
-    ("RULEAUTH_METRICS", "yes"), ("RULEAUTH_LOG_LEVEL", "LOUD"), ("RULEAUTH_LOG_SAMPLE_ALLOW", "2"),
-])
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("RULEAUTH_RESPONSE", "json"),
+        ("RULEAUTH_ENGINE", "cel-go"),
+        ("RULEAUTH_CACHE_MODE", "always"),
+        ("RULEAUTH_METRICS", "yes"),
+        ("RULEAUTH_LOG_LEVEL", "LOUD"),
+        ("RULEAUTH_LOG_SAMPLE_ALLOW", "2"),
+    ],
+)
 def test_every_bad_setting_is_a_load_error_naming_its_variable_all_at_once(variable, value):
     with pytest.raises(RulesError) as caught:
         Settings.from_environ({variable: value, "RULEAUTH_RESPONSE": "json"})
@@ -261,7 +292,8 @@ def test_every_bad_setting_is_a_load_error_naming_its_variable_all_at_once(varia
 
 
 def test_the_settings_choices_are_the_loaders():
-    from ruleauth.rules.ruleset import CACHE_MODES as LOADER_CACHE_MODES, RESPONSE_IAM, RESPONSE_SIMPLE
+    from ruleauth.rules.ruleset import CACHE_MODES as LOADER_CACHE_MODES
+    from ruleauth.rules.ruleset import RESPONSE_IAM, RESPONSE_SIMPLE
 
     assert ENGINES == expressions.ENGINES
     assert CACHE_MODES == LOADER_CACHE_MODES and RESPONSES == (RESPONSE_IAM, RESPONSE_SIMPLE)
@@ -270,8 +302,15 @@ def test_the_settings_choices_are_the_loaders():
 # -- rules snapshots are keyed on the effective settings ------------------------------------
 
 
-@pytest.mark.parametrize("variable, value", [("RULEAUTH_RESPONSE", "simple"), ("RULEAUTH_CACHE_MODE", "disabled"),
-                                             ("RULEAUTH_ENGINE", "cel-expr-python"), ("RULEAUTH_CEL_INTERPRETER", "1")])
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("RULEAUTH_RESPONSE", "simple"),
+        ("RULEAUTH_CACHE_MODE", "disabled"),
+        ("RULEAUTH_ENGINE", "cel-expr-python"),
+        ("RULEAUTH_CEL_INTERPRETER", "1"),
+    ],
+)
 def test_a_snapshot_made_under_other_load_settings_is_stale(tmp_path, variable, value):
     path = write(tmp_path / "api.yaml", PROJECTS)
     rules_snapshot.save(Authorizer.load(path, settings=Settings.from_environ({})).ruleset, path)
@@ -289,8 +328,9 @@ def test_a_cold_start_under_simple_never_uses_a_snapshot_made_under_iam(tmp_path
     # Made and read under the same override: the snapshot's rule set carries it.
     made = Authorizer.load(path, environ={"RULEAUTH_RESPONSE": "simple", "RULEAUTH_CACHE_MODE": "route"})
     rules_snapshot.save(made.ruleset, path)
-    read = rules_snapshot.read(path, environ={"RULEAUTH_RESPONSE": "simple", "RULEAUTH_CACHE_MODE": "route",
-                                              "RULEAUTH_METRICS": "1"})
+    read = rules_snapshot.read(
+        path, environ={"RULEAUTH_RESPONSE": "simple", "RULEAUTH_CACHE_MODE": "route", "RULEAUTH_METRICS": "1"}
+    )
     assert read.response == "simple" and read.cache.mode == "route"
     assert str(read.settings.response) == "RULEAUTH_RESPONSE=simple (environment)"
     assert read.settings.metrics.value == "on"  # today's, not the build's
@@ -299,8 +339,16 @@ def test_a_cold_start_under_simple_never_uses_a_snapshot_made_under_iam(tmp_path
 # -- §2: simple responses and routes no rule reaches ------------------------------------------
 
 
-@pytest.mark.parametrize("routes", [["GET /hello"], ["GET /a", "GET /b"], ["ANY /", "ANY /{proxy+}"],
-                                    ["ANY /{proxy+}"], ["GET /", "POST /", "ANY /{p+}"]])
+@pytest.mark.parametrize(
+    "routes",
+    [
+        ["GET /hello"],
+        ["GET /a", "GET /b"],
+        ["ANY /", "ANY /{proxy+}"],
+        ["ANY /{proxy+}"],
+        ["GET /", "POST /", "ANY /{p+}"],
+    ],
+)
 def test_simple_with_identity_caching_is_refused_while_any_request_reaches_no_rule(tmp_path, routes):
     rules = "".join(f"  - {{name: r{i}, route: '{r}', allow: \"token == 'x'\"}}\n" for i, r in enumerate(routes))
     path = write(tmp_path / "r.yaml", "version: 1\nresponse: simple\nrules:\n" + rules)
@@ -344,11 +392,16 @@ def test_the_lambda_import_fails_on_the_issues_deployment_and_says_which_setting
     assert done.returncode != 0
     assert "RULEAUTH_RESPONSE=simple (environment) with cache.mode identity (the default)" in done.stdout
     # As examples/http-api deploys ResponseType=simple: caching off, told to the function too.
-    viewer = {"version": "2.0", "type": "REQUEST", "headers": {"authorization": "viewer"},
-              "routeArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/$default/DELETE/projects/1",
-              "requestContext": {"requestId": "r"}}
-    (result,) = results(run({"RULEAUTH_RULES": str(path), "RULEAUTH_RESPONSE": "simple",
-                             "RULEAUTH_CACHE_MODE": "disabled"}, [viewer]))
+    viewer = {
+        "version": "2.0",
+        "type": "REQUEST",
+        "headers": {"authorization": "viewer"},
+        "routeArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/$default/DELETE/projects/1",
+        "requestContext": {"requestId": "r"},
+    }
+    (result,) = results(
+        run({"RULEAUTH_RULES": str(path), "RULEAUTH_RESPONSE": "simple", "RULEAUTH_CACHE_MODE": "disabled"}, [viewer])
+    )
     assert result == {"response": {"isAuthorized": False, "context": {}}}
     done = run({"RULEAUTH_RULES": str(path), "RULEAUTH_METRICS": "yes", "RULEAUTH_LOG_SAMPLE_ALLOW": "2"})
     assert done.returncode != 0 and "RULEAUTH_METRICS must be" in done.stdout
@@ -376,8 +429,11 @@ def test_dry_run_lists_only_what_a_cached_simple_yes_answers(tmp_path, mode):
     assert status == 0 and report["response"] == {"isAuthorized": True, "context": {}}
     assert report["policy_grants"] == ["GET /projects/{id}"]
     status, report = run_json("dry-run", str(path), "--method", "PUT", "--path", "/files/1", *flags)
-    expected = ["PUT /files/{id}"] if mode == "disabled" else [
-        f"{m} /files/{{id}}" for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")]
+    expected = (
+        ["PUT /files/{id}"]
+        if mode == "disabled"
+        else [f"{m} /files/{{id}}" for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")]
+    )
     assert sorted(report["policy_grants"]) == sorted(expected)
     status, report = run_json("dry-run", str(path), "--method", "DELETE", "--path", "/projects/1", *flags)
     assert report["response"]["isAuthorized"] is False and report["policy_grants"] == []

@@ -4,10 +4,10 @@ import pytest
 from celpy import celtypes
 from celpy.evaluation import CELEvalError
 
-from ruleauth.runtime import decision as decision_module
 from ruleauth.cel import evaluation as ev
-from ruleauth.cel.compiler import CEL_EXPR_PYTHON, INTERPRETER, Compiler
+from ruleauth.cel.compiler import INTERPRETER, Compiler
 from ruleauth.jwt.verifier import MAX_CLAIM_DEPTH, MAX_LIST_ITEMS, claims_problem
+from ruleauth.runtime import decision as decision_module
 from ruleauth.tools.synthetic_events import build_event
 
 NOW = 1_800_000_000.0
@@ -50,20 +50,23 @@ def decide(authorizer, allow, headers=None):
 # --- only an exact true allows -----------------------------------------------------
 
 
-@pytest.mark.parametrize("value, kind", [
-    (celtypes.BoolType(True), ev.TRUE),
-    (celtypes.BoolType(False), ev.FALSE),
-    (celtypes.IntType(1), ev.NON_BOOL),
-    (celtypes.UintType(1), ev.NON_BOOL),
-    (celtypes.DoubleType(1.0), ev.NON_BOOL),
-    (celtypes.StringType("true"), ev.NON_BOOL),
-    (celtypes.ListType([celtypes.BoolType(True)]), ev.NON_BOOL),
-    (celtypes.MapType({}), ev.NON_BOOL),
-    (True, ev.NON_BOOL),  # a Python bool is not a CEL result: refuse it too
-    (1, ev.NON_BOOL),
-    (None, ev.NON_BOOL),
-    (CELEvalError("boom", KeyError, ("secret",)), ev.ERROR),
-])
+@pytest.mark.parametrize(
+    "value, kind",
+    [
+        (celtypes.BoolType(True), ev.TRUE),
+        (celtypes.BoolType(False), ev.FALSE),
+        (celtypes.IntType(1), ev.NON_BOOL),
+        (celtypes.UintType(1), ev.NON_BOOL),
+        (celtypes.DoubleType(1.0), ev.NON_BOOL),
+        (celtypes.StringType("true"), ev.NON_BOOL),
+        (celtypes.ListType([celtypes.BoolType(True)]), ev.NON_BOOL),
+        (celtypes.MapType({}), ev.NON_BOOL),
+        (True, ev.NON_BOOL),  # a Python bool is not a CEL result: refuse it too
+        (1, ev.NON_BOOL),
+        (None, ev.NON_BOOL),
+        (CELEvalError("boom", KeyError, ("secret",)), ev.ERROR),
+    ],
+)
 def test_only_a_cel_bool_true_allows(value, kind):
     result = ev.classify(value)
     assert result.kind == kind and result.allows is (kind == ev.TRUE)
@@ -114,12 +117,15 @@ def test_E03_absorption_end_to_end_missing_header_or_missing_claim_is_403(author
     assert result.decision.reason == "rule_error" and result.status == 403
 
 
-@pytest.mark.parametrize("text, kind", [
-    ("claims.n == 1.0", ev.TRUE),     # numbers compare by value (CEL's heterogeneous equality)
-    ("claims.n == '1'", ev.FALSE),    # values of different types are unequal
-    ("claims.n + 'a' == '1a'", ev.ERROR),
-    ("claims.s > 1", ev.ERROR),       # ordering across types is an error
-])
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        ("claims.n == 1.0", ev.TRUE),  # numbers compare by value (CEL's heterogeneous equality)
+        ("claims.n == '1'", ev.FALSE),  # values of different types are unequal
+        ("claims.n + 'a' == '1a'", ev.ERROR),
+        ("claims.s > 1", ev.ERROR),  # ordering across types is an error
+    ],
+)
 def test_E04_heterogeneous_comparisons_are_cels_on_every_engine(compiler, text, kind):
     result = evaluate(compiler, text, claims={"n": 1, "s": "x"})
     assert result.kind == kind and result.allows is (kind == ev.TRUE)
@@ -133,14 +139,17 @@ def test_E04_inequality_across_types_is_true_so_compare_claims_of_unfixed_type_b
     assert evaluate(compiler, "string(claims.n) != '1'", claims={"n": 1}).kind == ev.FALSE
 
 
-@pytest.mark.parametrize("text", [
-    "9223372036854775807 + 1 > 0",
-    "-9223372036854775808 - 1 < 0",
-    "9223372036854775807 * 2 > 0",
-    "1 / 0 == 1",
-    "1 % 0 == 1",
-    "18446744073709551615u + 1u > 0u",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9223372036854775807 + 1 > 0",
+        "-9223372036854775808 - 1 < 0",
+        "9223372036854775807 * 2 > 0",
+        "1 / 0 == 1",
+        "1 % 0 == 1",
+        "18446744073709551615u + 1u > 0u",
+    ],
+)
 def test_E05_overflow_and_division_by_zero_are_errors_that_deny(compiler, text):
     result = evaluate(compiler, text)
     assert result.kind == ev.ERROR and not result.allows
@@ -217,13 +226,27 @@ def test_E09_header_count_and_size_caps_apply_on_routes_without_a_token(authoriz
 def test_E09_rules_see_only_the_fixed_documented_activation(authorizer):
     auth = authorizer(RULES.format(allow="true"))
     request = __import__("ruleauth.runtime.events", fromlist=["parse_event"]).parse_event(
-        build_event("rest-request", "GET", "/r", headers={"Authorization": "secret"}))
+        build_event("rest-request", "GET", "/r", headers={"Authorization": "secret"})
+    )
     match = auth.ruleset.router.find("GET", "/r")
     activation = auth.decider.activation(request, match, decision_module.Identity(), NOW)
     assert set(activation) == {"token", "claims", "scopes", "auth", "request", "now", "now_unix"}
     assert set(map(str, activation["request"])) == {
-        "method", "path", "route", "resource", "params", "headers", "query", "cookies",
-        "stage_variables", "source_ip", "stage", "api_id", "account_id", "region"}
+        "method",
+        "path",
+        "route",
+        "resource",
+        "params",
+        "headers",
+        "query",
+        "cookies",
+        "stage_variables",
+        "source_ip",
+        "stage",
+        "api_id",
+        "account_id",
+        "region",
+    }
     assert activation["token"] == "" and activation["claims"] == celtypes.MapType({})
 
 
@@ -237,19 +260,26 @@ def test_now_and_now_unix_are_the_decision_time(compiler):
     assert evaluate(compiler, "now == timestamp('2027-01-15T08:00:00Z')").kind == ev.TRUE
 
 
-@pytest.mark.parametrize("value, expected", [
-    (celtypes.StringType("x"), "x"),
-    (celtypes.IntType(3), 3),
-    (celtypes.BoolType(False), False),
-    (celtypes.DoubleType(1.5), 1.5),
-    (celtypes.DoubleType(float("nan")), None),
-    (celtypes.DoubleType(float("inf")), None),
-    (None, None),
-    (celtypes.ListType([celtypes.StringType("a"), celtypes.IntType(1)]), '["a",1]'),
-    (celtypes.MapType({celtypes.StringType("b"): celtypes.BoolType(True), celtypes.StringType("a"): celtypes.IntType(1)}),
-     '{"a":1,"b":true}'),
-    (celtypes.ListType([celtypes.DoubleType(float("nan"))]), None),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (celtypes.StringType("x"), "x"),
+        (celtypes.IntType(3), 3),
+        (celtypes.BoolType(False), False),
+        (celtypes.DoubleType(1.5), 1.5),
+        (celtypes.DoubleType(float("nan")), None),
+        (celtypes.DoubleType(float("inf")), None),
+        (None, None),
+        (celtypes.ListType([celtypes.StringType("a"), celtypes.IntType(1)]), '["a",1]'),
+        (
+            celtypes.MapType(
+                {celtypes.StringType("b"): celtypes.BoolType(True), celtypes.StringType("a"): celtypes.IntType(1)}
+            ),
+            '{"a":1,"b":true}',
+        ),
+        (celtypes.ListType([celtypes.DoubleType(float("nan"))]), None),
+    ],
+)
 def test_context_values_are_converted_to_api_gateway_primitives(value, expected):
     assert ev.context_value(value) == expected
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ruleauth.policy import response_check
 from ruleauth.errors import BadEvent
+from ruleauth.policy import response_check
 from ruleauth.runtime.events import parse_event
 from ruleauth.tools.synthetic_events import build_event
 from tests.fixtures import EVENTS as EVENTS_DIR
@@ -25,27 +25,78 @@ INPUTS = sorted(p.name for p in FIXTURES.glob("*.json") if not p.name.startswith
 def test_every_input_fixture_is_covered():
     # The fixtures live in the repository, so a clone anywhere finds every one of them.
     assert FIXTURES.is_relative_to(Path(__file__).resolve().parent)
-    assert INPUTS == sorted(EXPECTED)
+    assert sorted(EXPECTED) == INPUTS
 
 
 # name: (event type, method, path, resource, a header it carries, source ip, stage)
 EXPECTED = {
     "rest-token.json": ("rest-token", "POST", "/lambda-token", "", None, "", "prod"),
     "rest-token-wildcard-stage.json": ("rest-token", "GET", "/", "", None, "", "*"),
-    "rest-request.json": ("rest-request", "POST", "/lambda-request", "/lambda-request",
-                          ("user-agent", "HTTPie/3.2.2"), "15.248.3.126", "prod"),
-    "rest-request-multivalue.json": ("rest-request", "GET", "/request", "/request",
-                                     ("headerauth1", "headerValue1"), "...", "test"),
+    "rest-request.json": (
+        "rest-request",
+        "POST",
+        "/lambda-request",
+        "/lambda-request",
+        ("user-agent", "HTTPie/3.2.2"),
+        "15.248.3.126",
+        "prod",
+    ),
+    "rest-request-multivalue.json": (
+        "rest-request",
+        "GET",
+        "/request",
+        "/request",
+        ("headerauth1", "headerValue1"),
+        "...",
+        "test",
+    ),
     "http-v1-request.json": ("http-1.0", "GET", "/request", "/request", ("headerauth1", "headerValue1"), "...", "test"),
-    "http-v1-request-multivalue.json": ("http-1.0", "GET", "/request", "/request", ("header2", "value1,value2"),
-                                        "test-invoke-source-ip", "test"),
-    "http-v2-request.json": ("http-2.0", "POST", "/lambda", "/lambda", ("authorization", "Bearer foo"),
-                             "15.248.3.126", "$default"),
+    "http-v1-request-multivalue.json": (
+        "http-1.0",
+        "GET",
+        "/request",
+        "/request",
+        ("header2", "value1,value2"),
+        "test-invoke-source-ip",
+        "test",
+    ),
+    "http-v2-request.json": (
+        "http-2.0",
+        "POST",
+        "/lambda",
+        "/lambda",
+        ("authorization", "Bearer foo"),
+        "15.248.3.126",
+        "$default",
+    ),
     "http-v2-request-docs.json": ("http-2.0", "GET", "/request", "", ("header1", "value1"), "IP", "test"),
-    "http-v2-request-routekey.json": ("http-2.0", "GET", "/request", "/merchants", ("authorization", "value"),
-                                      "10.10.10.10", "test"),
-    "websocket-connect.json": ("websocket", "", "$connect", "$connect", ("upgrade", "websocket"), "192.0.2.1", "default"),
-    "websocket-connect-docs.json": ("websocket", "", "$connect", "$connect", ("headerauth1", "headerValue1"), "...", "default"),
+    "http-v2-request-routekey.json": (
+        "http-2.0",
+        "GET",
+        "/request",
+        "/merchants",
+        ("authorization", "value"),
+        "10.10.10.10",
+        "test",
+    ),
+    "websocket-connect.json": (
+        "websocket",
+        "",
+        "$connect",
+        "$connect",
+        ("upgrade", "websocket"),
+        "192.0.2.1",
+        "default",
+    ),
+    "websocket-connect-docs.json": (
+        "websocket",
+        "",
+        "$connect",
+        "$connect",
+        ("headerauth1", "headerValue1"),
+        "...",
+        "default",
+    ),
 }
 
 
@@ -92,7 +143,7 @@ def test_http_v2_query_cookies_and_stage_variables():
 
 def test_http_v2_cookies_list_is_parsed():
     event = build_event("http-2.0", "GET", "/x")
-    event["cookies"] = ["a=1", "b=\"two\"", "a=3", "junk", "=x"]
+    event["cookies"] = ["a=1", 'b="two"', "a=3", "junk", "=x"]
     request = parse_event(event)
     assert request.cookies == {"a": "1,3", "b": "two"} and request.cookie_values["a"] == ("1", "3")
 
@@ -116,8 +167,10 @@ def test_A04_differing_duplicate_headers_are_kept_apart_and_joined():
 
 
 def test_A04_a_rule_comparing_a_duplicated_header_does_not_match_either_value(authorizer):
-    auth = authorizer("version: 1\ncache: {mode: disabled}\nrules:\n  - name: r\n    route: GET /x\n    auth: none\n"
-                      "    allow: \"request.headers['x-tenant'] == 'b'\"\n")
+    auth = authorizer(
+        "version: 1\ncache: {mode: disabled}\nrules:\n  - name: r\n    route: GET /x\n    auth: none\n"
+        "    allow: \"request.headers['x-tenant'] == 'b'\"\n"
+    )
     event = build_event("rest-request", "GET", "/x")
     event["multiValueHeaders"] = {"X-Tenant": ["a"], "x-tenant": ["b"]}
     assert auth.authorize(event, now=NOW).decision.outcome == "deny"
@@ -137,8 +190,18 @@ def test_A05_duplicate_query_parameters_are_joined_and_kept_apart():
     assert parse_event(v2).query_values["role"] == ("user", "admin")
 
 
-@pytest.mark.parametrize("key", ["headers", "multiValueHeaders", "queryStringParameters",
-                                 "multiValueQueryStringParameters", "stageVariables", "requestContext", "pathParameters"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "headers",
+        "multiValueHeaders",
+        "queryStringParameters",
+        "multiValueQueryStringParameters",
+        "stageVariables",
+        "requestContext",
+        "pathParameters",
+    ],
+)
 @pytest.mark.parametrize("value", [None, "junk", 7, []])
 def test_missing_null_or_junk_maps_are_empty(key, value):
     event = fixture("rest-request.json")
@@ -163,12 +226,21 @@ def test_more_than_100_headers_is_a_bad_event():
         parse_event(event)
 
 
-@pytest.mark.parametrize("arn", [
-    None, "", 7, "arn:aws:lambda:us-east-1:123456789012:function/x", "arn:aws:execute-api:us-east-1:123:abc/prod/GET/x",
-    "arn:aws:execute-api:us-east-1:123456789012:abc/prod", "arn:aws:execute-api:us-east-1:123456789012:abc/prod/FETCH/x",
-    "arn:aws:execute-api:us-east-1:123456789012:a-b/prod/GET/x", "arn:aws:execute-api:us-east-1:123456789012:abc/p r/GET/x",
-    "arn:aws:execute-api:us-east-1:123456789012:abc/prod/GET/" + "x" * 1600,
-])
+@pytest.mark.parametrize(
+    "arn",
+    [
+        None,
+        "",
+        7,
+        "arn:aws:lambda:us-east-1:123456789012:function/x",
+        "arn:aws:execute-api:us-east-1:123:abc/prod/GET/x",
+        "arn:aws:execute-api:us-east-1:123456789012:abc/prod",
+        "arn:aws:execute-api:us-east-1:123456789012:abc/prod/FETCH/x",
+        "arn:aws:execute-api:us-east-1:123456789012:a-b/prod/GET/x",
+        "arn:aws:execute-api:us-east-1:123456789012:abc/p r/GET/x",
+        "arn:aws:execute-api:us-east-1:123456789012:abc/prod/GET/" + "x" * 1600,
+    ],
+)
 def test_a_missing_or_bad_arn_is_a_bad_event(arn):
     event = build_event("rest-request", "GET", "/x")
     event["methodArn"] = arn
@@ -188,13 +260,16 @@ def test_unknown_shapes_are_bad_events(event):
         parse_event(event)
 
 
-@pytest.mark.parametrize("event, kind", [
-    ({"type": "TOKEN"}, "rest-token"),
-    ({"type": "REQUEST", "version": "2.0"}, "http-2.0"),
-    ({"type": "REQUEST", "version": "1.0"}, "http-1.0"),
-    ({"type": "REQUEST", "requestContext": {"eventType": "CONNECT"}}, "websocket"),
-    ({"type": "REQUEST"}, "rest-request"),
-])
+@pytest.mark.parametrize(
+    "event, kind",
+    [
+        ({"type": "TOKEN"}, "rest-token"),
+        ({"type": "REQUEST", "version": "2.0"}, "http-2.0"),
+        ({"type": "REQUEST", "version": "1.0"}, "http-1.0"),
+        ({"type": "REQUEST", "requestContext": {"eventType": "CONNECT"}}, "websocket"),
+        ({"type": "REQUEST"}, "rest-request"),
+    ],
+)
 def test_dispatch_follows_the_contract(event, kind):
     from ruleauth.runtime.events import event_type
 
@@ -207,8 +282,16 @@ def test_dispatch_follows_the_contract(event, kind):
 DECIDE = {
     "rest-token.json": ("POST /lambda-token", "token", "token == 'foo'"),
     "rest-token-wildcard-stage.json": ("GET /", "token", "token == 'allow' && request.stage == '*'"),
-    "rest-request.json": ("POST /lambda-request", "token", "token == 'foo' && request.headers['user-agent'] == 'HTTPie/3.2.2'"),
-    "rest-request-multivalue.json": ("GET /request", "none", "request.headers['headerauth1'] == 'headerValue1' && request.query.QueryString1 == 'queryValue1'"),
+    "rest-request.json": (
+        "POST /lambda-request",
+        "token",
+        "token == 'foo' && request.headers['user-agent'] == 'HTTPie/3.2.2'",
+    ),
+    "rest-request-multivalue.json": (
+        "GET /request",
+        "none",
+        "request.headers['headerauth1'] == 'headerValue1' && request.query.QueryString1 == 'queryValue1'",
+    ),
     "http-v1-request.json": ("GET /request", "none", "request.stage_variables.StageVar1 == 'stageValue1'"),
     "http-v1-request-multivalue.json": ("GET /request", "none", "request.headers['header2'] == 'value1,value2'"),
     "http-v2-request.json": ("POST /lambda", "token", "token == 'foo' && request.source_ip == '15.248.3.126'"),
@@ -223,12 +306,17 @@ DECIDE = {
 @pytest.mark.parametrize("response", ["iam", "simple"])
 def test_each_fixture_is_decided_end_to_end_into_a_valid_response(authorizer, name, response):
     route, auth, allow = DECIDE[name]
-    text = (f"version: 1\ncache: {{mode: disabled}}\nresponse: {response}\n"
-            f"token: {{header: Authorization, scheme: Bearer}}\n" if name != "rest-token-wildcard-stage.json" else
-            f"version: 1\ncache: {{mode: disabled}}\nresponse: {response}\n")
+    text = (
+        f"version: 1\ncache: {{mode: disabled}}\nresponse: {response}\n"
+        f"token: {{header: Authorization, scheme: Bearer}}\n"
+        if name != "rest-token-wildcard-stage.json"
+        else f"version: 1\ncache: {{mode: disabled}}\nresponse: {response}\n"
+    )
     text += f"rules:\n  - name: r\n    route: '{route}'\n    auth: {auth}\n    allow: \"{allow}\"\n"
     result = authorizer(text).authorize(fixture(name), now=NOW)
-    assert (result.decision.outcome, result.decision.reason, result.status) == ("allow", "rule_true", 200), result.decision
+    assert (result.decision.outcome, result.decision.reason, result.status) == ("allow", "rule_true", 200), (
+        result.decision
+    )
     assert response_check.problems(result.response) == []
     if response == "simple" and EXPECTED[name][0] == "http-2.0":
         assert result.response == {"isAuthorized": True, "context": {}}
@@ -241,20 +329,24 @@ def test_each_fixture_is_decided_end_to_end_into_a_valid_response(authorizer, na
 @pytest.mark.parametrize("name", INPUTS)
 def test_each_fixture_is_denied_by_a_rules_file_that_denies(authorizer, name):
     route, _, _ = DECIDE[name]
-    result = authorizer(f"version: 1\ncache: {{mode: disabled}}\nrules:\n  - {{name: r, route: '{route}', auth: none, allow: false}}\n"
-                        ).authorize(fixture(name), now=NOW)
+    result = authorizer(
+        f"version: 1\ncache: {{mode: disabled}}\nrules:\n  - {{name: r, route: '{route}', auth: none, allow: false}}\n"
+    ).authorize(fixture(name), now=NOW)
     assert (result.decision.outcome, result.status) == ("deny", 403)
     assert response_check.problems(result.response) == []
 
 
 def test_the_route_key_fixture_warns_about_the_route_mismatch(authorizer):
     route, auth, allow = DECIDE["http-v2-request-routekey.json"]
-    auth_ = authorizer(f"version: 1\ncache: {{mode: disabled}}\nrules:\n  - {{name: r, route: '{route}', auth: none, allow: true}}\n")
+    auth_ = authorizer(
+        f"version: 1\ncache: {{mode: disabled}}\nrules:\n  - {{name: r, route: '{route}', auth: none, allow: true}}\n"
+    )
     assert auth_.authorize(fixture("http-v2-request-routekey.json"), now=NOW).decision.warnings == ["route_mismatch"]
 
 
-@pytest.mark.parametrize("route_key, method", [("GET /merchants", "GET"), ("ANY /merchants", ""),
-                                               ("$default", ""), ("", "")])
+@pytest.mark.parametrize(
+    "route_key, method", [("GET /merchants", "GET"), ("ANY /merchants", ""), ("$default", ""), ("", "")]
+)
 def test_an_http_api_route_key_names_its_method_only_when_it_has_one(route_key, method):
     # Route caching's key is the route key: "GET /a" holds the method, "ANY /a" and $default do not.
     event = fixture("http-v2-request-routekey.json")

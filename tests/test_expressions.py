@@ -8,8 +8,10 @@ from ruleauth.cel.compiler import CEL_EXPR_PYTHON, MAX_DEPTH, MAX_SOURCE_CHARS, 
 
 @pytest.fixture(scope="module")
 def compiler():
-    return Compiler({"is_admin": "'admin' in scopes", "has_x": "scopes.exists(s, s == 'x')",
-                     "groups": "claims.groups"}, jwt_configured=True)
+    return Compiler(
+        {"is_admin": "'admin' in scopes", "has_x": "scopes.exists(s, s == 'x')", "groups": "claims.groups"},
+        jwt_configured=True,
+    )
 
 
 def error_of(compiler, text):
@@ -32,19 +34,22 @@ def run(compiled, **variables):
     return ev.evaluate(compiled, ev.activation_for(compiled.engine, activation))
 
 
-@pytest.mark.parametrize("text, message", [
-    ("tokn == 'a'", "unknown variable 'tokn'; did you mean 'token'?"),
-    ("claim.sub == 'a'", "unknown variable 'claim'; did you mean 'claims'?"),
-    ("is_admn", "unknown variable 'is_admn'; did you mean 'is_admin'?"),
-    ("sise(token) > 1", "unknown function 'sise'; did you mean 'size'?"),
-    ("token.statsWith('a')", "unknown function 'statsWith'; did you mean 'startsWith'?"),
-    ("token.splt(' ').size() > 0", "unknown function 'splt'; did you mean 'split'?"),
-    ("request.hedaers['x'] == 'a'", "unknown field of request 'hedaers'; did you mean 'headers'?"),
-    ("request.souce_ip == ''", "unknown field of request 'souce_ip'; did you mean 'source_ip'?"),
-    ("auth.provder == 'a'", "unknown field of auth 'provder'; did you mean 'provider'?"),
-    ("request.headers['X-Tenant'] == 'a'", "header names are lower case"),
-    ("frobnicate(1)", "unknown function 'frobnicate'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("tokn == 'a'", "unknown variable 'tokn'; did you mean 'token'?"),
+        ("claim.sub == 'a'", "unknown variable 'claim'; did you mean 'claims'?"),
+        ("is_admn", "unknown variable 'is_admn'; did you mean 'is_admin'?"),
+        ("sise(token) > 1", "unknown function 'sise'; did you mean 'size'?"),
+        ("token.statsWith('a')", "unknown function 'statsWith'; did you mean 'startsWith'?"),
+        ("token.splt(' ').size() > 0", "unknown function 'splt'; did you mean 'split'?"),
+        ("request.hedaers['x'] == 'a'", "unknown field of request 'hedaers'; did you mean 'headers'?"),
+        ("request.souce_ip == ''", "unknown field of request 'souce_ip'; did you mean 'source_ip'?"),
+        ("auth.provder == 'a'", "unknown field of auth 'provder'; did you mean 'provider'?"),
+        ("request.headers['X-Tenant'] == 'a'", "header names are lower case"),
+        ("frobnicate(1)", "unknown function 'frobnicate'"),
+    ],
+)
 def test_unknown_variables_functions_and_fields_are_load_errors_with_did_you_mean(compiler, text, message):
     assert message in error_of(compiler, text)
 
@@ -66,8 +71,9 @@ def test_claims_without_a_jwt_provider_is_a_load_error():
 
 def test_comprehension_variables_are_scoped_to_their_macro(compiler):
     for macro in ("exists", "all", "exists_one", "map", "filter"):
-        compiler.compile(f"size(scopes.{macro}(s, s == 'a')) >= 0" if macro in ("map", "filter")
-                         else f"scopes.{macro}(s, s == 'a')")
+        compiler.compile(
+            f"size(scopes.{macro}(s, s == 'a')) >= 0" if macro in ("map", "filter") else f"scopes.{macro}(s, s == 'a')"
+        )
     assert "unknown variable 's'" in error_of(compiler, "scopes.exists(s, s == 'a') && s == 'b'")
     assert "unknown variable 't'" in error_of(compiler, "scopes.exists(s, t == 'a')")
 
@@ -82,24 +88,30 @@ def test_macros_need_a_variable_name_first(compiler):
     assert "takes a variable name" in error_of(compiler, "scopes.exists('s', true)")
 
 
-@pytest.mark.parametrize("text", [
-    "claims.groups.exists(a, claims.groups.exists(b, a + b == 'zz'))",
-    "scopes.all(s, request.headers.exists(h, h == s))",
-    "claims.groups.exists(g, g.exists(c, c == 'x'))",
-    "claims.groups.map(g, scopes.filter(s, s == g)).size() > 0",
-    "claims.groups.exists(g, has_x)",  # the inner comprehension comes from a define
-    "groups.exists(a, groups.exists(b, a == b))",  # both lists come from a define
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "claims.groups.exists(a, claims.groups.exists(b, a + b == 'zz'))",
+        "scopes.all(s, request.headers.exists(h, h == s))",
+        "claims.groups.exists(g, g.exists(c, c == 'x'))",
+        "claims.groups.map(g, scopes.filter(s, s == g)).size() > 0",
+        "claims.groups.exists(g, has_x)",  # the inner comprehension comes from a define
+        "groups.exists(a, groups.exists(b, a == b))",  # both lists come from a define
+    ],
+)
 def test_E06_nested_comprehensions_over_request_or_claims_data_are_load_errors(compiler, text):
     assert "nested inside another comprehension" in error_of(compiler, text)
 
 
-@pytest.mark.parametrize("text", [
-    "[1, 2].exists(a, [3, 4].exists(b, a == b))",
-    "scopes.exists(a, ['x', 'y'].exists(b, a == b))",
-    "['x', 'y'].exists(a, scopes.exists(b, a == b))",
-    "scopes.exists(s, s == 'a') && claims.groups.exists(g, g == 'b')",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[1, 2].exists(a, [3, 4].exists(b, a == b))",
+        "scopes.exists(a, ['x', 'y'].exists(b, a == b))",
+        "['x', 'y'].exists(a, scopes.exists(b, a == b))",
+        "scopes.exists(s, s == 'a') && claims.groups.exists(g, g == 'b')",
+    ],
+)
 def test_E06_comprehensions_over_literals_or_side_by_side_are_accepted(compiler, text):
     compiler.compile(text)
 
@@ -123,28 +135,35 @@ def test_E08_a_3000_term_or_chain_is_a_load_error_not_a_recursion_error(compiler
     assert "nests" in error_of(compiler, "||".join(["1"] * 666))
 
 
-@pytest.mark.parametrize("text", [
-    "-" * 100 + "1 > 0",
-    "!" * 100 + "true",
-    "+".join(["1"] * 100) + " > 0",
-    "token" + ".size()" * 60 + " > 0",
-    "token" + "[0]" * 60 + " == 'a'",
-    "[" * 60 + "1" + "]" * 60 + " == []",
-    "{'a':" * 51 + "1" + "}" * 51 + " == {}",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-" * 100 + "1 > 0",
+        "!" * 100 + "true",
+        "+".join(["1"] * 100) + " > 0",
+        "token" + ".size()" * 60 + " > 0",
+        "token" + "[0]" * 60 + " == 'a'",
+        "[" * 60 + "1" + "]" * 60 + " == []",
+        "{'a':" * 51 + "1" + "}" * 51 + " == {}",
+    ],
+)
 def test_E08_depth_over_50_is_a_load_error_for_every_kind_of_nesting(compiler, text):
     message = error_of(compiler, text)
     assert "nests" in message and str(MAX_DEPTH) in message
 
 
-@pytest.mark.parametrize("make", [
-    lambda n: "(" * n + "true" + ")" * n,
-    lambda n: "[" * n + "1" + "]" * n + " != []",
-    lambda n: "{'a':" * n + "true" + "}" * n + " != {}",
-    lambda n: "string(" * n + "'a'" + ")" * n + " == 'a'",
-    lambda n: "[1].exists(x, " * n + "true" + ")" * n,
-    lambda n: "true && " + "!" * (2 * (n // 2)) + "true",
-], ids=["parens", "lists", "maps", "calls", "macros", "nots"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda n: "(" * n + "true" + ")" * n,
+        lambda n: "[" * n + "1" + "]" * n + " != []",
+        lambda n: "{'a':" * n + "true" + "}" * n + " != {}",
+        lambda n: "string(" * n + "'a'" + ")" * n + " == 'a'",
+        lambda n: "[1].exists(x, " * n + "true" + ")" * n,
+        lambda n: "true && " + "!" * (2 * (n // 2)) + "true",
+    ],
+    ids=["parens", "lists", "maps", "calls", "macros", "nots"],
+)
 def test_E08_every_expression_accepted_at_the_depth_limit_evaluates_without_recursion_error(compiler, make):
     deepest = None
     for n in range(MAX_DEPTH, 0, -1):
@@ -158,17 +177,20 @@ def test_E08_every_expression_accepted_at_the_depth_limit_evaluates_without_recu
     assert result.error_class != "RecursionError" and result.kind in ("true", "false"), result
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("split('a b c', ' ') == ['a', 'b', 'c']", True),
-    ("'a b c'.split(' ').size() == 3", True),
-    ("join(['a', 'b'], ',') == 'a,b'", True),
-    ("['a', 'b'].join('-') == 'a-b'", True),
-    ("lowerAscii('AbC') == 'abc'", True),
-    ("'AbC'.lowerAscii() == 'abc'", True),
-    ("'ÄB'.lowerAscii() == 'Äb'", True),  # ASCII only
-    ("upperAscii('ab') == 'AB'", True),
-    ("' a '.trim() == 'a'", True),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("split('a b c', ' ') == ['a', 'b', 'c']", True),
+        ("'a b c'.split(' ').size() == 3", True),
+        ("join(['a', 'b'], ',') == 'a,b'", True),
+        ("['a', 'b'].join('-') == 'a-b'", True),
+        ("lowerAscii('AbC') == 'abc'", True),
+        ("'AbC'.lowerAscii() == 'abc'", True),
+        ("'ÄB'.lowerAscii() == 'Äb'", True),  # ASCII only
+        ("upperAscii('ab') == 'AB'", True),
+        ("' a '.trim() == 'a'", True),
+    ],
+)
 def test_split_join_and_lowerascii_work_as_functions_and_methods(compiler, text, expected):
     result = run(compiler.compile(text))
     assert result.kind == ("true" if expected else "false"), result
@@ -191,26 +213,31 @@ def test_string_functions_on_wrong_types_are_errors_not_crashes(compiler):
     assert run(compiler.compile("''.split('') == []")).kind == "error"
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("request.headers['x-tenant'] == 'a'", {"request.headers['x-tenant']"}),
-    ("request.headers.x_y == 'a'", {"request.headers['x_y']"}),
-    ("has(request.query.q)", {"request.query['q']"}),
-    ("'x' in request.headers", {"request.headers"}),
-    ("request.headers[token] == 'a'", {"request.headers", "token"}),
-    ("request.params.id == request.cookies.c", {"request.params['id']", "request.cookies['c']"}),
-    ("request.stage_variables.env == 'prod'", {"request.stage_variables['env']"}),
-    ("request.source_ip == '' && request.method == 'GET'", {"request.source_ip", "request.method"}),
-    ("claims.sub == 'a' && 'x' in scopes && auth.provider == 'p'", {"claims['sub']", "scopes", "auth.provider"}),
-    ("claims.groups.exists(g, g == 'a') && has(claims.tenant) && claims['org'] == 'o'",
-     {"claims['groups']", "claims['tenant']", "claims['org']"}),
-    ("size(claims) > 0", {"claims"}),
-    ("claims[token] == 'a'", {"claims", "token"}),
-    ("claims.org[token].name == 'a'", {"claims['org']", "token"}),
-    ("now_unix > 0", {"now_unix"}),
-    ("is_admin", {"scopes"}),
-    ("[1, 2].exists(x, x == 1)", set()),
-    ("scopes.exists(s, s == token)", {"scopes", "token"}),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("request.headers['x-tenant'] == 'a'", {"request.headers['x-tenant']"}),
+        ("request.headers.x_y == 'a'", {"request.headers['x_y']"}),
+        ("has(request.query.q)", {"request.query['q']"}),
+        ("'x' in request.headers", {"request.headers"}),
+        ("request.headers[token] == 'a'", {"request.headers", "token"}),
+        ("request.params.id == request.cookies.c", {"request.params['id']", "request.cookies['c']"}),
+        ("request.stage_variables.env == 'prod'", {"request.stage_variables['env']"}),
+        ("request.source_ip == '' && request.method == 'GET'", {"request.source_ip", "request.method"}),
+        ("claims.sub == 'a' && 'x' in scopes && auth.provider == 'p'", {"claims['sub']", "scopes", "auth.provider"}),
+        (
+            "claims.groups.exists(g, g == 'a') && has(claims.tenant) && claims['org'] == 'o'",
+            {"claims['groups']", "claims['tenant']", "claims['org']"},
+        ),
+        ("size(claims) > 0", {"claims"}),
+        ("claims[token] == 'a'", {"claims", "token"}),
+        ("claims.org[token].name == 'a'", {"claims['org']", "token"}),
+        ("now_unix > 0", {"now_unix"}),
+        ("is_admin", {"scopes"}),
+        ("[1, 2].exists(x, x == 1)", set()),
+        ("scopes.exists(s, s == token)", {"scopes", "token"}),
+    ],
+)
 def test_the_recorded_reads_name_each_input_and_map_key(compiler, text, expected):
     assert reads(compiler, text) == expected
 
@@ -242,47 +269,68 @@ def test_syntax_errors_are_load_errors_with_one_line(compiler, text):
     assert message.startswith("CEL syntax error") and "\n" not in message
 
 
-@pytest.mark.parametrize("text, fragment", [
-    (".token == ''", "leading-dot"),
-    ("google.protobuf.Int64Value{value: 1} == 1", "message construction"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        (".token == ''", "leading-dot"),
+        ("google.protobuf.Int64Value{value: 1} == 1", "message construction"),
+    ],
+)
 def test_unsupported_syntax_is_a_load_error(compiler, text, fragment):
     assert fragment in error_of(compiler, text)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("token == '\\q'", "invalid escape \\q in a string literal"),
-    ("token == '\\400'", "invalid escape \\4"),
-    ("token == '\\x4'", "\\x needs two hex digits"),
-    ("token == '\\uD800'", "is not a Unicode code point"),
-    ("token == '\\U00110000'", "is not a Unicode code point"),
-    ("b'\\u0041' == b'A'", "invalid escape \\u in a bytes literal"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("token == '\\q'", "invalid escape \\q in a string literal"),
+        ("token == '\\400'", "invalid escape \\4"),
+        ("token == '\\x4'", "\\x needs two hex digits"),
+        ("token == '\\uD800'", "is not a Unicode code point"),
+        ("token == '\\U00110000'", "is not a Unicode code point"),
+        ("b'\\u0041' == b'A'", "invalid escape \\u in a bytes literal"),
+    ],
+)
 def test_a_literal_with_an_escape_cel_does_not_define_is_a_load_error_on_every_engine(compiler, text, message):
     assert message in error_of(compiler, text)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("'\\x4a\\X4c\\101\\u01aB\\U0001F62C\\?\\`\\'\\\"\\\\'", "JLAƫ😬?`'\"\\"),
-    ("'''a\nb'''", "a\nb"),
-    ("r'\\n\\x4a'", "\\n\\x4a"),
-    ("R'''\\?'''", "\\?"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("'\\x4a\\X4c\\101\\u01aB\\U0001F62C\\?\\`\\'\\\"\\\\'", "JLAƫ😬?`'\"\\"),
+        ("'''a\nb'''", "a\nb"),
+        ("r'\\n\\x4a'", "\\n\\x4a"),
+        ("R'''\\?'''", "\\?"),
+    ],
+)
 def test_string_literals_mean_what_cel_says_on_every_engine(compiler, text, expected):
     result = run(compiler.compile(f"token == {text}"), token=expected)
     assert result.kind == ev.TRUE
     assert run(compiler.compile(f"token != {text}"), token=expected).kind == ev.FALSE
 
 
-@pytest.mark.parametrize("text", [
-    "b'''\n''' == b'\\n'", "b'\\xff\\XFE\\377' == b'\\377\\376\\xff'", "B'\\x4a' == b'J'",
-    "size(b'\\xc3\\xa9') == 2 && b'\\xc3\\xa9' == b'\u00e9'",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "b'''\n''' == b'\\n'",
+        "b'\\xff\\XFE\\377' == b'\\377\\376\\xff'",
+        "B'\\x4a' == b'J'",
+        "size(b'\\xc3\\xa9') == 2 && b'\\xc3\\xa9' == b'\u00e9'",
+    ],
+)
 def test_bytes_literals_mean_what_cel_says_on_every_engine(compiler, text):
     assert run(compiler.compile(text)).kind == ev.TRUE
 
 
-@pytest.mark.parametrize("text", ["token.split(' ', 1) == ['a']", "split(token, ' ', 0) == []",
-                                  "lowerAscii(token, 'x') == ''", "token.trim(1) == ''"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "token.split(' ', 1) == ['a']",
+        "split(token, ' ', 0) == []",
+        "lowerAscii(token, 'x') == ''",
+        "token.trim(1) == ''",
+    ],
+)
 def test_strings_extension_forms_ruleauth_does_not_implement_are_load_errors(compiler, text):
     assert "argument" in error_of(compiler, text)

@@ -8,12 +8,12 @@ import datetime
 import pytest
 
 from ruleauth.cel import evaluation as ev
-from ruleauth.tools import explain
 from ruleauth.cel import fast_engine
+from ruleauth.cel.compiler import CEL_EXPR_PYTHON, CEL_PYTHON, Compiler, ExpressionError
+from ruleauth.errors import RulesError
 from ruleauth.rules import loader as rules_loader
 from ruleauth.runtime.authorizer import Authorizer
-from ruleauth.errors import RulesError
-from ruleauth.cel.compiler import CEL_EXPR_PYTHON, CEL_PYTHON, Compiler, ExpressionError
+from ruleauth.tools import explain
 from ruleauth.tools.synthetic_events import build_event
 
 pytestmark = pytest.mark.skipif(not fast_engine.available(), reason="cel-expr-python is not installed")
@@ -52,8 +52,15 @@ def decide(write_rules, allow, token="17", engine=FAST):
 
 
 def plain_activation(**overrides):
-    activation = {"token": "", "claims": {}, "scopes": [], "auth": {"provider": ""},
-                  "request": {"method": "GET", "headers": {}}, "now": ev.utc_datetime(NOW), "now_unix": int(NOW)}
+    activation = {
+        "token": "",
+        "claims": {},
+        "scopes": [],
+        "auth": {"provider": ""},
+        "request": {"method": "GET", "headers": {}},
+        "now": ev.utc_datetime(NOW),
+        "now_unix": int(NOW),
+    }
     activation.update(overrides)
     return activation
 
@@ -100,10 +107,11 @@ def test_the_fast_engine_without_its_package_is_a_load_error_naming_the_extra(wr
 def test_a_type_error_is_a_load_error_at_the_operator(write_rules):
     text = RULES.format(engine=FAST, allow="\"token == '' || 1 + 'a' == 2\"")
     found = problems(write_rules, text, override=FAST)
-    assert found[0].message == ("allow: engine cel-expr-python: found no matching overload for '_+_' "
-                                "applied to '(int, string)'")
+    assert found[0].message == (
+        "allow: engine cel-expr-python: found no matching overload for '_+_' applied to '(int, string)'"
+    )
     line = text.splitlines()[found[0].pos.line - 1]
-    assert line[found[0].pos.col - 1:].startswith("+ 'a'")
+    assert line[found[0].pos.col - 1 :].startswith("+ 'a'")
     # cel-python does not type-check: the same rule loads and errors (denies) at run time.
     assert load(write_rules, "\"token == '' || 1 + 'a' == 2\"", override=CEL_PYTHON).engine == CEL_PYTHON
     assert decide(write_rules, "\"token == '' || 1 + 'a' == 2\"", engine=CEL_PYTHON).decision.reason == "rule_error"
@@ -114,12 +122,13 @@ def test_a_type_error_in_a_literal_block_is_placed_on_its_own_line(write_rules):
     found = problems(write_rules, text, override=FAST)
     assert "no matching overload for '_==_'" in found[0].message
     line = text.splitlines()[found[0].pos.line - 1]
-    assert line.strip().startswith("&& size(token)") and line[found[0].pos.col - 1:].startswith("== 'x'")
+    assert line.strip().startswith("&& size(token)") and line[found[0].pos.col - 1 :].startswith("== 'x'")
 
 
 def test_a_type_error_inside_a_define_names_the_define(write_rules):
     text = RULES.format(engine=FAST, allow="odd && bad").replace(
-        "  odd: int(token) % 2 == 1", "  odd: int(token) % 2 == 1\n  bad: \"token + 1 == 'x'\"")
+        "  odd: int(token) % 2 == 1", "  odd: int(token) % 2 == 1\n  bad: \"token + 1 == 'x'\""
+    )
     found = problems(write_rules, text, override=FAST)
     assert "(in define 'bad')" in found[0].message and "no matching overload" in found[0].message
 
@@ -133,8 +142,7 @@ def test_unknown_names_are_still_reported_by_the_shared_checks_with_did_you_mean
 
 
 def test_defines_are_inlined_textually_recursively_and_behind_comments():
-    defines = {"a": "token == 'x' // a comment ends the definition's line",
-               "b": "a || token == 'y'", "g": "'admin'"}
+    defines = {"a": "token == 'x' // a comment ends the definition's line", "b": "a || token == 'y'", "g": "'admin'"}
     compiler = Compiler(defines, jwt_configured=True, engine=FAST)
     compiled = compiler.compile("b && !(g in scopes)")
     assert compiled.defines == {"a", "b", "g"}
@@ -160,27 +168,31 @@ def test_E01_an_error_value_has_a_truthy_message_and_never_allows():
     assert result.kind == ev.ERROR and not result.allows and result.error_class == "ZeroDivisionError"
 
 
-@pytest.mark.parametrize("text, error_class", [
-    ("request.headers['x-missing'] == 'a'", "KeyError"),
-    ("int(token) % 2 == 1", "ValueError"),
-    ("9223372036854775807 + 1 > 0", "ValueError"),
-    ("request.headers.x.matches('(a)\\\\1')", "ValueError"),
-    ("claims.s > 1", "TypeError"),
-])
+@pytest.mark.parametrize(
+    "text, error_class",
+    [
+        ("request.headers['x-missing'] == 'a'", "KeyError"),
+        ("int(token) % 2 == 1", "ValueError"),
+        ("9223372036854775807 + 1 > 0", "ValueError"),
+        ("request.headers.x.matches('(a)\\\\1')", "ValueError"),
+        ("claims.s > 1", "TypeError"),
+    ],
+)
 def test_E01_errors_deny_and_log_cel_python_s_error_class_never_the_message(text, error_class):
     result = run(FAST, text, token="abc", claims={"s": "x"}, request={"headers": {"x": "aa"}})
     assert result.kind == ev.ERROR and not result.allows and result.error_class == error_class
 
 
-@pytest.mark.parametrize("text", ["'abc'", "[true]", "1", "1u", "1.5", "{'a': true}", "b'x'", "null", "now",
-                                  "duration('1s')", "type(true)"])
+@pytest.mark.parametrize(
+    "text", ["'abc'", "[true]", "1", "1u", "1.5", "{'a': true}", "b'x'", "null", "now", "duration('1s')", "type(true)"]
+)
 def test_E02_non_bool_results_never_allow(text):
     result = run(FAST, text)
     assert result.kind == ev.NON_BOOL and not result.allows
 
 
 def test_a_claim_beyond_int64_is_an_error_not_a_crash():
-    result = run(FAST, "claims.n > 0", claims={"n": 2 ** 70})
+    result = run(FAST, "claims.n > 0", claims={"n": 2**70})
     assert result.kind == ev.ERROR and not result.allows
 
 
@@ -234,9 +246,18 @@ PARITY = [
 def test_both_engines_reach_the_same_outcome(text):
     variables = dict(
         token="17",
-        claims={"sub": "u1", "groups": ["admin", "ops", "team-a"], "tenant": "ACME".lower(), "exp": int(NOW) + 300,
-                "scope": "openid orders:read", "n": 1, "flag": False, "nested": {"a": {"b": [1, 2]}}},
-        scopes=["openid", "orders:read"], auth={"provider": "corp"},
+        claims={
+            "sub": "u1",
+            "groups": ["admin", "ops", "team-a"],
+            "tenant": "ACME".lower(),
+            "exp": int(NOW) + 300,
+            "scope": "openid orders:read",
+            "n": 1,
+            "flag": False,
+            "nested": {"a": {"b": [1, 2]}},
+        },
+        scopes=["openid", "orders:read"],
+        auth={"provider": "corp"},
         request={"method": "GET", "headers": {"x-tenant": "acme", "x_y": "1"}},
     )
     slow, fast = run(CEL_PYTHON, text, **variables), run(FAST, text, **variables)
@@ -253,7 +274,8 @@ def test_context_values_are_the_same_text_on_both_engines(text):
 def test_principal_and_context_on_the_fast_engine(write_rules):
     text = RULES.format(engine=FAST, allow="odd") + (
         "principal: \"'caller-' + request.method\"\n"
-        "context:\n  parity: \"[request.path.size() % 2, 'odd']\"\n  at: now\n")
+        "context:\n  parity: \"[request.path.size() % 2, 'odd']\"\n  at: now\n"
+    )
     auth = Authorizer(rules_loader.load(write_rules(text), engine_override=FAST))
     result = auth.authorize(build_event("rest-request", "GET", "/r", headers={"Authorization": "17"}), now=NOW)
     assert result.decision.outcome == "allow" and result.decision.principal == "caller-GET"

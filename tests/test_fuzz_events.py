@@ -19,8 +19,11 @@ from ruleauth.runtime.authorizer import Authorizer
 from tests.fixtures import EVENTS as EVENTS_DIR
 
 FIXTURES = EVENTS_DIR
-EVENTS = {p.name: json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*.json"))
-          if not p.name.startswith(("backend-", "response-"))}
+EVENTS = {
+    p.name: json.loads(p.read_text())
+    for p in sorted(FIXTURES.glob("*.json"))
+    if not p.name.startswith(("backend-", "response-"))
+}
 
 DENY_ALL = """\
 version: 1
@@ -74,7 +77,7 @@ def check(authorizers, event):
         snapshot = copy.deepcopy(event)
         try:
             response = handle(auth, event)
-        except Exception as exc:  # noqa: BLE001 - the point is which exceptions escape
+        except Exception as exc:
             assert type(exc) is Exception and exc.args == ("Unauthorized",), repr(exc)
             continue
         assert response_check.problems(response) == [], response
@@ -89,25 +92,47 @@ def _has_nan(value):
     return "NaN" in json.dumps(value, default=str)
 
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
-                    st.binary(max_size=10))
-json_values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)), max_leaves=12)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30), st.binary(max_size=10))
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+    max_leaves=12,
+)
 
-KEYS = ["type", "version", "methodArn", "routeArn", "authorizationToken", "headers", "multiValueHeaders",
-        "queryStringParameters", "multiValueQueryStringParameters", "rawQueryString", "cookies", "stageVariables",
-        "requestContext", "resource", "routeKey", "path", "httpMethod", "identitySource", "pathParameters"]
+KEYS = [
+    "type",
+    "version",
+    "methodArn",
+    "routeArn",
+    "authorizationToken",
+    "headers",
+    "multiValueHeaders",
+    "queryStringParameters",
+    "multiValueQueryStringParameters",
+    "rawQueryString",
+    "cookies",
+    "stageVariables",
+    "requestContext",
+    "resource",
+    "routeKey",
+    "path",
+    "httpMethod",
+    "identitySource",
+    "pathParameters",
+]
 
 arn_parts = st.one_of(
     st.just("arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/x"),
-    st.builds(lambda p, r, a, i, s, v, path: f"arn:{p}:execute-api:{r}:{a}:{i}/{s}/{v}/{path}",
-              st.sampled_from(["aws", "aws-cn", "aws-us-gov", "AWS", "", "aws:x"]),
-              st.sampled_from(["us-east-1", "", "eu-west-1", "x" * 40, "us:east"]),
-              st.sampled_from(["123456789012", "1234", "", "abcdefghijkl"]),
-              st.sampled_from(["abc123", "", "a/b", "*", "x" * 40]),
-              st.sampled_from(["prod", "*", "null", "$default", "", "st age", "x" * 200]),
-              st.sampled_from(["GET", "get", "*", "ANY", "$connect", "", "POST", "FETCH"]),
-              st.text(alphabet=st.sampled_from("ab/*?:.%{}$ \n\x00é"), max_size=40)),
+    st.builds(
+        lambda p, r, a, i, s, v, path: f"arn:{p}:execute-api:{r}:{a}:{i}/{s}/{v}/{path}",
+        st.sampled_from(["aws", "aws-cn", "aws-us-gov", "AWS", "", "aws:x"]),
+        st.sampled_from(["us-east-1", "", "eu-west-1", "x" * 40, "us:east"]),
+        st.sampled_from(["123456789012", "1234", "", "abcdefghijkl"]),
+        st.sampled_from(["abc123", "", "a/b", "*", "x" * 40]),
+        st.sampled_from(["prod", "*", "null", "$default", "", "st age", "x" * 200]),
+        st.sampled_from(["GET", "get", "*", "ANY", "$connect", "", "POST", "FETCH"]),
+        st.text(alphabet=st.sampled_from("ab/*?:.%{}$ \n\x00é"), max_size=40),
+    ),
     st.text(max_size=60),
     st.just("arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/" + "a/" * 900),
 )
@@ -120,9 +145,12 @@ def test_A11_random_json_values_as_events(authorizers, event):
 
 
 @SETTINGS
-@given(event=st.dictionaries(st.sampled_from(KEYS), json_values, max_size=8),
-       kind=st.sampled_from(["TOKEN", "REQUEST", None, 7]), version=st.sampled_from(["1.0", "2.0", None, 2.0]),
-       arn=arn_parts)
+@given(
+    event=st.dictionaries(st.sampled_from(KEYS), json_values, max_size=8),
+    kind=st.sampled_from(["TOKEN", "REQUEST", None, 7]),
+    version=st.sampled_from(["1.0", "2.0", None, 2.0]),
+    arn=arn_parts,
+)
 def test_A11_event_shaped_dicts_with_junk_everywhere(authorizers, event, kind, version, arn):
     event = dict(event)
     event["type"], event["methodArn"], event["routeArn"] = kind, arn, arn
@@ -160,9 +188,12 @@ def test_A11_every_real_fixture_with_one_field_mutated_or_removed(authorizers, t
 
 
 @SETTINGS
-@given(name=st.sampled_from(sorted(EVENTS)), arn=arn_parts,
-       headers=st.dictionaries(st.text(max_size=20), st.one_of(st.text(max_size=50), json_values), max_size=8),
-       token=st.one_of(st.none(), st.text(max_size=40), st.just("Bearer " + "a" * 9000), json_values))
+@given(
+    name=st.sampled_from(sorted(EVENTS)),
+    arn=arn_parts,
+    headers=st.dictionaries(st.text(max_size=20), st.one_of(st.text(max_size=50), json_values), max_size=8),
+    token=st.one_of(st.none(), st.text(max_size=40), st.just("Bearer " + "a" * 9000), json_values),
+)
 def test_A11_real_fixtures_with_odd_arns_headers_and_tokens(authorizers, name, arn, headers, token):
     event = copy.deepcopy(EVENTS[name])
     event["methodArn" if "methodArn" in event else "routeArn"] = arn

@@ -31,22 +31,34 @@ rules:
 
 def hello(authorization=None):
     headers = {"Authorization": authorization} if authorization is not None else {}
-    return {"type": "REQUEST", "methodArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/hello",
-            "headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
-            "requestContext": {"requestId": "r1"}}
+    return {
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/hello",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "requestContext": {"requestId": "r1"},
+    }
 
 
 def run(env, events=(), cwd=None):
-    environ = {k: v for k, v in os.environ.items()
-               if k not in ("RULEAUTH_RULES", "LAMBDA_TASK_ROOT", "RULEAUTH_RESPONSE")}
+    environ = {
+        k: v for k, v in os.environ.items() if k not in ("RULEAUTH_RULES", "LAMBDA_TASK_ROOT", "RULEAUTH_RESPONSE")
+    }
     environ.update(env, RULEAUTH_LOG_LEVEL="ERROR")
-    return subprocess.run([sys.executable, "-c", SCRIPT], input=json.dumps(list(events)), capture_output=True,
-                          text=True, env=environ, cwd=cwd or ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        input=json.dumps(list(events)),
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=cwd or ROOT,
+        timeout=60,
+    )
 
 
 def results(done):
     assert done.returncode == 0, done.stdout + done.stderr
-    return [json.loads(line[len("RESULT "):]) for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    return [json.loads(line[len("RESULT ") :]) for line in done.stdout.splitlines() if line.startswith("RESULT ")]
 
 
 def effects(result):
@@ -71,7 +83,9 @@ def test_rules_from_a_directory(tmp_path):
     folder = tmp_path / "rules.d"
     folder.mkdir()
     (folder / "10-hello.yaml").write_text(RULES)
-    (folder / "20-more.yml").write_text("version: 1\nrules:\n  - {name: health, route: GET /health, auth: none, allow: true}\n")
+    (folder / "20-more.yml").write_text(
+        "version: 1\nrules:\n  - {name: health, route: GET /health, auth: none, allow: true}\n"
+    )
     health = dict(hello(), methodArn=hello()["methodArn"].replace("/hello", "/health"))
     done = run({"RULEAUTH_RULES": str(folder)}, [*DEMO, health])
     *demo, healthy = results(done)
@@ -138,8 +152,12 @@ def test_a_bad_ruleauth_response_value_fails_the_import(tmp_path):
 
 def test_ruleauth_response_simple_applies_to_http_2_events(tmp_path):
     (tmp_path / "rules.yaml").write_text(RULES)
-    event = {"version": "2.0", "type": "REQUEST",
-             "routeArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/$default/GET/hello",
-             "headers": {"authorization": "17"}, "requestContext": {"requestId": "r"}}
+    event = {
+        "version": "2.0",
+        "type": "REQUEST",
+        "routeArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/$default/GET/hello",
+        "headers": {"authorization": "17"},
+        "requestContext": {"requestId": "r"},
+    }
     (result,) = results(run({"RULEAUTH_RULES": str(tmp_path / "rules.yaml"), "RULEAUTH_RESPONSE": "simple"}, [event]))
     assert result == {"response": {"isAuthorized": True, "context": {}}}

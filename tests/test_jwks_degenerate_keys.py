@@ -29,9 +29,9 @@ from tests.jwt_support import (
     FakeFetcher,
     b64,
     b64uint,
+    claims,
     ec_key,
     ed_key,
-    claims,
     forge,
     jwks_bytes,
     provider,
@@ -121,12 +121,18 @@ DEGENERATE: list[tuple[str, dict[str, Any], str]] = [
         for k in (2, 3, 7, 18)
         for s in (0, 1)
     ],
-    ("Ed448 non-canonical unused bits", okp("Ed448", ED448_HONEST[:-1] + bytes([ED448_HONEST[-1] | 1])), "non-canonical"),
+    (
+        "Ed448 non-canonical unused bits",
+        okp("Ed448", ED448_HONEST[:-1] + bytes([ED448_HONEST[-1] | 1])),
+        "non-canonical",
+    ),
     ("Ed25519 off the curve", okp("Ed25519", _enc(2, 0, 32)), "not a point of the curve"),
     ("Ed448 off the curve", okp("Ed448", _enc(2, 0, 57)), "not a point of the curve"),
     ("Ed25519 mixed order", okp("Ed25519", _with_order_two(ED25519_HONEST)), "prime-order subgroup"),
     ("Ed448 mixed order", okp("Ed448", _with_order_two(ED448_HONEST)), "prime-order subgroup"),
-    *[(f"RSA e={e}", rsa_with_e(e), "invalid RSA key parameters") for e in (0, 1, 65538)],  # cryptography refuses these itself
+    *[
+        (f"RSA e={e}", rsa_with_e(e), "invalid RSA key parameters") for e in (0, 1, 65538)
+    ],  # cryptography refuses these itself
     *[(f"RSA e={e}", rsa_with_e(e), "exponent") for e in (3, 17, 65535, 2**32 + 1, 2**64 + 1)],
     ("RSA e huge", rsa_with_e(2**2040 + 1), "exponent of 2041 bits"),
     *[
@@ -311,7 +317,9 @@ def test_different_keys_stay_ambiguous_where_a_choice_would_be_a_guess() -> None
     assert verifier.verify(token(key=rsa_key(2048, 1), kid="k2"))
     # different keys under one kid: the kid is unusable for every alg (no "first wins")
     verifier = _verifier(
-        public_jwk(rsa_key(2048, 0), "dup"), public_jwk(rsa_key(2048, 1), "dup", alg="RS256"), public_jwk(ec_key(), "e1")
+        public_jwk(rsa_key(2048, 0), "dup"),
+        public_jwk(rsa_key(2048, 1), "dup", alg="RS256"),
+        public_jwk(ec_key(), "e1"),
     )
     assert _reason(verifier, token(key=rsa_key(2048, 0), kid="dup")) == "jwt_invalid"
     assert _reason(verifier, token(key=rsa_key(2048, 1), kid="dup")) == "jwt_invalid"

@@ -18,13 +18,13 @@ import datetime
 import hashlib
 import json
 import shutil
-import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -32,9 +32,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.jwt.fetch import HttpsFetcher
 from ruleauth.jwt.keys import DEFAULT_MAX_BYTES, FetchError
+from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.tools.synthetic_events import build_event
 from tests.jwt_support import AUDIENCE, ISSUER, NOW, ec_key, public_jwk, rsa_key, token
 from tests.oidc.fixtures import *  # noqa: F403
@@ -71,9 +71,9 @@ FRAMINGS = [
 
 class _Http10Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
-    server: "_Http10Server"
+    server: _Http10Server
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         _, framing, write, name = self.path.split("/")
         path = self.server.body_dir / Path(name).name
         if not path.is_file():
@@ -106,9 +106,7 @@ def body_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def python10_server(tls_files: TlsFiles, body_dir: Path) -> Iterator[str]:
     httpd = _Http10Server(("127.0.0.1", 0), _Http10Handler)
     httpd.body_dir = body_dir
-    httpd.socket = tls_files.server_context().wrap_socket(
-        httpd.socket, server_side=True, do_handshake_on_connect=False
-    )
+    httpd.socket = tls_files.server_context().wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -124,8 +122,16 @@ def node_server(tls_files: TlsFiles, body_dir: Path) -> Iterator[str]:
     if node is None:
         pytest.skip("node is not installed")
     proc = subprocess.Popen(
-        [node, str(NODE_SERVER), "--cert", str(tls_files.cert_pem), "--key", str(tls_files.key_pem),
-         "--dir", str(body_dir)],
+        [
+            node,
+            str(NODE_SERVER),
+            "--cert",
+            str(tls_files.cert_pem),
+            "--key",
+            str(tls_files.key_pem),
+            "--dir",
+            str(body_dir),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
@@ -198,7 +204,7 @@ def _name(cn: str) -> x509.Name:
 
 
 def _cert(subject: str, public_key: Any, issuer: str, signer: Any, ca: bool) -> x509.Certificate:
-    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(_name(subject))

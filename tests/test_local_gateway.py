@@ -11,11 +11,11 @@ from typing import ClassVar
 
 import pytest
 
+from ruleauth.policy.arn import asked_arn
+from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, evaluate_response
 from ruleauth.runtime.authorizer import Authorization, Authorizer
 from ruleauth.runtime.events import parse_event
-from ruleauth.policy.arn import asked_arn
 from ruleauth.tools.local_gateway import LocalGateway, make_handler
-from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, evaluate_response
 from ruleauth.tools.synthetic_events import build_event
 from tests.cli_support import DEMO, Server, no_traceback, run_cli, serve, write
 
@@ -174,7 +174,9 @@ class _Failing:
         return Authorization(result.decision, {"principalId": "x", "policyDocument": {"Statement": "nope"}})
 
 
-@pytest.mark.parametrize("mode, logged", [("raise", "raised RuntimeError"), ("malformed", "invalid authorizer response")])
+@pytest.mark.parametrize(
+    "mode, logged", [("raise", "raised RuntimeError"), ("malformed", "invalid authorizer response")]
+)
 def test_handler_failure_is_500_with_the_reason_in_the_log(mode, logged):
     log = io.StringIO()
     gateway = LocalGateway(_Failing(mode))
@@ -193,7 +195,9 @@ def test_handler_failure_is_500_with_the_reason_in_the_log(mode, logged):
 
 
 def test_websocket_and_http_api_event_types(tmp_path):
-    rules = write(tmp_path / "rules.yaml", """
+    rules = write(
+        tmp_path / "rules.yaml",
+        """
         version: 1
         token: {query: key}
         cache: {mode: disabled, sources: {query: [key]}}
@@ -206,7 +210,8 @@ def test_websocket_and_http_api_event_types(tmp_path):
             route: GET /hello
             auth: token
             allow: token == "ok"
-    """)
+    """,
+    )
     with serve(tmp_path, str(rules), "--event-type", "websocket") as server:
         assert server.request("/?key=ok")[0] == 200
         assert server.request("/?key=no")[0] == 403
@@ -218,14 +223,17 @@ def test_websocket_and_http_api_event_types(tmp_path):
         server.stop()
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["/no/such/rules"], 2, "does not exist"),
-    ([str(DEMO), "--upstream", "ftp://example"], 2, "http:// or https://"),
-    ([str(DEMO), "--cache-ttl", "5000"], 2, "between 0 and 3600"),
-    ([str(DEMO), "--port", "70000"], 2, "between 0 and 65535"),
-    ([str(DEMO), "--event-type", "grpc"], 2, "invalid choice"),
-    ([str(DEMO), "--verbose"], 2, "unrecognized arguments"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["/no/such/rules"], 2, "does not exist"),
+        ([str(DEMO), "--upstream", "ftp://example"], 2, "http:// or https://"),
+        ([str(DEMO), "--cache-ttl", "5000"], 2, "between 0 and 3600"),
+        ([str(DEMO), "--port", "70000"], 2, "between 0 and 65535"),
+        ([str(DEMO), "--event-type", "grpc"], 2, "invalid choice"),
+        ([str(DEMO), "--verbose"], 2, "unrecognized arguments"),
+    ],
+)
 def test_bad_input_is_exit_2(args, code, message):
     done = run_cli("serve", *args, timeout=20)
     no_traceback(done)
@@ -259,12 +267,18 @@ rules:
 """
 
 
-@pytest.mark.parametrize("rules_text, event_type, credential", [
-    (SIMPLE, "http-2.0", "ok"), (SIMPLE, "http-2.0", "no"), (SIMPLE, "http-2.0", None),
-    (TWO_ROUTES, "rest-request", "bob"), (TWO_ROUTES, "rest-request", "carol"), (TWO_ROUTES, "rest-request", None),
-])
-def test_serve_answers_with_the_status_and_body_the_authorization_reports(tmp_path, rules_text, event_type,
-                                                                          credential):
+@pytest.mark.parametrize(
+    "rules_text, event_type, credential",
+    [
+        (SIMPLE, "http-2.0", "ok"),
+        (SIMPLE, "http-2.0", "no"),
+        (SIMPLE, "http-2.0", None),
+        (TWO_ROUTES, "rest-request", "bob"),
+        (TWO_ROUTES, "rest-request", "carol"),
+        (TWO_ROUTES, "rest-request", None),
+    ],
+)
+def test_serve_answers_with_the_status_and_body_the_authorization_reports(tmp_path, rules_text, event_type, credential):
     # One mapping from response to (status, body): dry-run and `test` report what `serve` answers.
     rules = write(tmp_path / "rules.yaml", rules_text)
     authorizer = Authorizer.load(rules)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from ruleauth.errors import RulesError
+from ruleauth.rules.settings import sample_rate_from
 from ruleauth.runtime import decision_log
 from ruleauth.runtime.authorizer import Authorizer
-from ruleauth.rules.settings import sample_rate_from
 from ruleauth.runtime.decision_log import DecisionLog
-from ruleauth.errors import RulesError
 from ruleauth.tools.synthetic_events import build_event
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,9 +24,15 @@ def decide(token):
     return authorizer.authorize(build_event("rest-request", "GET", "/hello", headers={"Authorization": token}))
 
 
-@pytest.mark.parametrize("env, level", [
-    ({}, 20), ({"AWS_LAMBDA_LOG_LEVEL": "ERROR"}, 40),
-    ({"AWS_LAMBDA_LOG_LEVEL": "ERROR", "RULEAUTH_LOG_LEVEL": "DEBUG"}, 10), ({"RULEAUTH_LOG_LEVEL": "warning"}, 30)])
+@pytest.mark.parametrize(
+    "env, level",
+    [
+        ({}, 20),
+        ({"AWS_LAMBDA_LOG_LEVEL": "ERROR"}, 40),
+        ({"AWS_LAMBDA_LOG_LEVEL": "ERROR", "RULEAUTH_LOG_LEVEL": "DEBUG"}, 10),
+        ({"RULEAUTH_LOG_LEVEL": "warning"}, 30),
+    ],
+)
 def test_the_level_comes_from_RULEAUTH_LOG_LEVEL_then_AWS_LAMBDA_LOG_LEVEL(monkeypatch, env, level):
     for name in ("RULEAUTH_LOG_LEVEL", "AWS_LAMBDA_LOG_LEVEL"):
         monkeypatch.delenv(name, raising=False)
@@ -63,8 +69,9 @@ def test_a_bad_sample_rate_is_a_load_error(value):
 def test_rules_that_fail_to_load_say_file_line_and_what_to_do_once_and_no_request_is_served(tmp_path):
     (tmp_path / "rules.yaml").write_text("version: 1\nrules:\n  - name: typo\n    route: GET /hello\n    alow: true\n")
     env = {**os.environ, "RULEAUTH_RULES": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", "import ruleauth.handler"], capture_output=True, text=True,
-                          env=env, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", "import ruleauth.handler"], capture_output=True, text=True, env=env, cwd=ROOT
+    )
     assert done.returncode != 0  # the import fails: Lambda never calls the handler
     message = done.stdout
     assert f"{tmp_path / 'rules.yaml'}:5:5: error: rule 'typo': unknown key 'alow'" in message

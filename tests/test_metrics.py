@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.errors import RulesError
 from ruleauth.rules.settings import METRICS_ON as ON
 from ruleauth.rules.settings import metrics_mode_from as mode_from
+from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.runtime.metrics import OFF, PER_RULE, Metrics
 from ruleauth.tools.synthetic_events import build_event
 
@@ -34,7 +34,8 @@ def demo(tmp_path):
         "rules:\n  - name: odd numbers only\n    route: GET /hello\n    auth: token\n"
         "    allow: int(token) % 2 == 1\n"
         "  - name: stricter\n    route: GET /hello\n    auth: token\n    mode: shadow\n"
-        "    allow: int(token) % 4 == 1\n")
+        "    allow: int(token) % 4 == 1\n"
+    )
     return Authorizer.load(tmp_path / "rules.yaml")
 
 
@@ -66,7 +67,9 @@ def test_decisions_are_counted_by_outcome_and_reason_with_their_latency(demo):
         metrics.decision(result.decision, result.latency_ms)
     lines = [line for line in emf_lines(stream) if "Decisions" in line]
     assert [(line["Outcome"], line["Reason"], line["Decisions"]) for line in lines] == [
-        ("allow", "rule_true", 1), ("deny", "rule_false", 1)]
+        ("allow", "rule_true", 1),
+        ("deny", "rule_false", 1),
+    ]
     assert all(line["DecisionLatency"] >= 0 for line in lines)
     assert all("Rule" not in line for line in lines)  # each rule value would be a billed metric
 
@@ -85,7 +88,11 @@ def test_shadow_outcomes_are_counted_with_whether_they_agree(demo):
     result = decide(demo, "3")  # enforced: allow (odd); shadow: 3 % 4 != 1 → deny
     Metrics(PER_RULE, stream).decision(result.decision, result.latency_ms)
     shadow = next(line for line in emf_lines(stream) if "ShadowDecisions" in line)
-    assert (shadow["ShadowRule"], shadow["ShadowOutcome"], shadow["AgreesWithEnforced"]) == ("stricter", "deny", "false")
+    assert (shadow["ShadowRule"], shadow["ShadowOutcome"], shadow["AgreesWithEnforced"]) == (
+        "stricter",
+        "deny",
+        "false",
+    )
 
 
 def test_jwks_fetches_and_failures_are_counted_once_each():
@@ -95,7 +102,10 @@ def test_jwks_fetches_and_failures_are_counted_once_each():
     metrics.key_fetches({"corp": (1, 0)})  # nothing new: no line
     metrics.key_fetches({"corp": (3, 1)})
     lines = emf_lines(stream)
-    assert [(line["Provider"], line["JwksFetches"], line["JwksFetchFailures"]) for line in lines] == [("corp", 1, 0), ("corp", 2, 1)]
+    assert [(line["Provider"], line["JwksFetches"], line["JwksFetchFailures"]) for line in lines] == [
+        ("corp", 1, 0),
+        ("corp", 2, 1),
+    ]
 
 
 def test_the_lambda_handler_prints_a_decision_line_and_an_emf_line_per_request():
@@ -111,8 +121,7 @@ def test_the_lambda_handler_prints_a_decision_line_and_an_emf_line_per_request()
         "handler(build_event('rest-request', 'GET', '/hello', headers={'Authorization': '900000000000001'}))\n"
     )
     env = {**os.environ, "RULEAUTH_RULES": str(root / "rules"), "RULEAUTH_METRICS": "rule"}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=root,
-                          check=True)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=root, check=True)
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     decision = next(line for line in lines if line.get("message") == "ruleauth decision")
     emf = next(line for line in lines if "_aws" in line)

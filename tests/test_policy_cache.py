@@ -15,16 +15,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import hypothesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ruleauth.policy import iam as policy_eval
-from ruleauth.rules import loader as rules_loader
-from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.errors import RulesError
 from ruleauth.model import METHODS
+from ruleauth.policy import iam as policy_eval
 from ruleauth.policy.synthesis import EMPTY_SEGMENT_DENIES, size_report
+from ruleauth.rules import loader as rules_loader
+from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.tools.synthetic_events import build_event
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +139,8 @@ def test_a_define_that_reads_the_route_is_decided_per_route_in_the_cached_policy
 # `*` matches any run of characters, `/` and the empty string included; `?` exactly one
 # character; any matching Deny wins; no matching Allow is an implicit deny.
 
-@functools.lru_cache(maxsize=None)
+
+@functools.cache
 def _iam_regex(resource: str) -> re.Pattern:
     return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in resource), re.DOTALL)
 
@@ -158,19 +158,24 @@ def iam_outcome(response: dict, arn: str) -> str:
 
 
 def resources_of(response: dict) -> list[str]:
-    return [r for s in response["policyDocument"]["Statement"]
-            for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])]
+    return [
+        r
+        for s in response["policyDocument"]["Statement"]
+        for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+    ]
 
 
 def test_A03_a_wildcard_in_the_request_path_never_becomes_a_wildcard_in_the_policy(tmp_path):
     prefix = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/"
     cached = authorizer(tmp_path, ROLES, "identity")
-    templates = {e.pattern for e in cached.ruleset.table.entries} | {
-        pattern for gaps in cached.ruleset.table.gaps for candidates in gaps for pattern, _ in candidates
-    } | set(EMPTY_SEGMENT_DENIES)
+    templates = (
+        {e.pattern for e in cached.ruleset.table.entries}
+        | {pattern for gaps in cached.ruleset.table.gaps for candidates in gaps for pattern, _ in candidates}
+        | set(EMPTY_SEGMENT_DENIES)
+    )
     for mode in ("identity", "route"):
         response = authorizer(tmp_path, ROLES, mode).authorize(event("GET", "/files/*", "reader:1")).response
-        assert {r[len(prefix):] for r in resources_of(response)} <= templates
+        assert {r[len(prefix) :] for r in resources_of(response)} <= templates
         assert policy_eval.evaluate_response(response, arn_of("GET", "/user/1/sensitive")) != "allow"
     # Without caching the asked ARN is used, with each * or ? pinned to one character.
     disabled = authorizer(tmp_path, ROLES, "disabled").authorize(event("GET", "/files/a*", "reader:1")).response
@@ -181,8 +186,13 @@ def test_A03_a_wildcard_in_the_request_path_never_becomes_a_wildcard_in_the_poli
 
 @pytest.mark.parametrize("mode", ["identity", "route", "disabled"])
 def test_A07_policies_pin_partition_region_account_api_and_stage(tmp_path, mode):
-    request = build_event("rest-request", "GET", "/public", headers={"Authorization": "admin:1"},
-                          api={"region": "cn-north-1", "account_id": "210987654321", "api_id": "zz9", "stage": "prod"})
+    request = build_event(
+        "rest-request",
+        "GET",
+        "/public",
+        headers={"Authorization": "admin:1"},
+        api={"region": "cn-north-1", "account_id": "210987654321", "api_id": "zz9", "stage": "prod"},
+    )
     request["methodArn"] = request["methodArn"].replace("arn:aws:", "arn:aws-cn:")
     response = authorizer(tmp_path, ROLES, mode).authorize(request).response
     for statement in response["policyDocument"]["Statement"]:
@@ -198,11 +208,18 @@ def test_route_mode_answers_for_the_matched_routes_pattern_only_when_the_api_rou
     request["resource"] = "/user/{id}"
     response = authorizer(tmp_path, ROLES, "route").authorize(request).response
     prefix = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/"
-    assert response["policyDocument"]["Statement"] == [{
-        "Action": "execute-api:Invoke", "Effect": "Allow", "Resource": prefix + "GET/user/*",
-    }, {  # what the `*` also matches: paths with an empty segment, which no route matches
-        "Action": "execute-api:Invoke", "Effect": "Deny", "Resource": [prefix + p for p in EMPTY_SEGMENT_DENIES],
-    }]
+    assert response["policyDocument"]["Statement"] == [
+        {
+            "Action": "execute-api:Invoke",
+            "Effect": "Allow",
+            "Resource": prefix + "GET/user/*",
+        },
+        {  # what the `*` also matches: paths with an empty segment, which no route matches
+            "Action": "execute-api:Invoke",
+            "Effect": "Deny",
+            "Resource": [prefix + p for p in EMPTY_SEGMENT_DENIES],
+        },
+    ]
 
 
 def test_disabled_mode_answers_for_the_asked_arn_only(tmp_path):
@@ -236,12 +253,20 @@ def table_requests(ruleset) -> list[tuple[str, str]]:
 
 EXAMPLES = [
     ("rules", [{"Authorization": v} for v in ("17", "2", "abc")], None),
-    ("examples/jwt-api", [{"Authorization": "Bearer t"}], [
-        {"iss": "https://login.example.com", "sub": "u1", "scope": "orders:read", "tenant": "acme"},
-        {"iss": "https://login.example.com", "sub": "u2", "groups": ["admin"]},
-        {"iss": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example", "sub": "p", "scope": "orders/read"},
-        {"iss": "https://login.example.com", "sub": "u3"},
-    ]),
+    (
+        "examples/jwt-api",
+        [{"Authorization": "Bearer t"}],
+        [
+            {"iss": "https://login.example.com", "sub": "u1", "scope": "orders:read", "tenant": "acme"},
+            {"iss": "https://login.example.com", "sub": "u2", "groups": ["admin"]},
+            {
+                "iss": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example",
+                "sub": "p",
+                "scope": "orders/read",
+            },
+            {"iss": "https://login.example.com", "sub": "u3"},
+        ],
+    ),
 ]
 
 
@@ -276,10 +301,15 @@ def _rule_decision(cached: Authorizer, method: str, path: str, headers: dict, cl
 
     key = id(cached)
     if key not in _ORACLES:
-        ruleset = dataclasses.replace(cached.ruleset, cache=dataclasses.replace(cached.ruleset.cache, mode="disabled"),
-                                      table=None)
+        ruleset = dataclasses.replace(
+            cached.ruleset, cache=dataclasses.replace(cached.ruleset.cache, mode="disabled"), table=None
+        )
         _ORACLES[key] = Authorizer(ruleset, verifier=cached.verifier)
-    return _ORACLES[key].authorize(build_event("rest-request", method, path, headers=headers), claims=claims).decision.outcome
+    return (
+        _ORACLES[key]
+        .authorize(build_event("rest-request", method, path, headers=headers), claims=claims)
+        .decision.outcome
+    )
 
 
 # -- the property: random route tables, rules and callers ---------------------------------
@@ -313,8 +343,10 @@ def route_tables(draw):
             parts[-1] = "{rest+}"
         # parameter names must be unique within a path
         names = iter(f"p{i}" for i in range(10))
-        parts = [f"{{{next(names)}}}" if p == "{id}" or p == "{key}" else
-                 (f"{{{next(names)}+}}" if p == "{rest+}" else p) for p in parts]
+        parts = [
+            f"{{{next(names)}}}" if p == "{id}" or p == "{key}" else (f"{{{next(names)}+}}" if p == "{rest+}" else p)
+            for p in parts
+        ]
         method = draw(st.sampled_from(["GET", "POST", "DELETE", "ANY"]))
         path = "/" + "/".join(parts)
         shape = (method, re.sub(r"\{[^}]+\}", "{}", path))
@@ -344,16 +376,23 @@ def callers(draw, principal: bool, pad: bool):
 
 
 def rules_text(routes, mode: str, principal: bool = False, pad: bool = False) -> str:
-    lines = ["version: 1", "token: {header: Authorization}",
-             f"cache: {{mode: {mode}, sources: {{headers: [Authorization, X-User, X-Pad]}}}}"]
+    lines = [
+        "version: 1",
+        "token: {header: Authorization}",
+        f"cache: {{mode: {mode}, sources: {{headers: [Authorization, X-User, X-Pad]}}}}",
+    ]
     if principal:
         lines.append("principal: \"request.headers['x-user']\"")
     if pad:
         lines += ["context:", "  pad: \"request.headers['x-pad']\""]
     lines.append("rules:")
     for index, (method, path, roles) in enumerate(routes):
-        lines += [f"  - name: rule {index}", f"    route: '{method} {path}'", "    auth: token",
-                  "    allow: \"token in [" + ", ".join(f"'{r}'" for r in roles) + "]\""]
+        lines += [
+            f"  - name: rule {index}",
+            f"    route: '{method} {path}'",
+            "    auth: token",
+            '    allow: "token in [' + ", ".join(f"'{r}'" for r in roles) + ']"',
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -363,8 +402,14 @@ def property_requests(routes) -> list[tuple[str, str]]:
     paths = {"/", "//", "/x/"}
     for _, path, _ in routes:
         parts = path.strip("/").split("/") if path != "/" else []
-        options = [[PARAM_VALUES[0], PARAM_VALUES[2 + len(parts) % 5]] if part.startswith("{") and not part.endswith("+}")
-                   else ["q", "q/r*"] if part.endswith("+}") else [part] for part in parts]
+        options = [
+            [PARAM_VALUES[0], PARAM_VALUES[2 + len(parts) % 5]]
+            if part.startswith("{") and not part.endswith("+}")
+            else ["q", "q/r*"]
+            if part.endswith("+}")
+            else [part]
+            for part in parts
+        ]
         for choice in itertools.product(*options):
             concrete = "/" + "/".join(choice)
             paths.update({concrete, concrete + "/", concrete + "/z", "/" + concrete})
@@ -373,13 +418,22 @@ def property_requests(routes) -> list[tuple[str, str]]:
 
 # Event kinds: identity mode reuses a response for every request of the caller; route mode
 # for every request under the API's route (the cache key's route).
-KINDS = ("identity rest-request", "identity http-2.0", "identity http-1.0", "identity rest-token",
-         "route http $default", "route http ANY /{proxy+}", "route rest /{proxy+}", "route rest resource")
+KINDS = (
+    "identity rest-request",
+    "identity http-2.0",
+    "identity http-1.0",
+    "identity rest-token",
+    "route http $default",
+    "route http ANY /{proxy+}",
+    "route rest /{proxy+}",
+    "route rest resource",
+)
 
 
 def kind_event(kind: str, method: str, path: str, headers: dict, resource: str | None) -> dict:
-    event_type = kind.split(" ")[1] if kind.startswith("identity") else (
-        "http-2.0" if " http " in kind else "rest-request")
+    event_type = (
+        kind.split(" ")[1] if kind.startswith("identity") else ("http-2.0" if " http " in kind else "rest-request")
+    )
     request = build_event(event_type, method, path, headers=headers)
     if kind == "route http ANY /{proxy+}":
         request["routeKey"] = request["requestContext"]["routeKey"] = "ANY /{proxy+}"
@@ -403,10 +457,10 @@ def shares_cache(kind: str, asked: tuple, other: tuple, routes_of: dict) -> bool
     return asked[0] == other[0] and routes_of[other] is not None and routes_of[other] == routes_of[asked]
 
 
-@settings(max_examples=90, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
-@given(data=st.data(), routes=route_tables(), kind=st.sampled_from(KINDS),
-       principal=st.booleans(), pad=st.booleans())
+@settings(
+    max_examples=90, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(data=st.data(), routes=route_tables(), kind=st.sampled_from(KINDS), principal=st.booleans(), pad=st.booleans())
 def _property(tmp_path_factory, data, routes, kind, principal, pad):
     mode = kind.split(" ")[0]
     folder = tmp_path_factory.mktemp("property")
@@ -435,8 +489,9 @@ def _property(tmp_path_factory, data, routes, kind, principal, pad):
         return not uncovered or decision.route is not None or path == "/" or "//" in path or path.endswith("/")
 
     for role, headers in data.draw(callers(principal and "rest-token" not in kind, pad and "rest-token" not in kind)):
-        decided = {r: oracle.authorize(kind_event("identity rest-request", *r, headers, None)).decision
-                   for r in requests}
+        decided = {
+            r: oracle.authorize(kind_event("identity rest-request", *r, headers, None)).decision for r in requests
+        }
         expected = {r: d.outcome for r, d in decided.items()}
         routes_of = {r: (d.route.split(" ", 1)[1] if d.route else None) for r, d in decided.items()}
         for asked in requests:
@@ -449,9 +504,17 @@ def _property(tmp_path_factory, data, routes, kind, principal, pad):
             STATS["requests"] += 1
             granted = iam_outcome(result.response, arn_of(*asked)) == "allow"
             assert granted == (expected[asked] == "allow") or (inexact and not granted), (
-                kind, role, asked, result.decision.reason)
-            fallback = inexact or not judged(asked, decided[asked]) or "policy_per_request" in result.decision.warnings or (
-                result.decision.reason == "response_too_large")
+                kind,
+                role,
+                asked,
+                result.decision.reason,
+            )
+            fallback = (
+                inexact
+                or not judged(asked, decided[asked])
+                or "policy_per_request" in result.decision.warnings
+                or (result.decision.reason == "response_too_large")
+            )
             for other in requests:
                 if not shares_cache(kind, asked, other, routes_of) or not judged(other, decided[other]):
                     continue
@@ -467,12 +530,15 @@ def test_property_a_cached_response_answers_every_other_request_as_the_rules_do(
     for key in STATS:
         STATS[key] = 0
     _property(tmp_path_factory)
-    print(f"\nproperty: {STATS['tables']} tables loaded, {STATS['refused']} refused, "
-          f"{STATS['requests']} asked requests, {STATS['pairs']} (asked, other request) pairs")
+    print(
+        f"\nproperty: {STATS['tables']} tables loaded, {STATS['refused']} refused, "
+        f"{STATS['requests']} asked requests, {STATS['pairs']} (asked, other request) pairs"
+    )
     assert STATS["tables"] > 0 and STATS["pairs"] > 0
 
 
 # -- what validate (the cold start's load) says about a table ----------------------------
+
 
 def test_a_rule_set_no_cached_policy_can_express_is_a_load_error_that_suggests_route_or_disabled(tmp_path):
     text = textwrap.dedent("""
@@ -517,8 +583,12 @@ def big_table(routes: int, nested: bool) -> str:
             path = f"/svc{index // 10}/res{index % 10}/{{id}}"
         else:
             path = f"/resource-{index:03d}/{{id}}"
-        lines += [f"  - name: r{index}", f"    route: GET {path}", "    auth: token",
-                  f"    allow: token == 'role{index % 3}'"]
+        lines += [
+            f"  - name: r{index}",
+            f"    route: GET {path}",
+            "    auth: token",
+            f"    allow: token == 'role{index % 3}'",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -549,8 +619,9 @@ def test_when_one_callers_table_overflows_the_response_falls_back_to_the_asked_r
     from ruleauth.cel.compiler import Compiler
 
     # Context takes most of the 8 KB: the table no longer fits, the asked route alone does.
-    padded = dataclasses.replace(ruleset, context={
-        f"pad{i}": Compiler().compile("'" + "y" * 1900 + "'") for i in range(4)})
+    padded = dataclasses.replace(
+        ruleset, context={f"pad{i}": Compiler().compile("'" + "y" * 1900 + "'") for i in range(4)}
+    )
     result = Authorizer(padded).authorize(event("GET", "/resource-001/1", "role1"))
     assert "policy_per_request" in result.decision.warnings
     assert result.decision.outcome == "allow"
@@ -615,8 +686,12 @@ rules:
 
 
 def root_rules(root: str, root_allow: str, proxy: str, proxy_allow: str) -> str:
-    return (ROOT_RULES.replace("ROOT_ROUTE", root).replace("ROOT_ALLOW", root_allow)
-            .replace("PROXY_ROUTE", proxy).replace("PROXY_ALLOW", proxy_allow))
+    return (
+        ROOT_RULES.replace("ROOT_ROUTE", root)
+        .replace("ROOT_ALLOW", root_allow)
+        .replace("PROXY_ROUTE", proxy)
+        .replace("PROXY_ALLOW", proxy_allow)
+    )
 
 
 def fixture_arn(name: str) -> str:
@@ -736,7 +811,8 @@ def coarse_event(kind: str, path: str, token: str) -> dict:
         return request
     request = build_event("http-2.0", "GET", path, headers=headers)
     request["routeKey"] = request["requestContext"]["routeKey"] = (
-        "$default" if kind == "http $default" else "ANY /{proxy+}")
+        "$default" if kind == "http $default" else "ANY /{proxy+}"
+    )
     return request
 
 
@@ -791,8 +867,8 @@ def test_a_response_that_allows_anything_carries_the_usage_identifier_key(tmp_pa
 
 def test_the_longest_legal_arn_against_the_deepest_legal_table_is_decided(tmp_path):
     # Was a regex backtracking for minutes (bench/run.py measures it); here only the outcome.
-    from ruleauth.policy.synthesis import PREFIX_ESTIMATE
     from ruleauth.policy.response_check import MAX_RESOURCE_CHARS
+    from ruleauth.policy.synthesis import PREFIX_ESTIMATE
 
     # The loader refuses routes whose resource ARN exceeds 512 characters: that bounds depth.
     depth = (MAX_RESOURCE_CHARS - PREFIX_ESTIMATE - len("OPTIONS/export")) // 2

@@ -45,8 +45,14 @@ def test_importing_ruleauth_loads_no_submodule_and_no_dependency():
         " or m.split('.')[0] in ('jwt', 'yaml', 'lark', 'celpy', 'cryptography'))\n"
         "print(loaded)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True,
-                          env={k: v for k, v in os.environ.items() if not k.startswith("RULEAUTH_")})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("RULEAUTH_")},
+    )
     assert done.stdout.strip() == "[]"
 
 
@@ -134,7 +140,7 @@ def test_a_user_can_wrap_the_handler_and_keep_apigateways_401_convention(rules_f
     assert allowed["policyDocument"]["Statement"][0]["Effect"] == "Allow"
     denied = wrapped(hello_event("2"))
     assert [s["Effect"] for s in denied["policyDocument"]["Statement"]] == ["Deny"]
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         wrapped(hello_event(None))
     assert calls == ["17", "2", None]
 
@@ -151,8 +157,9 @@ def test_the_module_level_handler_fails_its_import_on_a_broken_rules_file(tmp_pa
     broken = tmp_path / "broken.yaml"
     broken.write_text(DEMO_RULES.replace("int(token) % 2 == 1", "int(token) %% 2"))
     env = {**os.environ, "RULEAUTH_RULES": str(broken)}
-    done = subprocess.run([sys.executable, "-c", "import ruleauth.handler"], capture_output=True, text=True,
-                          cwd=ROOT, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", "import ruleauth.handler"], capture_output=True, text=True, cwd=ROOT, env=env
+    )
     assert done.returncode != 0
     assert f"{broken}:" in done.stdout and "Fix the rules" in done.stdout
 

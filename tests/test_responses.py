@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from ruleauth.policy import response_check
 from ruleauth.errors import RulesError
+from ruleauth.policy import response_check
 from ruleauth.tools.synthetic_events import build_event
 from tests.fixtures import EVENTS as EVENTS_DIR
 
@@ -33,9 +33,16 @@ def test_an_allow_is_an_iam_policy_for_the_asked_arn(authorizer):
     result = run(authorizer(BASE.format(top="", allow="true")))
     assert result.response == {
         "principalId": "anonymous",
-        "policyDocument": {"Version": "2012-10-17", "Statement": [{
-            "Action": "execute-api:Invoke", "Effect": "Allow",
-            "Resource": "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/r/7"}]},
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Action": "execute-api:Invoke",
+                    "Effect": "Allow",
+                    "Resource": "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/r/7",
+                }
+            ],
+        },
     }
     assert response_check.problems(result.response) == []
 
@@ -43,15 +50,25 @@ def test_an_allow_is_an_iam_policy_for_the_asked_arn(authorizer):
 def test_a_deny_is_an_explicit_deny_for_the_asked_arn(authorizer):
     result = run(authorizer(BASE.format(top="", allow="false")))
     statement = result.response["policyDocument"]["Statement"]
-    assert statement == [{"Action": "execute-api:Invoke", "Effect": "Deny",
-                          "Resource": "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/r/7"}]
+    assert statement == [
+        {
+            "Action": "execute-api:Invoke",
+            "Effect": "Deny",
+            "Resource": "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/r/7",
+        }
+    ]
     assert result.status == 403 and "explicit deny" in result.body["Message"]
 
 
 def test_A07_stage_region_account_and_api_are_copied_from_the_incoming_arn(authorizer):
     auth = authorizer(BASE.format(top="", allow="true"))
-    event = build_event("rest-request", "GET", "/r/7", headers={"Authorization": "t"},
-                        api={"region": "eu-central-1", "account_id": "999999999999", "api_id": "zzz9", "stage": "dev"})
+    event = build_event(
+        "rest-request",
+        "GET",
+        "/r/7",
+        headers={"Authorization": "t"},
+        api={"region": "eu-central-1", "account_id": "999999999999", "api_id": "zzz9", "stage": "dev"},
+    )
     event["methodArn"] = event["methodArn"].replace("arn:aws:", "arn:aws-cn:")
     resource = auth.authorize(event, now=NOW).response["policyDocument"]["Statement"][0]["Resource"]
     assert resource == "arn:aws-cn:execute-api:eu-central-1:999999999999:zzz9/dev/GET/r/7"
@@ -77,8 +94,9 @@ def test_the_principal_comes_from_the_principal_expression(authorizer):
     assert run(auth).response["principalId"] == "user-7"
 
 
-@pytest.mark.parametrize("principal", ["\"''\"", "'1'", "\"request.headers['x-missing']\"", "'null'",
-                                       "\"request.headers['x-long']\""])
+@pytest.mark.parametrize(
+    "principal", ["\"''\"", "'1'", "\"request.headers['x-missing']\"", "'null'", "\"request.headers['x-long']\""]
+)
 def test_a_principal_that_is_not_a_short_non_empty_string_turns_an_allow_into_principal_error(authorizer, principal):
     auth = authorizer(BASE.format(top=f"principal: {principal}", allow="true"))
     result = run(auth, headers={"X-Long": "p" * 257})
@@ -116,8 +134,13 @@ context:
 def test_context_values_become_primitives_lists_and_maps_compact_json_and_null_nan_left_out(authorizer):
     result = run(authorizer(BASE.format(top=CONTEXT, allow="true")), headers={"X-Tenant": "acme"})
     assert result.response["context"] == {
-        "text": "hello", "number": 42, "real": 1.5, "flag": True,
-        "items": '["a",1,true]', "nested": '{"a":"x","b":[1,2]}', "from_header": "acme",
+        "text": "hello",
+        "number": 42,
+        "real": 1.5,
+        "flag": True,
+        "items": '["a",1,true]',
+        "nested": '{"a":"x","b":[1,2]}',
+        "from_header": "acme",
     }
     assert {key for key, _ in result.decision.omitted_context} == {"nan", "inf", "missing", "null_value"}
     assert response_check.problems(result.response) == []
@@ -134,7 +157,9 @@ def test_A08_the_context_never_holds_the_raw_token(authorizer):
 
 
 def test_usage_identifier_key_is_sent_only_on_rest_allows(authorizer):
-    auth = authorizer(BASE.format(top="usage_identifier_key: \"'key-' + request.params.id\"", allow="request.params.id == '7'"))
+    auth = authorizer(
+        BASE.format(top="usage_identifier_key: \"'key-' + request.params.id\"", allow="request.params.id == '7'")
+    )
     assert run(auth, "rest-request").response["usageIdentifierKey"] == "key-7"
     assert run(auth, "rest-token").response["usageIdentifierKey"] == "key-7"
     assert "usageIdentifierKey" not in run(auth, "rest-request", path="/r/8").response
@@ -174,8 +199,15 @@ def test_real_aws_responses_pass_the_check():
         assert response_check.problems(json.loads((FIXTURES / name).read_text())) == [], name
 
 
-GOOD = {"principalId": "p", "policyDocument": {"Version": "2012-10-17", "Statement": [
-    {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "arn:aws:execute-api:r:1:a/s/GET/x"}]}}
+GOOD = {
+    "principalId": "p",
+    "policyDocument": {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "arn:aws:execute-api:r:1:a/s/GET/x"}
+        ],
+    },
+}
 
 
 def mutate(change):
@@ -184,37 +216,42 @@ def mutate(change):
     return response
 
 
-@pytest.mark.parametrize("bad", [
-    None, [], "Allow",
-    mutate(lambda r: r.pop("principalId")),
-    mutate(lambda r: r.update(principalId="")),
-    mutate(lambda r: r.update(principalId=7)),
-    mutate(lambda r: r.update(principalId="p" * 257)),
-    mutate(lambda r: r.pop("policyDocument")),
-    mutate(lambda r: r["policyDocument"].update(Version="2008-10-17")),
-    mutate(lambda r: r["policyDocument"].update(Statement=[])),
-    mutate(lambda r: r["policyDocument"].update(Statement={"Effect": "Allow"})),
-    mutate(lambda r: r["policyDocument"]["Statement"].append("x")),
-    mutate(lambda r: r["policyDocument"]["Statement"][0].update(Effect="allow")),
-    mutate(lambda r: r["policyDocument"]["Statement"][0].update(Action="execute-api:*x")),
-    mutate(lambda r: r["policyDocument"]["Statement"][0].update(Resource=[])),
-    mutate(lambda r: r["policyDocument"]["Statement"][0].update(Resource="not-an-arn")),
-    mutate(lambda r: r["policyDocument"]["Statement"][0].update(Resource="arn:" + "x" * 600)),
-    mutate(lambda r: r["policyDocument"]["Statement"][0].pop("Resource")),
-    mutate(lambda r: r.update(context={"a": {"nested": 1}})),
-    mutate(lambda r: r.update(context={"a": [1]})),
-    mutate(lambda r: r.update(context={"a": None})),
-    mutate(lambda r: r.update(context={"a": float("nan")})),
-    mutate(lambda r: r.update(context={"principalId": "x"})),
-    mutate(lambda r: r.update(context={"bad-key": "x"})),
-    mutate(lambda r: r.update(context=[])),
-    mutate(lambda r: r.update(usageIdentifierKey=5)),
-    mutate(lambda r: r.update(statusCode=200)),
-    mutate(lambda r: r.update(context={f"k{i}": "v" * 100 for i in range(90)})),
-    {"isAuthorized": "true"},
-    {"isAuthorized": True, "context": {"a": {"b": 1}}},
-    {"isAuthorized": True, "principalId": "p"},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        [],
+        "Allow",
+        mutate(lambda r: r.pop("principalId")),
+        mutate(lambda r: r.update(principalId="")),
+        mutate(lambda r: r.update(principalId=7)),
+        mutate(lambda r: r.update(principalId="p" * 257)),
+        mutate(lambda r: r.pop("policyDocument")),
+        mutate(lambda r: r["policyDocument"].update(Version="2008-10-17")),
+        mutate(lambda r: r["policyDocument"].update(Statement=[])),
+        mutate(lambda r: r["policyDocument"].update(Statement={"Effect": "Allow"})),
+        mutate(lambda r: r["policyDocument"]["Statement"].append("x")),
+        mutate(lambda r: r["policyDocument"]["Statement"][0].update(Effect="allow")),
+        mutate(lambda r: r["policyDocument"]["Statement"][0].update(Action="execute-api:*x")),
+        mutate(lambda r: r["policyDocument"]["Statement"][0].update(Resource=[])),
+        mutate(lambda r: r["policyDocument"]["Statement"][0].update(Resource="not-an-arn")),
+        mutate(lambda r: r["policyDocument"]["Statement"][0].update(Resource="arn:" + "x" * 600)),
+        mutate(lambda r: r["policyDocument"]["Statement"][0].pop("Resource")),
+        mutate(lambda r: r.update(context={"a": {"nested": 1}})),
+        mutate(lambda r: r.update(context={"a": [1]})),
+        mutate(lambda r: r.update(context={"a": None})),
+        mutate(lambda r: r.update(context={"a": float("nan")})),
+        mutate(lambda r: r.update(context={"principalId": "x"})),
+        mutate(lambda r: r.update(context={"bad-key": "x"})),
+        mutate(lambda r: r.update(context=[])),
+        mutate(lambda r: r.update(usageIdentifierKey=5)),
+        mutate(lambda r: r.update(statusCode=200)),
+        mutate(lambda r: r.update(context={f"k{i}": "v" * 100 for i in range(90)})),
+        {"isAuthorized": "true"},
+        {"isAuthorized": True, "context": {"a": {"b": 1}}},
+        {"isAuthorized": True, "principalId": "p"},
+    ],
+)
 def test_response_check_rejects_each_malformed_shape(bad):
     assert response_check.problems(bad) != []
 

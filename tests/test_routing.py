@@ -136,8 +136,11 @@ def test_every_event_type_routes_by_its_arn(authorizer, event_type):
 
 def test_token_events_route_by_their_method_arn(authorizer):
     auth = authorizer(LAYERED)
-    event = {"type": "TOKEN", "authorizationToken": "x",
-             "methodArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/admin/users"}
+    event = {
+        "type": "TOKEN",
+        "authorizationToken": "x",
+        "methodArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/admin/users",
+    }
     result = auth.authorize(event, now=NOW)
     assert (result.decision.rule, result.decision.reason) == ("admin only", "rule_error")  # no headers in TOKEN events
     assert result.decision.params == {"page": "users"}
@@ -189,10 +192,25 @@ rules:
 """
 
 
-@pytest.mark.parametrize("path", [
-    "/admin/", "/ADMIN", "//admin", "/a/../admin", "/%61dmin", "/admin%2F..", "/./admin", "/admin/.",
-    "/public/../admin", "/public/x/../../admin", "/public/", "/public//x", "/public/a/b", "/PUBLIC/x",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/",
+        "/ADMIN",
+        "//admin",
+        "/a/../admin",
+        "/%61dmin",
+        "/admin%2F..",
+        "/./admin",
+        "/admin/.",
+        "/public/../admin",
+        "/public/x/../../admin",
+        "/public/",
+        "/public//x",
+        "/public/a/b",
+        "/PUBLIC/x",
+    ],
+)
 def test_A06_path_normalisation_variants_are_denied_unless_they_match_a_route_exactly(authorizer, path):
     auth = authorizer(STRICT)
     event = build_event("rest-request", "GET", "/x")
@@ -224,7 +242,9 @@ def test_A06_the_exact_route_still_works(authorizer):
 
 
 def test_shadow_rules_never_decide(authorizer):
-    auth = authorizer(STRICT + "  - name: shadow admin\n    route: ANY /admin\n    mode: shadow\n    auth: none\n    allow: true\n")
+    auth = authorizer(
+        STRICT + "  - name: shadow admin\n    route: ANY /admin\n    mode: shadow\n    auth: none\n    allow: true\n"
+    )
     result = decide(auth, "rest-request", "GET", "/admin")
     assert (result.decision.rule, result.decision.outcome) == ("admin", "deny")
     assert [(s.rule, s.decision) for s in result.decision.shadows] == [("shadow admin", "allow")]

@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from ruleauth.rules import loader as rules_loader
 from ruleauth.errors import ERROR, WARNING, RulesError
+from ruleauth.rules import loader as rules_loader
 
 RULE = """\
 version: 1
@@ -46,7 +46,8 @@ def test_a_valid_file_loads_with_rules_routes_and_no_warnings(load_rules):
 
 
 def test_every_problem_names_file_line_column_and_rule(load_problems, tmp_path):
-    problem = only(load_problems("""
+    problem = only(
+        load_problems("""
         version: 1
         rules:
           - name: first
@@ -55,7 +56,8 @@ def test_every_problem_names_file_line_column_and_rule(load_problems, tmp_path):
           - name: second
             route: GET /b
             allow: tokn == 'x'
-    """))
+    """)
+    )
     assert problem.pos.file == str(tmp_path / "rules.yaml")
     assert (problem.pos.line, problem.pos.col) == (9, 12)  # the text starts with an empty line
     assert problem.rule == "second"
@@ -94,14 +96,16 @@ def test_Y01_any_explicit_tag_is_a_load_error(load_problems, tagged):
 
 
 def test_Y02_duplicate_keys_are_load_errors_not_last_one_wins(load_problems):
-    problem = only(load_problems("""
+    problem = only(
+        load_problems("""
         version: 1
         rules:
           - name: a
             route: GET /a
             allow: false
             allow: true
-    """))
+    """)
+    )
     assert "duplicate key 'allow'" in problem.message and "first at line 6" in problem.message
     assert problem.pos.line == 7
 
@@ -183,11 +187,14 @@ def test_Y05_plain_cel_followed_by_a_comment_is_a_load_error(load_problems):
     assert (problem.pos.line, problem.pos.col, problem.rule) == (5, 12, "a")
 
 
-@pytest.mark.parametrize("allow", [
-    "\"token == 'x'\" # quoted: the comment is really a comment",
-    "token == 'x'",
-    "|\n      token == 'x'\n      || false",
-])
+@pytest.mark.parametrize(
+    "allow",
+    [
+        "\"token == 'x'\" # quoted: the comment is really a comment",
+        "token == 'x'",
+        "|\n      token == 'x'\n      || false",
+    ],
+)
 def test_Y05_quoted_plain_and_block_cel_without_a_cut_load(load_rules, allow):
     load_rules(RULE.format(allow=allow))
 
@@ -210,12 +217,15 @@ def test_Y06_misspelt_allow_gets_did_you_mean(load_problems):
     assert (typo.pos.line, typo.pos.col, typo.rule) == (5, 5, "a")
 
 
-@pytest.mark.parametrize("where, text, typo, suggestion", [
-    ("top", "version: 1\nrulez: []\n", "rulez", "rules"),
-    ("token", "version: 1\ntoken: {heder: X}\nrules: []\n", "heder", "header"),
-    ("cache", "version: 1\ncache: {mode: disabled, sorces: {}}\nrules: []\n", "sorces", "sources"),
-    ("rule", "version: 1\nrules:\n  - {name: a, route: GET /a, allow: true, methods: [GET]}\n", "methods", None),
-])
+@pytest.mark.parametrize(
+    "where, text, typo, suggestion",
+    [
+        ("top", "version: 1\nrulez: []\n", "rulez", "rules"),
+        ("token", "version: 1\ntoken: {heder: X}\nrules: []\n", "heder", "header"),
+        ("cache", "version: 1\ncache: {mode: disabled, sorces: {}}\nrules: []\n", "sorces", "sources"),
+        ("rule", "version: 1\nrules:\n  - {name: a, route: GET /a, allow: true, methods: [GET]}\n", "methods", None),
+    ],
+)
 def test_Y06_unknown_keys_are_load_errors_everywhere(load_problems, where, text, typo, suggestion):
     problems = load_problems(text)
     found = next(p for p in problems if f"unknown key {typo!r}" in p.message)
@@ -255,13 +265,15 @@ def test_Y07_an_oversized_file_is_refused(load_problems):
 
 
 def test_Y08_merge_keys_are_load_errors(load_problems):
-    problem = only(load_problems("""
+    problem = only(
+        load_problems("""
         version: 1
         rules:
           - name: a
             route: GET /a
             <<: {allow: true}
-    """))
+    """)
+    )
     assert "merge keys" in problem.message and problem.pos.line == 6
 
 
@@ -290,7 +302,8 @@ def test_Y09_non_utf8_and_empty_files_are_load_errors(write_rules, load_problems
 
 
 def test_Y10_two_routes_identical_after_renaming_parameters_are_a_load_error(load_problems):
-    problem = only(load_problems("""
+    problem = only(
+        load_problems("""
         version: 1
         rules:
           - name: allow it
@@ -299,7 +312,8 @@ def test_Y10_two_routes_identical_after_renaming_parameters_are_a_load_error(loa
           - name: deny it
             route: GET /a/{other}
             allow: false
-    """))
+    """)
+    )
     assert "the winner would be ambiguous" in problem.message and "allow it" in problem.message
     assert problem.rule == "deny it" and problem.pos.line == 7
 
@@ -314,13 +328,16 @@ def test_Y10_the_same_path_under_different_methods_or_any_is_not_ambiguous(load_
     """)
 
 
-@pytest.mark.parametrize("route, hint", [
-    ("get /a", "write 'GET'"),
-    ("Get /a", "write 'GET'"),
-    ("any /a", "write 'ANY'"),
-    ("FETCH /a", "use one of"),
-    ("CONNECT /a", "use one of"),
-])
+@pytest.mark.parametrize(
+    "route, hint",
+    [
+        ("get /a", "write 'GET'"),
+        ("Get /a", "write 'GET'"),
+        ("any /a", "write 'ANY'"),
+        ("FETCH /a", "use one of"),
+        ("CONNECT /a", "use one of"),
+    ],
+)
 def test_Y11_methods_must_be_upper_case_from_the_allowlist(load_problems, route, hint):
     problem = only(load_problems(f"version: 1\nrules:\n  - {{name: a, route: '{route}', allow: true}}\n"))
     assert "unknown method" in problem.message and hint in problem.message and problem.rule == "a"
@@ -328,22 +345,31 @@ def test_Y11_methods_must_be_upper_case_from_the_allowlist(load_problems, route,
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"])
 def test_Y11_every_allowed_method_loads(load_rules, method):
-    assert load_rules(f"version: 1\nrules:\n  - {{name: a, route: '{method} /a', allow: true}}\n").rules[0].routes[0].method == method
+    assert (
+        load_rules(f"version: 1\nrules:\n  - {{name: a, route: '{method} /a', allow: true}}\n")
+        .rules[0]
+        .routes[0]
+        .method
+        == method
+    )
 
 
-@pytest.mark.parametrize("route, fragment", [
-    ("GET /files/*", "'*' or '?'"),
-    ("GET /files/a?b", "'*' or '?'"),
-    ("GET files", "must start with '/'"),
-    ("GET /a//b", "empty segment"),
-    ("GET /a/", "empty segment"),
-    ("GET /{p+}/x", "must be the last segment"),
-    ("GET /{a}/{a}", "appears twice"),
-    ("GET /a{b}", "neither a literal"),
-    ("GET  /a", "one space"),
-    ("/a", "one space"),
-    ("$disconnect", "one space"),
-])
+@pytest.mark.parametrize(
+    "route, fragment",
+    [
+        ("GET /files/*", "'*' or '?'"),
+        ("GET /files/a?b", "'*' or '?'"),
+        ("GET files", "must start with '/'"),
+        ("GET /a//b", "empty segment"),
+        ("GET /a/", "empty segment"),
+        ("GET /{p+}/x", "must be the last segment"),
+        ("GET /{a}/{a}", "appears twice"),
+        ("GET /a{b}", "neither a literal"),
+        ("GET  /a", "one space"),
+        ("/a", "one space"),
+        ("$disconnect", "one space"),
+    ],
+)
 def test_route_path_syntax_errors_are_load_errors(load_problems, route, fragment):
     problem = only(load_problems(f"version: 1\nrules:\n  - {{name: a, route: '{route}', allow: true}}\n"))
     assert fragment in problem.message and problem.rule == "a"
@@ -358,17 +384,26 @@ def test_websocket_connect_route_loads_without_a_method(load_rules):
 
 
 def test_name_is_required_and_non_empty(load_problems):
-    problems = load_problems("version: 1\nrules:\n  - {route: GET /a, allow: true}\n  - {name: '', route: GET /b, allow: true}\n")
+    problems = load_problems(
+        "version: 1\nrules:\n  - {route: GET /a, allow: true}\n  - {name: '', route: GET /b, allow: true}\n"
+    )
     assert [p.pos.line for p in problems if "needs a non-empty `name`" in p.message] == [3, 4]
 
 
 def test_route_and_allow_are_required_and_name_the_rule(load_problems):
     problems = load_problems("version: 1\nrules:\n  - {name: a, route: GET /a}\n  - {name: b, allow: true}\n")
-    assert {(p.rule, "allow" in p.message, "route" in p.message) for p in problems} == {("a", True, False), ("b", False, True)}
+    assert {(p.rule, "allow" in p.message, "route" in p.message) for p in problems} == {
+        ("a", True, False),
+        ("b", False, True),
+    }
 
 
 def test_rule_names_are_unique_within_a_file(load_problems):
-    problem = only(load_problems("version: 1\nrules:\n  - {name: a, route: GET /a, allow: true}\n  - {name: a, route: GET /b, allow: true}\n"))
+    problem = only(
+        load_problems(
+            "version: 1\nrules:\n  - {name: a, route: GET /a, allow: true}\n  - {name: a, route: GET /b, allow: true}\n"
+        )
+    )
     assert "already used in this file" in problem.message and problem.pos.line == 4
 
 
@@ -382,11 +417,14 @@ def test_a_file_without_rules_loads_with_a_warning(load_rules):
     assert "every request is denied" in ruleset.warnings[0].message
 
 
-@pytest.mark.parametrize("auth, fragment", [
-    ("jwt", "needs a `jwt:` provider"),
-    ("password", "auth must be one of"),
-    ("{jwt: [corp]}", "not configured"),
-])
+@pytest.mark.parametrize(
+    "auth, fragment",
+    [
+        ("jwt", "needs a `jwt:` provider"),
+        ("password", "auth must be one of"),
+        ("{jwt: [corp]}", "not configured"),
+    ],
+)
 def test_auth_values_are_checked(load_problems, auth, fragment):
     problem = only(load_problems(f"version: 1\nrules:\n  - {{name: a, route: GET /a, auth: {auth}, allow: true}}\n"))
     assert fragment in problem.message and problem.rule == "a"
@@ -398,7 +436,9 @@ def test_token_optional_in_a_rule_means_auth_optional(load_rules):
 
 
 def test_auth_none_reading_token_is_a_load_error(load_problems):
-    problem = only(load_problems("version: 1\nrules:\n  - {name: a, route: GET /a, auth: none, allow: \"token == 'x'\"}\n"))
+    problem = only(
+        load_problems("version: 1\nrules:\n  - {name: a, route: GET /a, auth: none, allow: \"token == 'x'\"}\n")
+    )
     assert "auth: none" in problem.message
 
 
@@ -407,20 +447,26 @@ def test_auth_optional_and_none_warn_that_api_gateway_answers_401_for_missing_id
     assert any("API Gateway answers 401 itself" in w.message and w.rule == "a" for w in ruleset.warnings)
 
 
-@pytest.mark.parametrize("token, fragment", [
-    ("{header: A, query: b}", "exactly one of header, query or cookie"),
-    ("{}", "exactly one of header, query or cookie"),
-    ("{header: 'Bad Header'}", "not a valid header name"),
-    ("{header: A, scheme: 'Two words'}", "one word"),
-])
+@pytest.mark.parametrize(
+    "token, fragment",
+    [
+        ("{header: A, query: b}", "exactly one of header, query or cookie"),
+        ("{}", "exactly one of header, query or cookie"),
+        ("{header: 'Bad Header'}", "not a valid header name"),
+        ("{header: A, scheme: 'Two words'}", "one word"),
+    ],
+)
 def test_token_config_errors(load_problems, token, fragment):
     assert fragment in only(load_problems(f"version: 1\ntoken: {token}\nrules: []\n")).message
 
 
-@pytest.mark.parametrize("key, value, fragment", [
-    ("response", "json", "response must be one of iam, simple"),
-    ("engine", "cel-go", "engine must be one of"),
-])
+@pytest.mark.parametrize(
+    "key, value, fragment",
+    [
+        ("response", "json", "response must be one of iam, simple"),
+        ("engine", "cel-go", "engine must be one of"),
+    ],
+)
 def test_choices_at_the_top_level_are_checked(load_problems, key, value, fragment):
     assert fragment in only(load_problems(f"version: 1\n{key}: {value}\nrules: []\n")).message
 
@@ -442,14 +488,17 @@ def test_defines_are_inlined_where_used(load_rules):
     assert {str(r) for r in allow.reads} == {"token"}
 
 
-@pytest.mark.parametrize("body, fragment", [
-    ("d: d", "refers to itself"),
-    ("d: e\n  e: d", "refers to itself"),
-    ("token: 'true'", "hides a built-in name"),
-    ("size: 'true'", "hides a built-in name"),
-    ("bad-name: 'true'", "must be an identifier"),
-    ("d: tokn", "did you mean 'token'"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ("d: d", "refers to itself"),
+        ("d: e\n  e: d", "refers to itself"),
+        ("token: 'true'", "hides a built-in name"),
+        ("size: 'true'", "hides a built-in name"),
+        ("bad-name: 'true'", "must be an identifier"),
+        ("d: tokn", "did you mean 'token'"),
+    ],
+)
 def test_define_problems_are_load_errors(load_problems, body, fragment):
     problems = load_problems(f"version: 1\ndefine:\n  {body}\nrules:\n  - {{name: a, route: GET /a, allow: d}}\n")
     assert any(fragment in p.message for p in problems), messages(problems)
@@ -475,8 +524,15 @@ def test_context_keys_up_to_64_characters_load(load_rules):
     assert set(ruleset.context) == {"_" + "a" * 63, "B9"}
 
 
-@pytest.mark.parametrize("where", ["principal: token", "usage_identifier_key: \"'k-' + token\"",
-                                   "context:\n  raw: token", "context:\n  n: size(token)"])
+@pytest.mark.parametrize(
+    "where",
+    [
+        "principal: token",
+        "usage_identifier_key: \"'k-' + token\"",
+        "context:\n  raw: token",
+        "context:\n  n: size(token)",
+    ],
+)
 def test_token_may_not_appear_in_principal_context_or_usage_identifier_key(load_problems, where):
     problem = only(load_problems(f"version: 1\n{where}\nrules: []\n"))
     assert "may not read `token`" in problem.message
@@ -506,15 +562,20 @@ def _dir(tmp_path, files):
     return folder
 
 
-def one_rule(name, route="GET /" , allow="true"):
+def one_rule(name, route="GET /", allow="true"):
     return f"version: 1\nrules:\n  - {{name: '{name}', route: '{route}', allow: {allow}}}\n"
 
 
 def test_a_directory_merges_yaml_and_yml_files_in_byte_order_of_name(tmp_path):
-    folder = _dir(tmp_path, {
-        "b.yaml": one_rule("b", "GET /b"), "a.yml": one_rule("a", "GET /a"),
-        "B.yaml": one_rule("B", "GET /B"), "_.yaml": one_rule("_", "GET /_"),
-    })
+    folder = _dir(
+        tmp_path,
+        {
+            "b.yaml": one_rule("b", "GET /b"),
+            "a.yml": one_rule("a", "GET /a"),
+            "B.yaml": one_rule("B", "GET /B"),
+            "_.yaml": one_rule("_", "GET /_"),
+        },
+    )
     ruleset = rules_loader.load(folder)
     # Byte order: 'B' (0x42) < '_' (0x5f) < 'a' (0x61) < 'b'.
     assert [r.name for r in ruleset.rules] == ["B", "_", "a", "b"]
@@ -522,8 +583,10 @@ def test_a_directory_merges_yaml_and_yml_files_in_byte_order_of_name(tmp_path):
 
 
 def test_a_directory_ignores_dotfiles_other_suffixes_and_subdirectories(tmp_path):
-    folder = _dir(tmp_path, {"a.yaml": one_rule("a", "GET /a"), ".hidden.yaml": "junk: [",
-                             "notes.txt": "junk: [", "a.yaml.bak": "junk: ["})
+    folder = _dir(
+        tmp_path,
+        {"a.yaml": one_rule("a", "GET /a"), ".hidden.yaml": "junk: [", "notes.txt": "junk: [", "a.yaml.bak": "junk: ["},
+    )
     (folder / "sub").mkdir()
     (folder / "sub" / "deep.yaml").write_text(one_rule("deep", "GET /deep"))
     assert [r.name for r in rules_loader.load(folder).rules] == ["a"]
@@ -549,23 +612,30 @@ def test_every_file_of_a_directory_needs_version_1(tmp_path):
 
 
 def test_rules_define_and_tests_are_concatenated_across_files(tmp_path):
-    folder = _dir(tmp_path, {
-        "a.yaml": "version: 1\ndefine:\n  yes_: 'true'\nrules:\n  - {name: a, route: GET /a, allow: no_}\n"
-                  "tests:\n  - {name: ta, request: {method: GET, path: /a}, expect: deny}\n",
-        "b.yaml": "version: 1\ndefine:\n  no_: 'false'\nrules:\n  - {name: b, route: GET /b, allow: yes_}\n"
-                  "tests:\n  - {name: tb, request: {method: GET, path: /b}, expect: allow}\n",
-    })
+    folder = _dir(
+        tmp_path,
+        {
+            "a.yaml": "version: 1\ndefine:\n  yes_: 'true'\nrules:\n  - {name: a, route: GET /a, allow: no_}\n"
+            "tests:\n  - {name: ta, request: {method: GET, path: /a}, expect: deny}\n",
+            "b.yaml": "version: 1\ndefine:\n  no_: 'false'\nrules:\n  - {name: b, route: GET /b, allow: yes_}\n"
+            "tests:\n  - {name: tb, request: {method: GET, path: /b}, expect: allow}\n",
+        },
+    )
     ruleset = rules_loader.load(folder)
     assert [r.name for r in ruleset.rules] == ["a", "b"]
     assert [t.name for t in ruleset.tests] == ["ta", "tb"]
     assert ruleset.rules[0].allow.defines == {"no_"}
 
 
-@pytest.mark.parametrize("key, value", [("token", "{header: X}"), ("cache", "{mode: disabled}"),
-                                        ("response", "iam"), ("principal", "\"'p'\"")])
+@pytest.mark.parametrize(
+    "key, value",
+    [("token", "{header: X}"), ("cache", "{mode: disabled}"), ("response", "iam"), ("principal", "\"'p'\"")],
+)
 def test_single_file_keys_set_twice_are_errors_naming_both_files(tmp_path, key, value):
-    folder = _dir(tmp_path, {"a.yaml": f"version: 1\n{key}: {value}\nrules: []\n",
-                             "b.yaml": f"version: 1\n{key}: {value}\nrules: []\n"})
+    folder = _dir(
+        tmp_path,
+        {"a.yaml": f"version: 1\n{key}: {value}\nrules: []\n", "b.yaml": f"version: 1\n{key}: {value}\nrules: []\n"},
+    )
     with pytest.raises(RulesError) as caught:
         rules_loader.load(folder)
     problem = only(caught.value.problems)
@@ -583,8 +653,13 @@ def test_duplicate_rule_names_across_files_name_both_files(tmp_path):
 
 
 def test_duplicate_defines_across_files_name_both_files(tmp_path):
-    folder = _dir(tmp_path, {"a.yaml": "version: 1\ndefine: {d: 'true'}\nrules: []\n",
-                             "b.yaml": "version: 1\ndefine: {d: 'false'}\nrules: []\n"})
+    folder = _dir(
+        tmp_path,
+        {
+            "a.yaml": "version: 1\ndefine: {d: 'true'}\nrules: []\n",
+            "b.yaml": "version: 1\ndefine: {d: 'false'}\nrules: []\n",
+        },
+    )
     with pytest.raises(RulesError) as caught:
         rules_loader.load(folder)
     problem = only(caught.value.problems)
@@ -626,17 +701,20 @@ rules:
 
 
 @pytest.mark.parametrize("mode", ["identity", "route"])
-@pytest.mark.parametrize("allow, read", [
-    ("request.headers['x-other'] == 'a'", "request.headers['x-other']"),
-    ("'x-other' in request.headers", "request.headers"),
-    ("request.query.other == 'a'", "request.query['other']"),
-    ("request.params.id == '1'", "request.params['id']"),
-    ("request.source_ip == '1.2.3.4'", "request.source_ip"),
-    ("request.path == '/orders/1'", "request.path"),
-    ("request.cookies.c == 'a'", "request.cookies['c']"),
-    ("request.stage_variables.other == 'a'", "request.stage_variables['other']"),
-    ("request.resource == '/orders/{id}'", "request.resource"),
-])
+@pytest.mark.parametrize(
+    "allow, read",
+    [
+        ("request.headers['x-other'] == 'a'", "request.headers['x-other']"),
+        ("'x-other' in request.headers", "request.headers"),
+        ("request.query.other == 'a'", "request.query['other']"),
+        ("request.params.id == '1'", "request.params['id']"),
+        ("request.source_ip == '1.2.3.4'", "request.source_ip"),
+        ("request.path == '/orders/1'", "request.path"),
+        ("request.cookies.c == 'a'", "request.cookies['c']"),
+        ("request.stage_variables.other == 'a'", "request.stage_variables['other']"),
+        ("request.resource == '/orders/{id}'", "request.resource"),
+    ],
+)
 def test_cached_modes_refuse_rules_reading_inputs_outside_the_identity_sources(load_problems, mode, allow, read):
     problem = only(load_problems(CACHED.format(mode=mode, allow=f'"{allow}"')))
     assert read in problem.message and "cache key" in problem.message and problem.rule == "r"
@@ -644,20 +722,25 @@ def test_cached_modes_refuse_rules_reading_inputs_outside_the_identity_sources(l
 
 
 @pytest.mark.parametrize("mode", ["identity", "route"])
-@pytest.mark.parametrize("allow", [
-    "request.headers['x-tenant'] == 'a'",
-    "request.query.tenant == 'a'",
-    "request.stage_variables.env == 'prod'",
-    "token != ''",
-    "request.method == 'GET' && request.route == 'GET /orders/{id}'",
-    "request.stage == 'prod' && request.api_id != '' && request.account_id != '' && request.region != ''",
-])
+@pytest.mark.parametrize(
+    "allow",
+    [
+        "request.headers['x-tenant'] == 'a'",
+        "request.query.tenant == 'a'",
+        "request.stage_variables.env == 'prod'",
+        "token != ''",
+        "request.method == 'GET' && request.route == 'GET /orders/{id}'",
+        "request.stage == 'prod' && request.api_id != '' && request.account_id != '' && request.region != ''",
+    ],
+)
 def test_cached_modes_accept_rules_reading_declared_sources_token_and_the_route(load_rules, mode, allow):
     load_rules(CACHED.format(mode=mode, allow=f'"{allow}"'))
 
 
 def test_declared_header_sources_match_case_insensitively(load_rules):
-    load_rules(CACHED.replace("X-Tenant", "x-TENANT").format(mode="identity", allow="\"request.headers['x-tenant'] == 'a'\""))
+    load_rules(
+        CACHED.replace("X-Tenant", "x-TENANT").format(mode="identity", allow="\"request.headers['x-tenant'] == 'a'\"")
+    )
 
 
 def test_source_ip_is_cache_safe_when_declared_as_a_context_source(load_rules):
@@ -711,47 +794,69 @@ def test_route_mode_lets_context_read_the_route(load_rules):
 
 
 def test_without_cache_sources_the_token_header_is_the_identity_source(load_rules, load_problems):
-    load_rules("version: 1\ntoken: {header: X-Key}\nrules:\n  - {name: r, route: GET /a, allow: \"request.headers['x-key'] == ''\"}\n")
-    load_problems("version: 1\ntoken: {header: X-Key}\nrules:\n  - {name: r, route: GET /a, allow: \"request.headers['authorization'] == ''\"}\n")
+    load_rules(
+        "version: 1\ntoken: {header: X-Key}\nrules:\n  - {name: r, route: GET /a, allow: \"request.headers['x-key'] == ''\"}\n"
+    )
+    load_problems(
+        "version: 1\ntoken: {header: X-Key}\nrules:\n  - {name: r, route: GET /a, allow: \"request.headers['authorization'] == ''\"}\n"
+    )
 
 
 def test_response_simple_with_identity_caching_and_differing_rules_is_a_load_error(load_problems):
-    problem = only(load_problems("""
+    problem = only(
+        load_problems("""
         version: 1
         response: simple
         rules:
           - {name: a, route: GET /a, allow: "token == 'x'"}
           - {name: b, route: GET /b, allow: "token == 'y'"}
-    """))
+    """)
+    )
     assert "response: simple" in problem.message and problem.pos.line == 3
 
 
 def test_response_simple_with_identity_caching_and_routes_read_is_a_load_error(load_problems):
-    assert "response: simple" in only(load_problems(
-        "version: 1\nresponse: simple\nrules:\n  - {name: a, route: GET /a, allow: \"request.method == 'GET'\"}\n")).message
+    assert (
+        "response: simple"
+        in only(
+            load_problems(
+                "version: 1\nresponse: simple\nrules:\n  - {name: a, route: GET /a, allow: \"request.method == 'GET'\"}\n"
+            )
+        ).message
+    )
 
 
-def test_response_simple_with_identity_caching_and_alike_rules_is_refused_while_a_request_reaches_no_rule(load_problems):
+def test_response_simple_with_identity_caching_and_alike_rules_is_refused_while_a_request_reaches_no_rule(
+    load_problems,
+):
     # Every rule decides alike, but DELETE /admin/users reaches none (no_route): a yes cached
     # for GET /a would open it. Even catch-alls leave paths with an empty segment unreached.
     for routes in ("GET /a", "GET /b", "ANY /", "ANY /{proxy+}"), ("ANY /", "ANY /{proxy+}"):
         text = "version: 1\nresponse: simple\nrules:\n" + "".join(
-            f"  - {{name: r{i}, route: '{route}', allow: \"token == 'x'\"}}\n" for i, route in enumerate(routes))
+            f"  - {{name: r{i}, route: '{route}', allow: \"token == 'x'\"}}\n" for i, route in enumerate(routes)
+        )
         problem = only(load_problems(text))
         assert "reaches no rule and is denied (no_route)" in problem.message and problem.pos.line == 2
 
 
-@pytest.mark.parametrize("extra, allow_b", [
-    ("cache: {mode: route}\n", "\"token == 'y'\""),
-    ("cache: {mode: disabled}\n", "\"token == 'y'\""),
-])
+@pytest.mark.parametrize(
+    "extra, allow_b",
+    [
+        ("cache: {mode: route}\n", "\"token == 'y'\""),
+        ("cache: {mode: disabled}\n", "\"token == 'y'\""),
+    ],
+)
 def test_response_simple_loads_when_one_answer_per_caller_is_right(load_rules, extra, allow_b):
-    load_rules(f"version: 1\nresponse: simple\n{extra}rules:\n"
-               f"  - {{name: a, route: GET /a, allow: \"token == 'x'\"}}\n  - {{name: b, route: GET /b, allow: {allow_b}}}\n")
+    load_rules(
+        f"version: 1\nresponse: simple\n{extra}rules:\n"
+        f"  - {{name: a, route: GET /a, allow: \"token == 'x'\"}}\n  - {{name: b, route: GET /b, allow: {allow_b}}}\n"
+    )
 
 
 def test_problem_format_is_file_line_col_severity_rule_message(load_problems, tmp_path):
     problem = only(load_problems(RULE.format(allow="tokn")))
-    assert re.fullmatch(rf"{re.escape(str(tmp_path))}/rules\.yaml:5:12: error: rule 'a': allow: unknown variable 'tokn'; did you mean 'token'\?",
-                        problem.format())
+    assert re.fullmatch(
+        rf"{re.escape(str(tmp_path))}/rules\.yaml:5:12: error: rule 'a': allow: unknown variable 'tokn'; did you mean 'token'\?",
+        problem.format(),
+    )
     assert problem.severity == ERROR

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from ruleauth.cel.compiler import CEL_EXPR_PYTHON, CLOSURES, INTERPRETER
+from ruleauth.errors import RulesError
 from ruleauth.rules import loader as rules_loader
 from ruleauth.rules import snapshot as rules_snapshot
 from ruleauth.runtime.authorizer import Authorizer
-from ruleauth.errors import RulesError
-from ruleauth.cel.compiler import CEL_EXPR_PYTHON, CLOSURES, INTERPRETER
 from ruleauth.tools.synthetic_events import build_event
 from tests.cli_support import run_cli
 from tests.jwt_support import AUDIENCE, ISSUER, NOW, jwks_bytes, public_jwk, rsa_key, token
@@ -70,9 +70,16 @@ CALLERS = {
     "admin": {"scope": "", "groups": ["staff", "admin"], "sub": "root"},
     "nobody": {"scope": "profile"},
 }
-REQUESTS = [("GET", "/orders"), ("GET", "/orders/7"), ("POST", "/orders"), ("DELETE", "/orders/7"),
-            ("GET", "/reports/2026/q1"), ("PUT", "/tenants/acme/x"), ("GET", "/tenants/other/y"),
-            ("GET", "/nowhere")]
+REQUESTS = [
+    ("GET", "/orders"),
+    ("GET", "/orders/7"),
+    ("POST", "/orders"),
+    ("DELETE", "/orders/7"),
+    ("GET", "/reports/2026/q1"),
+    ("PUT", "/tenants/acme/x"),
+    ("GET", "/tenants/other/y"),
+    ("GET", "/nowhere"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +104,17 @@ def answers(authorizer: Authorizer, key) -> list[tuple]:
             event = build_event("rest-request", method, path, headers={"Authorization": f"Bearer {bearer}"})
             result = authorizer.authorize(event, now=NOW)
             decision = result.decision
-            found.append((caller, method, path, decision.outcome, decision.reason,
-                          decision.rule, json.dumps(result.response, sort_keys=True)))
+            found.append(
+                (
+                    caller,
+                    method,
+                    path,
+                    decision.outcome,
+                    decision.reason,
+                    decision.rule,
+                    json.dumps(result.response, sort_keys=True),
+                )
+            )
     return found
 
 
@@ -157,7 +173,8 @@ def test_the_fast_engine_is_compiled_again_by_cel_cpp_from_the_inlined_text(rule
 
 
 def test_a_snapshot_moved_with_its_rules_reads_their_key_file_from_the_new_place(
-        rules_dir: Path, tmp_path: Path, key, full_loads: list[Path]) -> None:
+    rules_dir: Path, tmp_path: Path, key, full_loads: list[Path]
+) -> None:
     """`sam build` makes the snapshot in the build directory; Lambda runs it from /var/task."""
     snapshot(rules_dir)
     moved = tmp_path / "var" / "task" / "rules"
@@ -167,8 +184,9 @@ def test_a_snapshot_moved_with_its_rules_reads_their_key_file_from_the_new_place
     authorizer = Authorizer.load(moved, environ={}, snapshot=True)
     assert full_loads == []  # read, not loaded
     assert authorizer.ruleset.providers[0].jwks_file == str(moved / "jwks.json")
-    event = build_event("rest-request", "GET", "/orders",
-                        headers={"Authorization": f"Bearer {token(key, scope='read:orders')}"})
+    event = build_event(
+        "rest-request", "GET", "/orders", headers={"Authorization": f"Bearer {token(key, scope='read:orders')}"}
+    )
     assert authorizer.authorize(event, now=NOW).decision.outcome == "allow"
 
 
@@ -176,12 +194,17 @@ def test_no_snapshot_reads_as_none(rules_dir: Path) -> None:
     assert rules_snapshot.read(rules_dir) is None
 
 
-@pytest.mark.parametrize("change, named", [
-    (lambda d: (d / "api.yaml").write_text(RULES.replace("GET /orders/{id}", "GET /orders/{order}")),
-     "rules file api.yaml"),
-    (lambda d: (d / "more.yaml").write_text("version: 1\nrules: []\n"), "rules file more.yaml"),
-    (lambda d: (d / "api.yaml").rename(d / "api.yml"), "rules file api.yml"),
-])
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (
+            lambda d: (d / "api.yaml").write_text(RULES.replace("GET /orders/{id}", "GET /orders/{order}")),
+            "rules file api.yaml",
+        ),
+        (lambda d: (d / "more.yaml").write_text("version: 1\nrules: []\n"), "rules file more.yaml"),
+        (lambda d: (d / "api.yaml").rename(d / "api.yml"), "rules file api.yml"),
+    ],
+)
 def test_a_changed_added_or_renamed_rules_file_makes_the_snapshot_stale(rules_dir: Path, change, named) -> None:
     snapshot(rules_dir)
     change(rules_dir)
@@ -245,11 +268,17 @@ def test_the_cold_start_from_a_snapshot_imports_neither_yaml_nor_lark(tmp_path: 
     rules = tmp_path / "rules"
     shutil.copytree(REPO / "rules", rules)
     snapshot(rules)
-    probe = ("import sys, ruleauth.handler as h; "
-             "print(sorted(m for m in ('yaml', 'lark', 'celpy') if m in sys.modules))")
+    probe = "import sys, ruleauth.handler as h; print(sorted(m for m in ('yaml', 'lark', 'celpy') if m in sys.modules))"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RULEAUTH_")}
-    done = subprocess.run([sys.executable, "-c", probe], env={**env, "RULEAUTH_RULES": str(rules)},
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**env, "RULEAUTH_RULES": str(rules)},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=True,
+    )
     assert done.stdout.strip() == "[]"
 
 

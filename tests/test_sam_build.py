@@ -73,9 +73,7 @@ def test_makefile_targets_the_templates_runtime_and_architecture() -> None:
     assert f"python{makefile_variable('LAMBDA_PYTHON_VERSION')}" == function["Properties"]["Runtime"]
     assert [makefile_variable("LAMBDA_ARCHITECTURE")] == function["Properties"]["Architectures"]
     example = load_document(str(REPO / "examples/http-api/template.yaml"))
-    assert (
-        example["Resources"]["RuleauthFunction"]["Properties"]["Runtime"] == function["Properties"]["Runtime"]
-    )
+    assert example["Resources"]["RuleauthFunction"]["Properties"]["Runtime"] == function["Properties"]["Runtime"]
 
 
 def test_bundle_holds_only_runtime_files(build: Path) -> None:
@@ -218,9 +216,15 @@ def test_the_build_fails_on_rules_that_do_not_load(tmp_path: Path, build: Path) 
     demo = (REPO / "rules" / "demo.yaml").read_text()
     (tmp_path / "rules" / "demo.yaml").write_text(demo.replace("int(token)", "int(tokne)"))
     result = run_tool(
-        ["make", "build-RuleauthFunction", f"ARTIFACTS_DIR={tmp_path / 'bundle'}",
-         f"LAMBDA_PYTHON={lambda_python(runtime_version())}"],
-        timeout=600, cwd=tmp_path)
+        [
+            "make",
+            "build-RuleauthFunction",
+            f"ARTIFACTS_DIR={tmp_path / 'bundle'}",
+            f"LAMBDA_PYTHON={lambda_python(runtime_version())}",
+        ],
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     assert "demo.yaml:" in result.stderr and "tokne" in result.stderr, result.stderr
     assert not (tmp_path / "bundle" / "rules" / ".ruleauth-snapshot").exists()

@@ -196,9 +196,7 @@ def test_function_settings(cfn: dict) -> None:
 def test_outputs_are_exported_for_other_stacks(cfn: dict) -> None:
     outputs = cfn["rest"]["Outputs"]
     assert outputs["RuleauthFunctionArn"]["Value"] == FUNCTION_ARN
-    assert outputs["RuleauthFunctionArn"]["Export"]["Name"] == {
-        "Fn::Sub": "${AWS::StackName}-RuleauthFunctionArn"
-    }
+    assert outputs["RuleauthFunctionArn"]["Export"]["Name"] == {"Fn::Sub": "${AWS::StackName}-RuleauthFunctionArn"}
     assert "Export" in outputs["ApiUrl"]
     assert "execute-api" in json.dumps(outputs["ApiUrl"]["Value"])
 
@@ -261,7 +259,7 @@ def condition_values(template: dict[str, Any], parameters: dict[str, Any]) -> di
 
     def value(node: Any) -> Any:
         if isinstance(node, dict):
-            (function, argument), = node.items()
+            ((function, argument),) = node.items()
             if function == "Ref":
                 return values[argument]
             if function == "Condition":
@@ -285,8 +283,12 @@ def condition_values(template: dict[str, Any], parameters: dict[str, Any]) -> di
     return {name: truth(name) for name in template["Conditions"]}
 
 
-HTTP_DEPLOYMENTS = {"http": {}, "http_ttl0": {"AuthorizerTtl": 0}, "http_simple": {"ResponseType": "simple"},
-                    "http_simple_ttl0": {"ResponseType": "simple", "AuthorizerTtl": 0}}
+HTTP_DEPLOYMENTS = {
+    "http": {},
+    "http_ttl0": {"AuthorizerTtl": 0},
+    "http_simple": {"ResponseType": "simple"},
+    "http_simple_ttl0": {"ResponseType": "simple", "AuthorizerTtl": 0},
+}
 
 
 @pytest.mark.parametrize("key", HTTP_DEPLOYMENTS)
@@ -294,17 +296,23 @@ def test_http_api_never_caches_simple_responses_and_its_ttl_and_cache_mode_agree
     """RULEAUTH_RESPONSE=simple with identity caching would let one route's yes open all.
     Each deployment's authorizer settings and the function's RULEAUTH_* variables, as deployed,
     load the bundled rules and agree: TTL 0 exactly when the function's cache mode is disabled."""
-    from ruleauth.runtime.authorizer import Authorizer
     from ruleauth.rules.settings import Settings
+    from ruleauth.runtime.authorizer import Authorizer
 
     template, parameters = cfn[key], HTTP_DEPLOYMENTS[key]
     truth = condition_values(template, parameters)
     authorizer = pick(http_authorizer(template), truth)
     variables = pick(template["Resources"]["RuleauthFunction"]["Properties"]["Environment"]["Variables"], truth)
-    environ = {name: str(parameters.get(v["Ref"], template["Parameters"][v["Ref"]].get("Default")))
-               if isinstance(v, dict) else v for name, v in variables.items()}
+    environ = {
+        name: str(parameters.get(v["Ref"], template["Parameters"][v["Ref"]].get("Default")))
+        if isinstance(v, dict)
+        else v
+        for name, v in variables.items()
+    }
     ttl = authorizer["authorizerResultTtlInSeconds"]
-    ttl = int(parameters.get(ttl["Ref"], template["Parameters"][ttl["Ref"]]["Default"])) if isinstance(ttl, dict) else ttl
+    ttl = (
+        int(parameters.get(ttl["Ref"], template["Parameters"][ttl["Ref"]]["Default"])) if isinstance(ttl, dict) else ttl
+    )
     assert authorizer["enableSimpleResponses"] == (environ["RULEAUTH_RESPONSE"] == "simple")
     ruleset = Authorizer.load(REPO / "rules", settings=Settings.from_environ(environ)).ruleset
     assert (ttl == 0) == (ruleset.cache.mode == "disabled"), (ttl, ruleset.settings.cache_mode)

@@ -18,8 +18,8 @@ import jsonschema
 import pytest
 import yaml
 
-from ruleauth.rules import loader as rules_loader
 from ruleauth.errors import RulesError
+from ruleauth.rules import loader as rules_loader
 from tests.cli_support import DEMO, ROOT, run_cli
 
 SCHEMA_FILE = ROOT / "ruleauth" / "schema" / "rules.schema.json"
@@ -84,8 +84,9 @@ def test_schema_keys_are_the_loaders_keys(schema):
     assert _keys(schema, "jwt", "|obj") == set(rules_loader.PROVIDER_KEYS)
     assert _keys(schema, "tests", "[]") == set(rules_loader.TEST_KEYS)
     assert _keys(schema, "tests", "[]", "request") == set(rules_loader.REQUEST_KEYS)
-    expect = next(o for o in schema["properties"]["tests"]["items"]["properties"]["expect"]["oneOf"]
-                  if o.get("type") == "object")
+    expect = next(
+        o for o in schema["properties"]["tests"]["items"]["properties"]["expect"]["oneOf"] if o.get("type") == "object"
+    )
     assert set(expect["properties"]) == set(rules_loader.EXPECT_KEYS)
 
 
@@ -94,8 +95,13 @@ BASE: dict[str, Any] = {
     "token": {"header": "Authorization", "scheme": "Bearer"},
     "cache": {"mode": "identity", "sources": {"headers": ["Authorization"]}},
     "jwt": [
-        {"name": "corp", "issuer": "https://idp.example.test", "audience": ["https://api.example.test"],
-         "algorithms": ["RS256", "ES256"], "leeway": 30},
+        {
+            "name": "corp",
+            "issuer": "https://idp.example.test",
+            "audience": ["https://api.example.test"],
+            "algorithms": ["RS256", "ES256"],
+            "leeway": 30,
+        },
         {"name": "pool", "issuer": "https://cognito.example.test", "client_ids": "abc", "token_use": "access"},
     ],
     "define": {"is_admin": "'admin' in claims.groups"},
@@ -111,13 +117,26 @@ BASE: dict[str, Any] = {
     ],
     "tests": [
         {"name": "health", "request": {"method": "GET", "path": "/health"}, "expect": "allow"},
-        {"name": "orders", "request": {"method": "GET", "path": "/orders/1", "headers": {"X-Trace": "1"},
-                                       "query": {"a": "b"}, "source_ip": "192.0.2.1"},
-         "claims": {"sub": "u1", "scope": "read:orders"}, "now": "2026-01-01T00:00:00Z",
-         "event_type": "http-2.0", "expect": {"decision": "allow", "rule": "orders", "status": 200,
-                                              "principal": "u1", "context": {}}},
-        {"name": "admins", "request": {"method": "DELETE", "path": "/admin/x"},
-         "claims": {"sub": "u2", "groups": ["admin"]}, "expect": {"decision": "allow", "reason": "rule_true"}},
+        {
+            "name": "orders",
+            "request": {
+                "method": "GET",
+                "path": "/orders/1",
+                "headers": {"X-Trace": "1"},
+                "query": {"a": "b"},
+                "source_ip": "192.0.2.1",
+            },
+            "claims": {"sub": "u1", "scope": "read:orders"},
+            "now": "2026-01-01T00:00:00Z",
+            "event_type": "http-2.0",
+            "expect": {"decision": "allow", "rule": "orders", "status": 200, "principal": "u1", "context": {}},
+        },
+        {
+            "name": "admins",
+            "request": {"method": "DELETE", "path": "/admin/x"},
+            "claims": {"sub": "u2", "groups": ["admin"]},
+            "expect": {"decision": "allow", "reason": "rule_true"},
+        },
     ],
 }
 
@@ -125,11 +144,14 @@ VALID: dict[str, dict[str, Any]] = {
     "full": BASE,
     "minimal": {"version": 1, "rules": [{"name": "a", "route": "GET /", "allow": True}]},
     "query token, disabled cache, optional": {
-        "version": 1, "token": {"query": "access_token"}, "cache": {"mode": "disabled"},
+        "version": 1,
+        "token": {"query": "access_token"},
+        "cache": {"mode": "disabled"},
         "rules": [{"name": "a", "route": "GET /a", "token": "optional", "allow": "token == '' || token == 'x'"}],
     },
     "cookie token, single provider, string lists": {
-        "version": 1, "token": {"cookie": "session"},
+        "version": 1,
+        "token": {"cookie": "session"},
         "cache": {"mode": "route", "sources": {"headers": "Cookie", "context": ["httpMethod", "resourcePath"]}},
         "jwt": {"issuer": "https://idp.example.test", "audience": "api"},
         "rules": [{"name": "a", "route": "GET /a", "allow": "claims.sub != ''"}],
@@ -154,6 +176,7 @@ def _set(path: str, value: Any):
             node[int(last)] = value
         else:
             node[last] = value
+
     return change
 
 
@@ -164,6 +187,7 @@ def _delete(path: str):
         for step in parents:
             node = node[int(step)] if isinstance(node, list) else node[step]
         del node[last]
+
     return change
 
 

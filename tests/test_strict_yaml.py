@@ -24,8 +24,15 @@ def shape(node):
     if node is None:
         return None
     if isinstance(node, yaml.ScalarNode):
-        return (node.tag, node.value, node.style, node.start_mark.line, node.start_mark.column,
-                node.end_mark.line, node.end_mark.column)
+        return (
+            node.tag,
+            node.value,
+            node.style,
+            node.start_mark.line,
+            node.start_mark.column,
+            node.end_mark.line,
+            node.end_mark.column,
+        )
     if isinstance(node, yaml.SequenceNode):
         return [shape(item) for item in node.value]
     return [(shape(k), shape(v)) for k, v in node.value]

@@ -6,13 +6,13 @@ from tests import textproto
 
 
 def test_fields_messages_lists_and_extensions_are_read_in_order():
-    message = textproto.parse('''
+    message = textproto.parse("""
         name: "basic"  # a comment
         section { name: 'a' test: { expr: "1" value { int64_value: -3 } } }
         section < name: "b", test { double_value: 1e+3 } test { double_value: -inf } >
         values: [1, 2.5, 0x10, true]
         object_value { [type.googleapis.com/google.protobuf.Duration] { seconds: 123 nanos: 5 } }
-    ''')
+    """)
     assert message.get("name") == "basic"
     first, second = message.all("section")
     assert first.get("test").get("value").get("int64_value") == -3
@@ -22,13 +22,16 @@ def test_fields_messages_lists_and_extensions_are_read_in_order():
     assert (duration.get("seconds"), duration.get("nanos")) == (123, 5)
 
 
-@pytest.mark.parametrize("literal, expected", [
-    (r'"a\nb\t\"\'\\"', b"a\nb\t\"'\\"),
-    (r'"\x4a\X4b\101\0"', b"JKA\x00"),
-    (r'"\u00e9\U0001F62C"', "é😬".encode()),
-    (r"'\377'", b"\xff"),
-    ('"é"', "é".encode()),
-])
+@pytest.mark.parametrize(
+    "literal, expected",
+    [
+        (r'"a\nb\t\"\'\\"', b"a\nb\t\"'\\"),
+        (r'"\x4a\X4b\101\0"', b"JKA\x00"),
+        (r'"\u00e9\U0001F62C"', "é😬".encode()),
+        (r"'\377'", b"\xff"),
+        ('"é"', "é".encode()),
+    ],
+)
 def test_string_escapes_are_protobufs(literal, expected):
     assert textproto.unquote(literal) == expected
 

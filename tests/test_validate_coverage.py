@@ -12,8 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def validate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ruleauth.tools.cli", "validate", *args], capture_output=True,
-                          text=True, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "ruleauth.tools.cli", "validate", *args], capture_output=True, text=True, cwd=ROOT
+    )
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -35,9 +36,11 @@ ORDERS = """\
 
 def test_an_any_route_whose_every_method_has_its_own_rule_is_reported_as_shadowed(tmp_path):
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-    rules = "version: 1\ntoken: {header: Authorization}\nrules:\n" + "".join(
-        f"  - name: {m.lower()}\n    route: {m} /x\n    auth: token\n    allow: 'true'\n" for m in methods
-    ) + "  - name: catch all\n    route: ANY /x\n    auth: token\n    allow: 'true'\n"
+    rules = (
+        "version: 1\ntoken: {header: Authorization}\nrules:\n"
+        + "".join(f"  - name: {m.lower()}\n    route: {m} /x\n    auth: token\n    allow: 'true'\n" for m in methods)
+        + "  - name: catch all\n    route: ANY /x\n    auth: token\n    allow: 'true'\n"
+    )
     done = validate(str(write(tmp_path, "rules.yaml", rules)))
     assert "rule 'catch all': route ANY /x is shadowed" in done.stdout
     assert done.returncode == 0
@@ -53,7 +56,10 @@ def test_validate_reports_the_worst_case_cached_policy_size(tmp_path):
 
 def test_an_api_route_without_a_rule_under_another_rules_wildcard_is_reported(tmp_path):
     rules = write(tmp_path, "rules.yaml", ORDERS)
-    template = write(tmp_path, "openapi.yaml", """\
+    template = write(
+        tmp_path,
+        "openapi.yaml",
+        """\
         openapi: 3.0.1
         info: {title: orders, version: "1"}
         paths:
@@ -71,14 +77,17 @@ def test_an_api_route_without_a_rule_under_another_rules_wildcard_is_reported(tm
                 type: request
                 identitySource: method.request.header.Authorization
                 authorizerResultTtlInSeconds: 300
-    """)
+    """,
+    )
     done = validate(str(rules), "--template", str(template))
     assert "API route GET /orders/{id}/secret has no rule, but the cached Allow of rule 'read orders'" in done.stdout
     assert validate(str(rules), "--template", str(template), "--strict").returncode == 1
 
 
 def test_validate_names_each_rule_no_test_reaches_and_the_loader_keeps_quiet_about_it(tmp_path):
-    rules = ORDERS + """\
+    rules = (
+        ORDERS
+        + """\
       - name: write orders
         route: POST /orders
         auth: token
@@ -88,6 +97,7 @@ def test_validate_names_each_rule_no_test_reaches_and_the_loader_keeps_quiet_abo
         request: {method: GET, path: /orders/1, token: reader}
         expect: allow
 """
+    )
     path = write(tmp_path, "rules.yaml", rules)
     done = validate(str(path))
     assert f"{path}:8:5: warning: rule 'write orders': no test in `tests:` reaches this rule" in done.stdout

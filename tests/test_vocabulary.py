@@ -30,7 +30,7 @@ def _section(text: str, heading: str) -> str:
     match = re.search(rf"^(#+) {re.escape(heading)}\s*$", text, re.M)
     assert match, f"no section {heading!r}"
     level = len(match.group(1))
-    rest = text[match.end():]
+    rest = text[match.end() :]
     end = re.search(rf"^#{{1,{level}}} ", rest, re.M)
     return rest[: end.start() if end else len(rest)]
 
@@ -98,8 +98,13 @@ def test_no_reason_or_outcome_is_spelled_as_a_bare_string_outside_reasons_py():
         tree = ast.parse(path.read_text(), filename=relative)
         docstrings = _docstring_nodes(tree)
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in reasons
-                    and id(node) not in docstrings and (relative, node.value) not in NOT_A_REASON):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and node.value in reasons
+                and id(node) not in docstrings
+                and (relative, node.value) not in NOT_A_REASON
+            ):
                 found.append(f"{relative}:{node.lineno}: {node.value!r}")
     assert not found, "use ruleauth.reasons.Reason:\n" + "\n".join(found)
 
@@ -121,8 +126,12 @@ def _public_exceptions() -> dict[str, type[BaseException]]:
             continue
         module = importlib.import_module(info.name)
         for name, value in vars(module).items():
-            if (inspect.isclass(value) and issubclass(value, BaseException) and not name.startswith("_")
-                    and value.__module__.startswith("ruleauth.")):
+            if (
+                inspect.isclass(value)
+                and issubclass(value, BaseException)
+                and not name.startswith("_")
+                and value.__module__.startswith("ruleauth.")
+            ):
                 found[f"{value.__module__}.{value.__qualname__}"] = value
     return found
 
@@ -140,8 +149,9 @@ INTERNAL = {
 def test_every_public_exception_class_in_ruleauth_is_a_ruleauth_error():
     exceptions = _public_exceptions()
     assert len(exceptions) >= 15
-    outside = sorted(name for name, cls in exceptions.items()
-                     if not issubclass(cls, RuleauthError) and name not in INTERNAL)
+    outside = sorted(
+        name for name, cls in exceptions.items() if not issubclass(cls, RuleauthError) and name not in INTERNAL
+    )
     assert not outside, f"not under RuleauthError: {outside}"
     for name in INTERNAL:
         assert name in exceptions, f"{name} is gone: drop it from INTERNAL"

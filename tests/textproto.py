@@ -21,7 +21,8 @@ Anything else raises `SyntaxError` with the line: the tests then fail instead of
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 class Ident(str):
@@ -44,17 +45,31 @@ class Message(list):
         return any(key == name for key, _ in self)
 
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<space>[ \t\r\n,;]+|\#[^\n]*)
   | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
   | (?P<number>-?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)[fFuU]?(?![\w.]))
   | (?P<ident>-?[A-Za-z_][\w]*)
   | (?P<bracketed>\[[\w./-]+\])
   | (?P<punct>[{}<>:\[\]])
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
-_SIMPLE_ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", "a": b"\a", "b": b"\b", "f": b"\f",
-                   "v": b"\v", "\\": b"\\", "'": b"'", '"': b'"', "?": b"?"}
+_SIMPLE_ESCAPES = {
+    "n": b"\n",
+    "t": b"\t",
+    "r": b"\r",
+    "a": b"\a",
+    "b": b"\b",
+    "f": b"\f",
+    "v": b"\v",
+    "\\": b"\\",
+    "'": b"'",
+    '"': b'"',
+    "?": b"?",
+}
 
 
 def _tokens(text: str) -> Iterator[tuple[str, str, int]]:
@@ -62,7 +77,7 @@ def _tokens(text: str) -> Iterator[tuple[str, str, int]]:
     while position < len(text):
         found = _TOKEN.match(text, position)
         if found is None:
-            raise SyntaxError(f"textproto line {line}: cannot read {text[position:position + 20]!r}")
+            raise SyntaxError(f"textproto line {line}: cannot read {text[position : position + 20]!r}")
         kind = found.lastgroup
         if kind != "space":
             yield kind, found.group(), line
@@ -84,16 +99,16 @@ def unquote(literal: str, line: int = 0) -> bytes:
             out += _SIMPLE_ESCAPES[code]
             i += 2
         elif code in "01234567":
-            digits = re.match(r"[0-7]{1,3}", body[i + 1:]).group()
+            digits = re.match(r"[0-7]{1,3}", body[i + 1 :]).group()
             out.append(int(digits, 8))
             i += 1 + len(digits)
         elif code in "xX":
-            digits = re.match(r"[0-9a-fA-F]{1,2}", body[i + 2:]).group()
+            digits = re.match(r"[0-9a-fA-F]{1,2}", body[i + 2 :]).group()
             out.append(int(digits, 16))
             i += 2 + len(digits)
         elif code in "uU":
             width = 4 if code == "u" else 8
-            digits = body[i + 2:i + 2 + width]
+            digits = body[i + 2 : i + 2 + width]
             if not re.fullmatch(r"[0-9a-fA-F]{%d}" % width, digits):
                 raise SyntaxError(f"textproto line {line}: bad \\{code} escape")
             out += chr(int(digits, 16)).encode("utf-8", "surrogatepass")
@@ -166,7 +181,7 @@ class _Reader:
             text = value.rstrip("fFuU")
             if re.fullmatch(r"-?0[xX][0-9a-fA-F]+", text):
                 return int(text, 16)
-            if re.fullmatch(r"-?\d+", text) and not value[-1] in "fF":
+            if re.fullmatch(r"-?\d+", text) and value[-1] not in "fF":
                 return int(text)
             return float(text)
         if kind == "ident":

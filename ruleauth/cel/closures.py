@@ -36,12 +36,14 @@ compiled one errors where cel-python's answer is not CEL's (cel-cpp's).
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING, Any, Callable, Mapping, cast
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 from ruleauth.cel import numeric as cel_numbers
 from ruleauth.cel import timestamps as cel_time
 from ruleauth.cel.timestamps import Duration, Timestamp
-from ruleauth.cel.tree import is_tree, unwrap as _unwrap
+from ruleauth.cel.tree import is_tree
+from ruleauth.cel.tree import unwrap as _unwrap
 
 if TYPE_CHECKING:
     import lark
@@ -62,7 +64,7 @@ class PlainTree:
     `define` names the definition a `paren_expr` inlines (cel_parser.DefineUse), else None.
     """
 
-    __slots__ = ("data", "children", "define")
+    __slots__ = ("children", "data", "define")
 
     def __init__(self, data: str, children: list[Any], define: str | None = None):
         self.data, self.children, self.define = data, children, define
@@ -76,7 +78,7 @@ class PlainToken(str):
 
     type: str
 
-    def __new__(cls, kind: str, text: str) -> "PlainToken":
+    def __new__(cls, kind: str, text: str) -> PlainToken:
         token = super().__new__(cls, text)
         token.type = kind
         return token
@@ -411,19 +413,34 @@ def _matcher() -> Callable[[Any, Any], bool]:
 
 
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "size": size, "contains": contains, "startsWith": starts_with, "endsWith": ends_with,
-    "int": _to_int, "double": to_double, "string": to_string, "dyn": lambda value: value,
-    "bytes": to_bytes, "timestamp": cel_time.to_timestamp, "duration": cel_time.to_duration,
+    "size": size,
+    "contains": contains,
+    "startsWith": starts_with,
+    "endsWith": ends_with,
+    "int": _to_int,
+    "double": to_double,
+    "string": to_string,
+    "dyn": lambda value: value,
+    "bytes": to_bytes,
+    "timestamp": cel_time.to_timestamp,
+    "duration": cel_time.to_duration,
     **cel_time.ACCESSORS,
 }
 _RELATIONS = {
-    "relation_eq": equal, "relation_ne": not_equal,
-    "relation_lt": less, "relation_le": less_equal, "relation_gt": greater, "relation_ge": greater_equal,
+    "relation_eq": equal,
+    "relation_ne": not_equal,
+    "relation_lt": less,
+    "relation_le": less_equal,
+    "relation_gt": greater,
+    "relation_ge": greater_equal,
     "relation_in": contained,
 }
 _ARITHMETIC = {
-    "addition_add": _add, "addition_sub": _subtract,
-    "multiplication_mul": multiply, "multiplication_div": divide, "multiplication_mod": modulo,
+    "addition_add": _add,
+    "addition_sub": _subtract,
+    "multiplication_mul": multiply,
+    "multiplication_div": divide,
+    "multiplication_mod": modulo,
 }
 _MACROS = ("exists", "all", "exists_one", "map", "filter")
 
@@ -615,6 +632,7 @@ class _Builder:
             return list(value)  # a map's keys, as CEL iterates maps
 
         if name == "map":
+
             def mapped(a: Mapping[str, Any]) -> list[Any]:
                 scope, out = dict(a), []
                 for value in items(a):
@@ -624,6 +642,7 @@ class _Builder:
 
             return mapped
         if name == "filter":
+
             def filtered(a: Mapping[str, Any]) -> list[Any]:
                 scope, out = dict(a), []
                 for value in items(a):
@@ -634,6 +653,7 @@ class _Builder:
 
             return filtered
         if name == "exists_one":
+
             def exactly_one(a: Mapping[str, Any]) -> bool:
                 scope, found = dict(a), 0
                 for value in items(a):
@@ -839,8 +859,20 @@ def _literal_value(token: lark.Token) -> Any:
 # ------------------------------------------------------------------ string and bytes literals
 
 
-_SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
-                   "\\": "\\", "?": "?", '"': '"', "'": "'", "`": "`"}
+_SIMPLE_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    "?": "?",
+    '"': '"',
+    "'": "'",
+    "`": "`",
+}
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -854,7 +886,7 @@ def literal_text(text: str) -> str | bytes:
     is_bytes, raw = "b" in prefix, "r" in prefix
     body = text[prefix_end:]
     quote = body[:3] if body[:3] in ("'''", '"""') else body[0]
-    content = body[len(quote):-len(quote)]
+    content = body[len(quote) : -len(quote)]
     if raw or "\\" not in content:
         return content.encode("utf-8") if is_bytes else content
     return _unescape(content, is_bytes)
@@ -876,14 +908,14 @@ def _unescape(content: str, is_bytes: bool) -> str | bytes:
             out.append(_SIMPLE_ESCAPES[code])
             i += 2
         elif code in "xX":
-            digits = content[i + 2:i + 4]
+            digits = content[i + 2 : i + 4]
             if len(digits) != 2 or not set(digits) <= _HEX:
                 raise ValueError(f"\\{code} needs two hex digits")
             value = int(digits, 16)
             out.append(value if is_bytes else chr(value))
             i += 4
         elif code in "0123":
-            digits = content[i + 1:i + 4]
+            digits = content[i + 1 : i + 4]
             if len(digits) != 3 or not set(digits) <= set("01234567"):
                 raise ValueError("an octal escape needs three digits, \\000 to \\377")
             value = int(digits, 8)
@@ -891,7 +923,7 @@ def _unescape(content: str, is_bytes: bool) -> str | bytes:
             i += 4
         elif code in "uU" and not is_bytes:
             width = 4 if code == "u" else 8
-            digits = content[i + 2:i + 2 + width]
+            digits = content[i + 2 : i + 2 + width]
             if len(digits) != width or not set(digits) <= _HEX:
                 raise ValueError(f"\\{code} needs {width} hex digits")
             value = int(digits, 16)
@@ -919,7 +951,9 @@ def canonical_literal(value: str | bytes) -> tuple[str, str]:
     literally and drops a newline in `b'''…'''`, so literals reach it in this form."""
     out: list[str] = []
     if isinstance(value, bytes):
-        out.extend(chr(byte) if 0x20 <= byte < 0x7F and byte not in (0x22, 0x5C) else f"\\x{byte:02x}" for byte in value)
+        out.extend(
+            chr(byte) if 0x20 <= byte < 0x7F and byte not in (0x22, 0x5C) else f"\\x{byte:02x}" for byte in value
+        )
         return "BYTES_LIT", 'b"' + "".join(out) + '"'
     for char in value:
         code = ord(char)

@@ -19,12 +19,13 @@ import copy
 import difflib
 import os
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ruleauth.cel import closures as cel_closures
-from ruleauth.cel import functions as cel_functions
 from ruleauth.cel import fast_engine
+from ruleauth.cel import functions as cel_functions
 from ruleauth.cel import tree as cel_tree
 from ruleauth.cel.tree import is_tree
 from ruleauth.errors import LoadError
@@ -52,8 +53,20 @@ MAX_DEPTH = 50
 
 VARIABLES = ("token", "claims", "scopes", "auth", "request", "now", "now_unix")
 REQUEST_FIELDS = (
-    "method", "path", "route", "resource", "params", "headers", "query", "cookies",
-    "stage_variables", "source_ip", "stage", "api_id", "account_id", "region",
+    "method",
+    "path",
+    "route",
+    "resource",
+    "params",
+    "headers",
+    "query",
+    "cookies",
+    "stage_variables",
+    "source_ip",
+    "stage",
+    "api_id",
+    "account_id",
+    "region",
 )
 REQUEST_MAPS = ("params", "headers", "query", "cookies", "stage_variables")
 AUTH_FIELDS = ("provider",)
@@ -62,16 +75,49 @@ MACROS = ("exists", "all", "exists_one", "map", "filter")
 # cel-python's own functions (celpy.evaluation.base_functions without the operators; a test
 # keeps the two equal), named here so that checking a rule does not import cel-python.
 CEL_PYTHON_FUNCTIONS = (
-    "bool", "bytes", "contains", "double", "duration", "endsWith", "getDate", "getDayOfMonth",
-    "getDayOfWeek", "getDayOfYear", "getFullYear", "getHours", "getMilliseconds", "getMinutes",
-    "getMonth", "getSeconds", "int", "list", "map", "matches", "null_type", "size", "startsWith",
-    "string", "timestamp", "type", "uint",
+    "bool",
+    "bytes",
+    "contains",
+    "double",
+    "duration",
+    "endsWith",
+    "getDate",
+    "getDayOfMonth",
+    "getDayOfWeek",
+    "getDayOfYear",
+    "getFullYear",
+    "getHours",
+    "getMilliseconds",
+    "getMinutes",
+    "getMonth",
+    "getSeconds",
+    "int",
+    "list",
+    "map",
+    "matches",
+    "null_type",
+    "size",
+    "startsWith",
+    "string",
+    "timestamp",
+    "type",
+    "uint",
 )
 FUNCTIONS = tuple(sorted(set(CEL_PYTHON_FUNCTIONS) | {"has", "dyn"} | set(cel_functions.PLAIN_FUNCTIONS)))
 # Operators that nest: each one with two operands is a level of evaluator recursion.
 _NESTING = {
-    "conditionalor", "conditionaland", "relation", "addition", "multiplication",
-    "unary", "paren_expr", "member_index", "member_dot_arg", "ident_arg", "list_lit", "map_lit",
+    "conditionalor",
+    "conditionaland",
+    "relation",
+    "addition",
+    "multiplication",
+    "unary",
+    "paren_expr",
+    "member_index",
+    "member_dot_arg",
+    "ident_arg",
+    "list_lit",
+    "map_lit",
 }
 
 
@@ -127,7 +173,7 @@ class Compiled:
     # How to compile the expression again: the checked tree with positions for dry-run
     # explanations (a deciding process keeps no tree: 100 rules' trees were ~3 MB of a
     # Lambda's memory), and the whole program in a process that loads a rules snapshot.
-    origin: "Origin | None" = field(default=None, repr=False)
+    origin: Origin | None = field(default=None, repr=False)
     _tree: lark.Tree | None = field(default=None, init=False, repr=False)
     # CLOSURES, INTERPRETER (both cel-python) or CEL_EXPR_PYTHON; set from the program.
     runs_on: str = field(init=False, default="")
@@ -171,8 +217,14 @@ class Compiled:
     def __getstate__(self) -> dict[str, Any]:
         if self.origin is None:
             raise TypeError("this compiled expression has no origin to be saved with")
-        state = {"source": self.source, "reads": self.reads, "defines": self.defines,
-                 "engine": self.engine, "origin": self.origin, "runs_on": self.runs_on}
+        state = {
+            "source": self.source,
+            "reads": self.reads,
+            "defines": self.defines,
+            "engine": self.engine,
+            "origin": self.origin,
+            "runs_on": self.runs_on,
+        }
         if self.runs_on == CLOSURES:
             state["plain_tree"] = cel_closures.plain(self.origin.tree(positions=False))
         elif self.runs_on == CEL_EXPR_PYTHON:
@@ -197,7 +249,7 @@ class Compiled:
 class Origin:
     """One expression's text, and the compiler that compiled it (as a Recompiler)."""
 
-    def __init__(self, recompiler: "Recompiler", text: str):
+    def __init__(self, recompiler: Recompiler, text: str):
         self.text = text
         self.recompiler = recompiler
 
@@ -221,7 +273,7 @@ class Recompiler:
     from a rules snapshot, it makes an equal compiler on first use, one for the whole set.
     """
 
-    def __init__(self, settings: dict[str, Any], compiler: "Compiler | None" = None):
+    def __init__(self, settings: dict[str, Any], compiler: Compiler | None = None):
         self.settings = settings
         self._compiler = compiler
 
@@ -230,7 +282,7 @@ class Recompiler:
         """Whether this process has parsed with it (compiled the rules, or re-derived a tree)."""
         return self._compiler is not None
 
-    def compiler(self) -> "Compiler":
+    def compiler(self) -> Compiler:
         if self._compiler is None:
             self._compiler = Compiler(**self.settings)
         return self._compiler
@@ -247,8 +299,13 @@ class Compiler:
     interpreter; `interpreter_only` (default: `RULEAUTH_CEL_INTERPRETER`) skips the closures.
     """
 
-    def __init__(self, defines: Mapping[str, str] | None = None, jwt_configured: bool = True,
-                 engine: str | None = None, interpreter_only: bool | None = None):
+    def __init__(
+        self,
+        defines: Mapping[str, str] | None = None,
+        jwt_configured: bool = True,
+        engine: str | None = None,
+        interpreter_only: bool | None = None,
+    ):
         self.engine = engine or engine_override() or CEL_PYTHON
         if self.engine not in ENGINES:
             raise ValueError(f"unknown CEL engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
@@ -268,8 +325,12 @@ class Compiler:
             interpreter_only = os.environ.get(INTERPRETER_ENV, "").strip() not in ("", "0")
         self._interpreter_only = interpreter_only
         # This compiler's arguments: an equal compiler compiles every expression alike.
-        settings = {"defines": self._define_sources, "jwt_configured": jwt_configured,
-                    "engine": self.engine, "interpreter_only": interpreter_only}
+        settings = {
+            "defines": self._define_sources,
+            "jwt_configured": jwt_configured,
+            "engine": self.engine,
+            "interpreter_only": interpreter_only,
+        }
         self.recompiler = Recompiler(settings, self)
         _ensure_recursion_headroom()
 
@@ -302,7 +363,7 @@ class Compiler:
             self._define_spans[name] = checker.define_spans
         return self._define_trees[(name, positions)]
 
-    def checked_tree(self, text: str, positions: bool = True) -> tuple[lark.Tree, "_Checker"]:
+    def checked_tree(self, text: str, positions: bool = True) -> tuple[lark.Tree, _Checker]:
         """The parse tree with defines inlined, after every load-time check."""
         tree = self.parse(text, positions)
         checker = _Checker(self, (), positions)
@@ -331,7 +392,9 @@ class Compiler:
                 return cel_closures.compile_tree(tree, cel_functions.PLAIN_FUNCTIONS)
             except cel_closures.Unsupported:
                 pass  # timestamps, bytes, ...: cel-python's interpreter runs this one
-        from ruleauth.cel import interpreter as celpy_values  # imports cel-python: only rule sets that need it pay for it
+        from ruleauth.cel import (
+            interpreter as celpy_values,  # imports cel-python: only rule sets that need it pay for it
+        )
 
         if self._environment is None:
             self._environment = celpy_values.environment()
@@ -345,7 +408,7 @@ class Compiler:
 
     # -- the fast engine: defines inlined as text, then cel-cpp's compiler --------------
 
-    def _fast_program(self, text: str, spans: list["_Span"]) -> Any:
+    def _fast_program(self, text: str, spans: list[_Span]) -> Any:
         expanded, pieces = _inline(text, spans, self._define_text)
         try:
             return fast_engine.compile_expression(expanded)
@@ -390,7 +453,7 @@ def _inline(text: str, spans: list[_Span], define_text: Callable[[str], str]) ->
     pieces: list[tuple[int, int, Any]] = []
     cursor = length = 0
     for span in sorted(spans, key=lambda s: s.start):
-        own = text[cursor:span.start]
+        own = text[cursor : span.start]
         parts.append(own)
         pieces.append((length, length + len(own), cursor))
         length += len(own)
@@ -408,7 +471,7 @@ def _inline(text: str, spans: list[_Span], define_text: Callable[[str], str]) ->
 def _offset_of(text: str, line: int, column: int) -> int:
     lines = text.split("\n")
     line = max(1, min(line, len(lines)))
-    return sum(len(text) + 1 for text in lines[:line - 1]) + max(column - 1, 0)
+    return sum(len(text) + 1 for text in lines[: line - 1]) + max(column - 1, 0)
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
@@ -489,7 +552,7 @@ class _Checker:
             return
         self._record(_Chain([name], []), primary)
 
-    def _record(self, chain: "_Chain", node: lark.Tree) -> None:
+    def _record(self, chain: _Chain, node: lark.Tree) -> None:
         root = chain.names[0]
         if root not in VARIABLES:
             candidates = VARIABLES + tuple(self.compiler._define_sources)
@@ -639,8 +702,10 @@ def _check_arity(name: str, count: int) -> None:
     allowed = _ARITY.get(name)
     if allowed is not None and count not in allowed:
         shown = " or ".join(str(n) for n in allowed)
-        raise ExpressionError(f"{name}() takes {shown} argument{'s' if allowed != (1,) else ''} "
-                              f"(the target of a method call counts), not {count}")
+        raise ExpressionError(
+            f"{name}() takes {shown} argument{'s' if allowed != (1,) else ''} "
+            f"(the target of a method call counts), not {count}"
+        )
 
 
 _TEXT_LITERALS = ("STRING_LIT", "MLSTRING_LIT", "BYTES_LIT")
@@ -692,23 +757,29 @@ def interpreter_refusal(tree: Any) -> str | None:
             if _now_and_duration_literal(operands):
                 continue  # within ±292 years of the present: no overflow (the literal was checked)
             if any(_tainted(operand) for operand in operands):
-                return _on_interpreter("timestamp and duration arithmetic has no range check there (compare "
-                                       "now_unix with integer seconds instead, e.g. now_unix - 3600 > claims.iat)")
+                return _on_interpreter(
+                    "timestamp and duration arithmetic has no range check there (compare "
+                    "now_unix with integer seconds instead, e.g. now_unix - 3600 > claims.iat)"
+                )
     return None
 
 
 def _on_interpreter(problem: str) -> str:
-    return (f"this expression runs on cel-python's interpreter (RULEAUTH_CEL_INTERPRETER is set, or it "
-            f"uses something compiled closures do not run: a uint, a map with non-string keys, type()...), "
-            f"and {problem}: write it without those so that it compiles to closures, which follow CEL, "
-            f"or unset RULEAUTH_CEL_INTERPRETER")
+    return (
+        f"this expression runs on cel-python's interpreter (RULEAUTH_CEL_INTERPRETER is set, or it "
+        f"uses something compiled closures do not run: a uint, a map with non-string keys, type()...), "
+        f"and {problem}: write it without those so that it compiles to closures, which follow CEL, "
+        f"or unset RULEAUTH_CEL_INTERPRETER"
+    )
 
 
 def _now_and_duration_literal(operands: list[Any]) -> bool:
     first, second = (_unwrap_all(operand) for operand in operands)
     if is_tree(first) and first.data == "ident" and first.children[0].value == "now":
         call = _call_of(second) if is_tree(second) else None
-        return call is not None and call[0] == "duration" and len(call[1]) == 1 and _unwrap_literal(call[1][0]) is not None
+        return (
+            call is not None and call[0] == "duration" and len(call[1]) == 1 and _unwrap_literal(call[1][0]) is not None
+        )
     return False
 
 

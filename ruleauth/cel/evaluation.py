@@ -19,13 +19,14 @@ import datetime
 import json
 import math
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
-from ruleauth.cel import numeric as cel_numbers
 from ruleauth.cel import fast_engine
-from ruleauth.cel.timestamps import Duration, Timestamp
+from ruleauth.cel import numeric as cel_numbers
 from ruleauth.cel.compiler import CEL_EXPR_PYTHON, CLOSURES, Compiled
+from ruleauth.cel.timestamps import Duration, Timestamp
 
 MAX_VALUE_BYTES = 8 * 1024
 DEADLINE_SECONDS = 1.0
@@ -164,7 +165,7 @@ def activation_for(engine: str, plain: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def utc_datetime(now: float) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(now, tz=datetime.timezone.utc)
+    return datetime.datetime.fromtimestamp(now, tz=datetime.UTC)
 
 
 def scopes_of(claims: Mapping[str, Any]) -> list[str]:

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ruleauth.cel import functions as cel_functions
 from ruleauth.errors import EngineError
@@ -208,7 +209,7 @@ def error_class(message: Any) -> str:
 def format_timestamp(value: datetime.datetime) -> str:
     """cel-python's text for a timestamp (RFC 3339, UTC, whole seconds), so context values match."""
     if value.tzinfo is not None:
-        value = value.astimezone(datetime.timezone.utc)
+        value = value.astimezone(datetime.UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -13,7 +13,8 @@ celpy_values.FUNCTIONS wraps them for cel-python's interpreter (its own value ty
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 MAX_SPLIT_PARTS = 256
 

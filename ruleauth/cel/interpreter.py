@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime
 import math
 import operator
-from typing import Any, Callable, Mapping, cast
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 import celpy
 from celpy import celtypes
@@ -22,8 +23,16 @@ from ruleauth.cel import numeric as cel_numbers
 from ruleauth.cel import parser as cel_parser
 from ruleauth.cel import timestamps as cel_time
 
-__all__ = ["CELEvalError", "celtypes", "converted", "celpy_activation", "error_class", "as_cel",
-           "environment", "FUNCTIONS"]
+__all__ = [
+    "FUNCTIONS",
+    "CELEvalError",
+    "as_cel",
+    "celpy_activation",
+    "celtypes",
+    "converted",
+    "environment",
+    "error_class",
+]
 
 
 def environment() -> celpy.Environment:
@@ -274,18 +283,34 @@ def _conversion(target: type, plain: dict[str, Callable[[Any], Any]]) -> Callabl
     return convert
 
 
-_to_int = _conversion(_INT, {
-    "int": int, "uint": lambda v: cel_numbers.uint_to_int(int(v)),
-    "double": lambda v: cel_numbers.double_to_int(float(v)), "string": cel_numbers.string_to_int,
-    "timestamp": lambda v: v,  # cel-python's own: seconds since the epoch
-})
-_to_uint = _conversion(_UINT, {
-    "uint": int, "int": lambda v: cel_numbers.int_to_uint(int(v)),
-    "double": lambda v: cel_numbers.double_to_uint(float(v)), "string": cel_numbers.string_to_uint,
-})
-_to_double = _conversion(_DOUBLE, {
-    "double": float, "int": float, "uint": float, "string": cel_numbers.string_to_double,
-})
+_to_int = _conversion(
+    _INT,
+    {
+        "int": int,
+        "uint": lambda v: cel_numbers.uint_to_int(int(v)),
+        "double": lambda v: cel_numbers.double_to_int(float(v)),
+        "string": cel_numbers.string_to_int,
+        "timestamp": lambda v: v,  # cel-python's own: seconds since the epoch
+    },
+)
+_to_uint = _conversion(
+    _UINT,
+    {
+        "uint": int,
+        "int": lambda v: cel_numbers.int_to_uint(int(v)),
+        "double": lambda v: cel_numbers.double_to_uint(float(v)),
+        "string": cel_numbers.string_to_uint,
+    },
+)
+_to_double = _conversion(
+    _DOUBLE,
+    {
+        "double": float,
+        "int": float,
+        "uint": float,
+        "string": cel_numbers.string_to_double,
+    },
+)
 
 
 _OPERATORS: dict[str, Callable[..., Any]] = {
@@ -335,7 +360,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "getMilliseconds": _get_milliseconds,
     "split": _split,
     "join": lambda values, separator=celtypes.StringType(""): celtypes.StringType(
-        cel_functions.join_plain(values, separator)),
+        cel_functions.join_plain(values, separator)
+    ),
     "lowerAscii": _string_result(cel_functions.lower_ascii_plain),
     "upperAscii": _string_result(cel_functions.upper_ascii_plain),
     "trim": _string_result(cel_functions.trim_plain),
@@ -353,9 +379,12 @@ def celpy_activation(plain: Mapping[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name, value in plain.items():
         if name == "request" and isinstance(value, Mapping):
-            result[name] = celtypes.MapType({
-                celtypes.StringType(k): string_map(v) if isinstance(v, Mapping) else json_to_cel(v)
-                for k, v in value.items()})
+            result[name] = celtypes.MapType(
+                {
+                    celtypes.StringType(k): string_map(v) if isinstance(v, Mapping) else json_to_cel(v)
+                    for k, v in value.items()
+                }
+            )
         elif name == "auth" and isinstance(value, Mapping):
             result[name] = string_map(value)
         elif isinstance(value, datetime.datetime):

@@ -22,14 +22,17 @@ import math
 import re
 from typing import Any
 
-INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
-UINT64_MAX = 2 ** 64 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+UINT64_MAX = 2**64 - 1
 # The doubles just outside each range: a double converts only when strictly inside them
 # (2^63 - 1 and 2^64 - 1 are not doubles; the nearest double is the bound itself).
-_INT_BOUND, _UINT_BOUND = 2.0 ** 63, 2.0 ** 64
+_INT_BOUND, _UINT_BOUND = 2.0**63, 2.0**64
 
-_DOUBLE_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
-                          r"|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_DOUBLE_TEXT = re.compile(
+    r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    r"|[+-]?(?:nan|inf|infinity)",
+    re.IGNORECASE,
+)
 _HEX_DOUBLE_TEXT = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?")
 _ASCII_SPACE = " \t\n\v\f\r"
 

@@ -44,7 +44,7 @@ class DefineUse(lark.Tree[lark.Token]):
         super().__init__("paren_expr", [tree], meta)
         self.define = name
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "DefineUse":
+    def __deepcopy__(self, memo: dict[int, Any]) -> DefineUse:
         tree = cast(lark.ParseTree, self.children[0])  # made with the define's tree
         return DefineUse(self.define, copy.deepcopy(tree, memo), self._meta)
 

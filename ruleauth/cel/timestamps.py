@@ -14,11 +14,11 @@ import datetime
 import re
 from typing import Any, cast
 
-NANOS = 10 ** 9
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+NANOS = 10**9
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 MIN_TIMESTAMP = -62135596800 * NANOS  # 0001-01-01T00:00:00Z
 MAX_TIMESTAMP = 253402300799 * NANOS + NANOS - 1  # 9999-12-31T23:59:59.999999999Z
-MIN_DURATION, MAX_DURATION = -(2 ** 63), 2 ** 63 - 1
+MIN_DURATION, MAX_DURATION = -(2**63), 2**63 - 1
 
 
 class _Temporal:
@@ -105,7 +105,8 @@ def from_datetime(value: datetime.datetime) -> Timestamp:
 
 
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z")
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z"
+)
 
 
 def parse_timestamp(text: str) -> Timestamp:
@@ -116,7 +117,7 @@ def parse_timestamp(text: str) -> Timestamp:
     year, month, day, hour, minute, second = (int(found.group(i)) for i in range(1, 7))
     fraction = (found.group(7) or "").ljust(9, "0")
     try:
-        moment = datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.timezone.utc)
+        moment = datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.UTC)
     except ValueError:
         raise ValueError("invalid timestamp") from None
     offset = 0
@@ -130,8 +131,7 @@ def parse_timestamp(text: str) -> Timestamp:
     return timestamp(seconds * NANOS + int(fraction))
 
 
-_UNITS = {"ns": 1, "us": 1000, "µs": 1000, "μs": 1000, "ms": 10 ** 6, "s": NANOS, "m": 60 * NANOS,
-          "h": 3600 * NANOS}
+_UNITS = {"ns": 1, "us": 1000, "µs": 1000, "μs": 1000, "ms": 10**6, "s": NANOS, "m": 60 * NANOS, "h": 3600 * NANOS}
 _DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)")
 
 
@@ -183,8 +183,8 @@ def seconds_of(value: Timestamp) -> int:
 def _fraction(nanos: int) -> str:
     if nanos == 0:
         return ""
-    if nanos % 10 ** 6 == 0:
-        return f".{nanos // 10 ** 6:03d}"
+    if nanos % 10**6 == 0:
+        return f".{nanos // 10**6:03d}"
     if nanos % 1000 == 0:
         return f".{nanos // 1000:06d}"
     return f".{nanos:09d}"
@@ -309,16 +309,22 @@ def get_seconds(value: Any, zone: Any = None) -> int:
 
 def get_milliseconds(value: Any, zone: Any = None) -> int:
     if type(value) is Duration and zone is None:
-        millis = _truncated(value.nanos, 10 ** 6)
+        millis = _truncated(value.nanos, 10**6)
         return -(-millis % 1000) if millis < 0 else millis % 1000
     _local(value, zone)  # checks the type and the zone
     nanos: int = value.nanos
-    return nanos % NANOS // 10 ** 6
+    return nanos % NANOS // 10**6
 
 
 ACCESSORS = {
-    "getFullYear": get_full_year, "getMonth": get_month, "getDate": get_date,
-    "getDayOfMonth": get_day_of_month, "getDayOfWeek": get_day_of_week, "getDayOfYear": get_day_of_year,
-    "getHours": get_hours, "getMinutes": get_minutes, "getSeconds": get_seconds,
+    "getFullYear": get_full_year,
+    "getMonth": get_month,
+    "getDate": get_date,
+    "getDayOfMonth": get_day_of_month,
+    "getDayOfWeek": get_day_of_week,
+    "getDayOfYear": get_day_of_year,
+    "getHours": get_hours,
+    "getMinutes": get_minutes,
+    "getSeconds": get_seconds,
     "getMilliseconds": get_milliseconds,
 }

@@ -12,8 +12,9 @@ from typing import Any
 
 # Single-child precedence levels: the grammar nests every expression in them, and they add
 # nothing to its meaning.
-_WRAPPERS = frozenset({"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication",
-                       "unary", "member", "primary"})
+_WRAPPERS = frozenset(
+    {"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication", "unary", "member", "primary"}
+)
 _WRAPPERS_AND_PARENS = _WRAPPERS | {"paren_expr"}
 
 # A string literal whose text is its value: quoted, no escape, one line. Anything else
@@ -72,8 +73,12 @@ def access_chain(node: Any) -> tuple[list[str | None], list[Any]] | None:
                 dynamic.append(current.children[1])
             names.append(literal)
             current = current.children[0]
-        elif kind == "primary" and len(current.children) == 1 and is_tree(current.children[0]) \
-                and current.children[0].data == "ident":
+        elif (
+            kind == "primary"
+            and len(current.children) == 1
+            and is_tree(current.children[0])
+            and current.children[0].data == "ident"
+        ):
             names.append(str(current.children[0].children[0]))
             names.reverse()
             return names, dynamic

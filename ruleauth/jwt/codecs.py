@@ -58,5 +58,3 @@ def strict_json(data: bytes) -> Any:
     """UTF-8 JSON with no duplicate member names and no NaN/Infinity."""
     text = data.decode("utf-8")  # strict: json.loads(bytes) would also guess UTF-16/32
     return json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
-
-

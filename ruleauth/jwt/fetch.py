@@ -276,7 +276,7 @@ class HttpsFetcher:
             return body
         except FetchError:
             raise
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise FetchError("no complete response before the deadline") from None
         except ssl.SSLError as exc:
             raise FetchError(f"TLS failed ({exc.reason or type(exc).__name__})") from None

@@ -24,8 +24,8 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ruleauth.errors import safe_text
 from ruleauth.jwt.codecs import strict_json
@@ -215,4 +215,3 @@ class ProviderKeys:
         if not keys.keys:
             raise FetchError("jwks: no usable signing keys in the set")
         return keys
-

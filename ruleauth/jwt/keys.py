@@ -117,7 +117,7 @@ class KeySet:
     dropped: tuple[str, ...] = ()  # why keys were left out, for logs
 
     @classmethod
-    def build(cls, keys: list[VerificationKey], dropped: list[str]) -> "KeySet":
+    def build(cls, keys: list[VerificationKey], dropped: list[str]) -> KeySet:
         by_kid: dict[str, tuple[VerificationKey, ...] | None] = {}
         listings: dict[str | None, list[VerificationKey]] = {}
         for k in keys:
@@ -146,7 +146,6 @@ class KeySet:
             return next((k for k in self.by_kid.get(kid) or () if k.fits(alg)), None)
         fitting = [k for k in self.keys if k.fits(alg)]
         return fitting[0] if fitting and all(k.material == fitting[0].material for k in fitting) else None
-
 
 
 def _b64_member(jwk: dict[str, Any], name: str) -> bytes:

@@ -28,12 +28,14 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from jwt.algorithms import Algorithm, get_default_algorithms
 
 from ruleauth.cache import Cache
+from ruleauth.errors import LoadError, RequestError, safe_text
 from ruleauth.jwt.codecs import b64url_decode, strict_json
 from ruleauth.jwt.fetch import DEFAULT_FETCH_TIMEOUT, HttpsFetcher, KeyFetcher, check_https_url
 from ruleauth.jwt.key_cache import DEFAULT_COOLDOWN, DEFAULT_LIFESPAN, DEFAULT_MAX_STALE, CachePolicy, ProviderKeys
@@ -49,20 +51,19 @@ from ruleauth.jwt.keys import (
     check_public_key,
     load_key_file,
 )
-from ruleauth.errors import LoadError, RequestError, safe_text
 from ruleauth.model import JwtProvider, VerifiedToken
 from ruleauth.reasons import Reason
 
 __all__ = [
-    "JwtError",
-    "JwtConfigError",
-    "JwtVerifier",
-    "provider_problems",
-    "check_claim_formats",
-    "select_provider",
-    "JWT_INVALID",
-    "JWT_EXPIRED",
     "JWKS_UNAVAILABLE",
+    "JWT_EXPIRED",
+    "JWT_INVALID",
+    "JwtConfigError",
+    "JwtError",
+    "JwtVerifier",
+    "check_claim_formats",
+    "provider_problems",
+    "select_provider",
 ]
 
 JWT_INVALID = Reason.JWT_INVALID
@@ -319,8 +320,9 @@ def _scopes_claim(claims: Mapping[str, Any], name: str) -> None:
     raise _invalid(f"{name} claim is not a string or a list of strings")
 
 
-def check_claim_formats(claims: Mapping[str, Any], *,
-                        exp_required: bool = True) -> tuple[float | None, float | None, float | None]:
+def check_claim_formats(
+    claims: Mapping[str, Any], *, exp_required: bool = True
+) -> tuple[float | None, float | None, float | None]:
     """The claims whose form ruleauth relies on: exp, nbf, iat as NumericDates, sub and jti
     strings, scope and scp a string or a list of strings. Returns (exp, nbf, iat).
 

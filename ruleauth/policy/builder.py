@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from ruleauth.policy.arn import asked_arn
 from ruleauth.model import HTTP_V2, REST_REQUEST, REST_TOKEN, Request
+from ruleauth.policy.arn import asked_arn
 from ruleauth.policy.synthesis import EMPTY_SEGMENT_DENIES, RouteTable, route_pattern
 from ruleauth.reasons import Outcome
 from ruleauth.rules.routes import Route
@@ -52,8 +53,9 @@ def literal_resource(arn: str) -> str:
     return arn.replace("*", "?") if "*" in arn.split("/", 1)[-1] else arn
 
 
-def statements(decision: Decision, ruleset: RuleSet, table: RouteTable | None = None,
-               per_request: bool = False) -> list[dict[str, Any]]:
+def statements(
+    decision: Decision, ruleset: RuleSet, table: RouteTable | None = None, per_request: bool = False
+) -> list[dict[str, Any]]:
     """Statements by cache mode: the whole route table for this caller (identity), the matched
     route's pattern (route; the table's entries under the API's route when that route is
     coarser than the rule's), or the asked ARN (disabled).
@@ -122,9 +124,14 @@ def asked_only(decision: Decision) -> list[dict[str, Any]] | None:
     return [statement("Allow", [resource])]
 
 
-def build_response(decision: Decision, ruleset: RuleSet, response_mode: str,
-                   table: RouteTable | None = None, per_request: bool = False,
-                   exact: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def build_response(
+    decision: Decision,
+    ruleset: RuleSet,
+    response_mode: str,
+    table: RouteTable | None = None,
+    per_request: bool = False,
+    exact: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Never called for `unauthorized`: that outcome is `raise Exception("Unauthorized")`.
     `exact`: these statements instead of the mode's (asked_only)."""
     event_type = decision.request.event_type if decision.request else None
@@ -132,16 +139,18 @@ def build_response(decision: Decision, ruleset: RuleSet, response_mode: str,
         return {"isAuthorized": decision.outcome == ALLOW, "context": dict(decision.context)}
     response: dict[str, Any] = {
         "principalId": decision.principal,
-        "policyDocument": {"Version": VERSION,
-                           "Statement": exact or statements(decision, ruleset, table, per_request)},
+        "policyDocument": {"Version": VERSION, "Statement": exact or statements(decision, ruleset, table, per_request)},
     }
     if decision.context:
         response["context"] = dict(decision.context)
     # API Gateway needs the key on every request to an API-key-required method the response
     # allows, and a cached response allows the caller's other routes too, whatever the asked
     # route's decision (docs/apigw-facts.md).
-    if decision.usage_identifier_key and event_type in (REST_TOKEN, REST_REQUEST) and any(
-            s["Effect"] == "Allow" for s in response["policyDocument"]["Statement"]):
+    if (
+        decision.usage_identifier_key
+        and event_type in (REST_TOKEN, REST_REQUEST)
+        and any(s["Effect"] == "Allow" for s in response["policyDocument"]["Statement"])
+    ):
         response["usageIdentifierKey"] = decision.usage_identifier_key
     return response
 

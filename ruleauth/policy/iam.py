@@ -8,7 +8,8 @@ with different 403 bodies, so the model keeps them apart.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 ALLOW, EXPLICIT_DENY, IMPLICIT_DENY = "allow", "explicit_deny", "implicit_deny"
 
@@ -22,8 +23,11 @@ def resource_matches(resource: str, arn: str) -> bool:
         return len(resource) == len(arn) and _piece_at(resource, arn, 0)
     pieces = resource.split("*")
     first, last = pieces[0], pieces[-1]
-    if len(first) + len(last) > len(arn) or not _piece_at(first, arn, 0) \
-            or not _piece_at(last, arn, len(arn) - len(last)):
+    if (
+        len(first) + len(last) > len(arn)
+        or not _piece_at(first, arn, 0)
+        or not _piece_at(last, arn, len(arn) - len(last))
+    ):
         return False
     position, end = len(first), len(arn) - len(last)
     for piece in pieces[1:-1]:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-MAX_RESPONSE_BYTES = 8 * 1024  # WebSocket quota table: "Lambda authorizer result size: 8 KB"; the design budget everywhere
+MAX_RESPONSE_BYTES = (
+    8 * 1024
+)  # WebSocket quota table: "Lambda authorizer result size: 8 KB"; the design budget everywhere
 MAX_RESOURCE_CHARS = 512  # authorizer output docs: a policy Resource ARN is at most 512 characters
 MAX_PRINCIPAL_CHARS = 256
 _CONTEXT_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")

@@ -20,8 +20,9 @@ to cover another route's paths cannot be expressed exactly: the load (and so
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from ruleauth.cache import Cache
 from ruleauth.model import METHODS, REST_REQUEST, REST_TOKEN, WEBSOCKET, WEBSOCKET_CONNECT
@@ -93,9 +94,13 @@ class RouteTable:
     def entry_for(self, method: str, route: Route) -> Entry | None:
         return self._by_cell.get((method, id(route)))
 
-    def synthesise(self, allowed: Sequence[bool], asked: Entry | None,
-                   scope: frozenset[int] | None = None,
-                   reach: frozenset[int] | None = None) -> tuple[list[str], list[str]]:
+    def synthesise(
+        self,
+        allowed: Sequence[bool],
+        asked: Entry | None,
+        scope: frozenset[int] | None = None,
+        reach: frozenset[int] | None = None,
+    ) -> tuple[list[str], list[str]]:
         """Allow and Deny patterns for one caller, given each entry's rule decision.
 
         `scope`: only these entries' Allows are emitted (None: the whole table), each with
@@ -115,22 +120,29 @@ class RouteTable:
         allows, denies = list(found[0]), list(found[1])
         # An explicit Deny for the asked route gives callers the explicit-deny 403, as
         # hand-written authorizers do; only where it cannot shadow an allowed route.
-        if (asked is not None and not allowed[asked.index]
-                and not any(allowed[other] for other in self.asked_blockers[asked.index])
-                and not any(_covers(deny, asked.pattern) for deny in denies)):
+        if (
+            asked is not None
+            and not allowed[asked.index]
+            and not any(allowed[other] for other in self.asked_blockers[asked.index])
+            and not any(_covers(deny, asked.pattern) for deny in denies)
+        ):
             denies = sorted([*denies, asked.pattern])
         return allows, denies
 
-    def _synthesise(self, allowed: Sequence[bool], scope: frozenset[int] | None,
-                    reach: frozenset[int] | None) -> tuple[list[str], list[str]]:
+    def _synthesise(
+        self, allowed: Sequence[bool], scope: frozenset[int] | None, reach: frozenset[int] | None
+    ) -> tuple[list[str], list[str]]:
         emitted = [e for e in self.entries if allowed[e.index] and (scope is None or e.index in scope)]
         allows = [e.pattern for e in emitted]
         denies: set[str] = set()
         if any("*" in pattern for pattern in allows):
             denies.update(EMPTY_SEGMENT_DENIES)
         for entry in emitted:
-            denies.update(self.entries[d].pattern for d in self.deny_if_allowed[entry.index]
-                          if not allowed[d] and (reach is None or d in reach))
+            denies.update(
+                self.entries[d].pattern
+                for d in self.deny_if_allowed[entry.index]
+                if not allowed[d] and (reach is None or d in reach)
+            )
             for candidates in self.gaps[entry.index]:
                 for pattern, blockers in candidates:
                     if not any(allowed[b] for b in blockers):
@@ -187,7 +199,9 @@ def build_table(ruleset: RuleSet) -> RouteTable:
             # `*` matches the empty string: deny it unless a root rule allows it.
             entry_gaps.append([(f"{entry.method}/", index.overlapping(entry.method, []))])
         for specific, general in _gap_patterns(entry):
-            candidates = [(text, frozenset(index.overlapping(entry.method, tokens))) for text, tokens in (general, specific)]
+            candidates = [
+                (text, frozenset(index.overlapping(entry.method, tokens))) for text, tokens in (general, specific)
+            ]
             entry_gaps.append(candidates)
             if candidates[1][1]:
                 uncovered.append((entry, specific[0]))
@@ -267,8 +281,9 @@ def api_route_scope(table: RouteTable, request: Any) -> frozenset[int]:
             by_method.setdefault(e.method, []).append(e)
     found: set[int] = set()
     for entries in by_method.values():
-        containers = [e.route.specificity() for e in entries
-                      if segments is not None and _contains(e.route.segments, segments)]
+        containers = [
+            e.route.specificity() for e in entries if segments is not None and _contains(e.route.segments, segments)
+        ]
         best = min(containers) if containers else None
         found.update(e.index for e in entries if best is None or e.route.specificity() <= best)
     return frozenset(found)
@@ -282,9 +297,16 @@ def api_route_is_the_rules(routes: Sequence[Route], request: Any, route: Route |
     tokens, same_method = _api_route(request)
     if route is None or tokens is None or not _contains(route.segments, parse_path(request.resource)):
         return False
-    if not same_method and (route.method == "ANY" or any(
-            other is not route and not other.websocket and other.method != route.method
-            and _overlaps(tokens, other.segments) for other in routes)):
+    if not same_method and (
+        route.method == "ANY"
+        or any(
+            other is not route
+            and not other.websocket
+            and other.method != route.method
+            and _overlaps(tokens, other.segments)
+            for other in routes
+        )
+    ):
         # An HTTP API's cache key holds no method for an `ANY` API route: a pattern for the
         # asked method alone would be replayed for the others.
         return False
@@ -292,9 +314,13 @@ def api_route_is_the_rules(routes: Sequence[Route], request: Any, route: Route |
     # than `route` (the router's order does not depend on the path).
     rank = route.specificity()
     return not any(
-        other is not route and not other.websocket and other.specificity() < rank
-        and _overlaps(tokens, other.segments) and (not same_method or other.method in ("ANY", request.method))
-        for other in routes)
+        other is not route
+        and not other.websocket
+        and other.specificity() < rank
+        and _overlaps(tokens, other.segments)
+        and (not same_method or other.method in ("ANY", request.method))
+        for other in routes
+    )
 
 
 def _api_route(request: Any) -> tuple[list[PathToken] | None, bool]:
@@ -362,7 +388,9 @@ def _may_win_inside(wide: Entry, other: Entry, index: _Index) -> bool:
         return False
     if wide.route.specificity() >= other.route.specificity():
         return True
-    return any(other.index in index.overlapping(wide.method, tokens) for _, tokens in _gap_patterns(wide, tokens_only=True))
+    return any(
+        other.index in index.overlapping(wide.method, tokens) for _, tokens in _gap_patterns(wide, tokens_only=True)
+    )
 
 
 def _decide_alike(a: Rule, b: Rule) -> bool:
@@ -370,8 +398,12 @@ def _decide_alike(a: Rule, b: Rule) -> bool:
     if a is b:
         return True
     reads_route = any(r.input in ("request.method", "request.route") for r in a.allow.reads | b.allow.reads)
-    return (not reads_route and a.allow.source.strip() == b.allow.source.strip()
-            and a.auth == b.auth and a.providers == b.providers)
+    return (
+        not reads_route
+        and a.allow.source.strip() == b.allow.source.strip()
+        and a.auth == b.auth
+        and a.providers == b.providers
+    )
 
 
 def _unique_conflicts(conflicts: list[Conflict]) -> list[Conflict]:
@@ -400,7 +432,7 @@ def _gap_patterns(entry: Entry, tokens_only: bool = False) -> list[Any]:
         if segment.kind != PARAM:
             continue
         tokens = _glob(entry.route.segments)
-        tokens[position:position + 1] = [STAR, STAR]
+        tokens[position : position + 1] = [STAR, STAR]
         text = f"{entry.method}/" + "/".join("*" if t is STAR else t for t in tokens)
         found.append(((text, tokens), general))
     if tokens_only:
@@ -456,7 +488,8 @@ def size_report(table: RouteTable) -> SizeReport:
     all_patterns = sorted({e.pattern for e in table.entries})
     all_denies = sorted(
         {table.entries[d].pattern for ds in table.deny_if_allowed for d in ds}
-            | {candidates[-1][0] for gaps in table.gaps for candidates in gaps}
-        | set(all_patterns) | set(EMPTY_SEGMENT_DENIES)
+        | {candidates[-1][0] for gaps in table.gaps for candidates in gaps}
+        | set(all_patterns)
+        | set(EMPTY_SEGMENT_DENIES)
     )
     return SizeReport(estimated_size(allows, denies), estimated_size(all_patterns, all_denies))

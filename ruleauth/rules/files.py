@@ -13,8 +13,11 @@ def rule_files(path: str | os.PathLike[str]) -> list[Path]:
     target = Path(path)
     if target.is_dir():
         names = sorted(
-            (p for p in target.iterdir()
-             if p.is_file() and not p.name.startswith(".") and p.suffix in (".yaml", ".yml")),
+            (
+                p
+                for p in target.iterdir()
+                if p.is_file() and not p.name.startswith(".") and p.suffix in (".yaml", ".yml")
+            ),
             key=lambda p: os.fsencode(p.name),
         )
         if not names:

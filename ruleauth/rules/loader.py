@@ -10,31 +10,57 @@ import dataclasses
 import datetime
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from ruleauth.rules import strict_yaml as sy
 from ruleauth.cel import fast_engine
-from ruleauth.errors import ERROR, Problem, RulesError
 from ruleauth.cel.compiler import ENGINES, Compiled, Compiler, ExpressionError, Read
+from ruleauth.errors import ERROR, Problem, RulesError
 from ruleauth.model import ANY, EVENT_TYPES, METHODS, JwtProvider, SourcePos
 from ruleauth.reasons import Outcome
-from ruleauth.rules.routes import Route, RouteSyntaxError, Router, Shape, parse_route
+from ruleauth.rules import strict_yaml as sy
 from ruleauth.rules.files import rule_files
-from ruleauth.rules.settings import Settings
+from ruleauth.rules.routes import Route, Router, RouteSyntaxError, Shape, parse_route
 from ruleauth.rules.ruleset import (
-    AUTH_JWT, AUTH_MODES, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, CACHE_DISABLED,
-    CACHE_MODES, CACHE_ROUTE, MODE_ENFORCE, MODE_SHADOW, RESPONSE_IAM, RESPONSE_SIMPLE,
-    CacheConfig, Expectation, Rule, RuleSet, TestCase, TokenConfig,
+    AUTH_JWT,
+    AUTH_MODES,
+    AUTH_NONE,
+    AUTH_OPTIONAL,
+    AUTH_TOKEN,
+    CACHE_DISABLED,
+    CACHE_MODES,
+    CACHE_ROUTE,
+    MODE_ENFORCE,
+    MODE_SHADOW,
+    RESPONSE_IAM,
+    RESPONSE_SIMPLE,
+    CacheConfig,
+    Expectation,
+    Rule,
+    RuleSet,
+    TestCase,
+    TokenConfig,
 )
+from ruleauth.rules.settings import Settings
 
 TOP_KEYS = (
-    "version", "token", "cache", "jwt", "define", "principal", "context",
-    "usage_identifier_key", "response", "engine", "rules", "tests",
+    "version",
+    "token",
+    "cache",
+    "jwt",
+    "define",
+    "principal",
+    "context",
+    "usage_identifier_key",
+    "response",
+    "engine",
+    "rules",
+    "tests",
 )
 RESERVED_TOP_KEYS = ("deny", "include", "imports")
 RULE_KEYS = ("name", "route", "auth", "token", "allow", "mode", "description")
@@ -42,8 +68,16 @@ TOKEN_KEYS = ("header", "query", "cookie", "scheme")
 CACHE_KEYS = ("mode", "sources")
 SOURCE_KEYS = ("headers", "query", "stage_variables", "context")
 PROVIDER_KEYS = (
-    "name", "issuer", "audience", "client_ids", "algorithms", "typ", "token_use", "leeway",
-    "jwks_uri", "jwks_file",
+    "name",
+    "issuer",
+    "audience",
+    "client_ids",
+    "algorithms",
+    "typ",
+    "token_use",
+    "leeway",
+    "jwks_uri",
+    "jwks_file",
 )
 TEST_KEYS = ("name", "request", "claims", "now", "event_type", "event", "expect")
 REQUEST_KEYS = ("method", "path", "headers", "query", "cookies", "stage_variables", "source_ip", "token")
@@ -56,8 +90,14 @@ RESERVED_CONTEXT_KEYS = ("principalId", "integrationLatency", "claims")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 # What a rule may read when API Gateway caches the response (SPEC "Caching").
-_ROUTE_LEVEL = ("request.method", "request.route", "request.stage", "request.api_id",
-                "request.account_id", "request.region")
+_ROUTE_LEVEL = (
+    "request.method",
+    "request.route",
+    "request.stage",
+    "request.api_id",
+    "request.account_id",
+    "request.region",
+)
 _ALWAYS_CACHE_SAFE = ("token", "claims", "scopes", "auth.provider", "now", "now_unix")
 
 
@@ -71,8 +111,7 @@ class _Merged:
     tests: list[tuple[sy.Source, Node]] = field(default_factory=list)
 
 
-def load(path: str | os.PathLike[str], engine_override: str | None = None,
-         settings: Settings | None = None) -> RuleSet:
+def load(path: str | os.PathLike[str], engine_override: str | None = None, settings: Settings | None = None) -> RuleSet:
     """Load, check and compile every rule under `path`. Raises RulesError listing every problem.
 
     `settings` are the environment's and flags' (rules/settings.py; default: this process's
@@ -173,8 +212,12 @@ class _Builder:
         providers = self._providers()
         defines = self._defines()
         engine = self._engine()
-        self.compiler = Compiler(defines, jwt_configured=bool(providers), engine=engine,
-                                 interpreter_only=self.settings.interpreter_only.value)
+        self.compiler = Compiler(
+            defines,
+            jwt_configured=bool(providers),
+            engine=engine,
+            interpreter_only=self.settings.interpreter_only.value,
+        )
         self.provider_names = {p.name for p in providers}
         response = self._setting("response", self._choice("response", (RESPONSE_IAM, RESPONSE_SIMPLE), None))
         principal = self._top_expression("principal")
@@ -187,10 +230,19 @@ class _Builder:
         shadows = [(route, rule) for rule in rules if rule.shadow for route in rule.routes]
         tests = self._tests()
         ruleset = RuleSet(
-            files=tuple(s.file for s in self.sources), token=token, cache=cache,
-            providers=tuple(providers), rules=rules, router=Router(routed),
-            shadow_router=Router(shadows), principal=principal, context=context,
-            usage_identifier_key=usage_key, response=response, tests=tests, engine=engine,
+            files=tuple(s.file for s in self.sources),
+            token=token,
+            cache=cache,
+            providers=tuple(providers),
+            rules=rules,
+            router=Router(routed),
+            shadow_router=Router(shadows),
+            principal=principal,
+            context=context,
+            usage_identifier_key=usage_key,
+            response=response,
+            tests=tests,
+            engine=engine,
             settings=self.settings,
         )
         if not any(p.severity == "error" for s in self.sources for p in s.problems):
@@ -212,8 +264,11 @@ class _Builder:
                 longest = ps.PREFIX_ESTIMATE + len(ps.route_pattern("OPTIONS", route))
                 if longest > MAX_RESOURCE_CHARS:
                     self._source_of(rule).error(
-                        _pos_node(rule), f"route {route} makes resource ARNs of about {longest} characters; "
-                        f"API Gateway allows {MAX_RESOURCE_CHARS}", rule.name)
+                        _pos_node(rule),
+                        f"route {route} makes resource ARNs of about {longest} characters; "
+                        f"API Gateway allows {MAX_RESOURCE_CHARS}",
+                        rule.name,
+                    )
         table = ruleset.table
         if table is None:
             return
@@ -239,14 +294,18 @@ class _Builder:
         budget = MAX_RESPONSE_BYTES - 1024  # room for principal and context
         if report.all_allowed > budget:
             self.first.error(
-                None, f"the cached policy for a caller allowed everywhere would be about {report.all_allowed} "
+                None,
+                f"the cached policy for a caller allowed everywhere would be about {report.all_allowed} "
                 f"bytes; API Gateway's limit is {MAX_RESPONSE_BYTES} (with room for principal and context): "
-                "use cache.mode: route, or group routes under {proxy+} parameters")
+                "use cache.mode: route, or group routes under {proxy+} parameters",
+            )
         elif report.worst_case > budget:
             self.first.warning(
-                None, f"worst-case cached policy is about {report.worst_case} bytes (over the "
+                None,
+                f"worst-case cached policy is about {report.worst_case} bytes (over the "
                 f"{MAX_RESPONSE_BYTES}-byte limit); callers whose policy does not fit get a policy "
-                "for the asked route only (correct, but the cache then saves fewer calls)")
+                "for the asked route only (correct, but the cache then saves fewer calls)",
+            )
 
     def _engine(self) -> str:
         """`engine:` (or RULEAUTH_ENGINE); the fast engine must be installed, else a load error."""
@@ -261,8 +320,7 @@ class _Builder:
     def _single(self, key: str) -> tuple[sy.Source, ScalarNode, Node] | None:
         return self.merged.single.get(key)
 
-    def _setting(self, name: str, file_value: str | None,
-                 where: tuple[sy.Source, Node] | None = None) -> Any:
+    def _setting(self, name: str, file_value: str | None, where: tuple[sy.Source, Node] | None = None) -> Any:
         """The effective value of a setting the file may give (rules/settings.py): the file's value
         (at `where`, else at its top-level key) unless the environment or a flag overrides it."""
         if file_value is not None:
@@ -426,8 +484,9 @@ class _Builder:
                 seen[name] = source
         return defines
 
-    def _expression_text(self, source: sy.Source, node: Node, what: str, rule: str | None = None,
-                         allow_bool: bool = False) -> str | None:
+    def _expression_text(
+        self, source: sy.Source, node: Node, what: str, rule: str | None = None, allow_bool: bool = False
+    ) -> str | None:
         if allow_bool and isinstance(node, ScalarNode) and node.tag == sy.BOOL:
             if node.value in ("true", "false"):
                 return str(node.value)
@@ -449,8 +508,9 @@ class _Builder:
             return None
         return text
 
-    def _compile(self, source: sy.Source, node: Node, what: str, rule: str | None = None,
-                 allow_bool: bool = False) -> Compiled | None:
+    def _compile(
+        self, source: sy.Source, node: Node, what: str, rule: str | None = None, allow_bool: bool = False
+    ) -> Compiled | None:
         text = self._expression_text(source, node, what, rule, allow_bool)
         if text is None:
             return None
@@ -488,7 +548,9 @@ class _Builder:
             if compiled is None:
                 continue
             if any(r.input == "token" for r in compiled.reads):
-                source.error(value, f"context.{key} may not read `token`: the raw credential never leaves the authorizer")
+                source.error(
+                    value, f"context.{key} may not read `token`: the raw credential never leaves the authorizer"
+                )
                 continue
             context[key] = compiled
         return context
@@ -538,9 +600,11 @@ class _Builder:
                 explicit = [shapes.get(((m, *route.shape[1:]), False)) for m in METHODS]
                 if all(explicit):
                     self._source_of(rule).warning(
-                        _pos_node(rule), f"route {route} is shadowed: every method has a more specific route "
+                        _pos_node(rule),
+                        f"route {route} is shadowed: every method has a more specific route "
                         f"({', '.join(sorted({e[0] for e in explicit if e}))}), so this rule never decides",
-                        rule.name)
+                        rule.name,
+                    )
 
     def _rule(self, source: sy.Source, node: Node, default_auth: str) -> Rule | None:
         entries = sy.as_mapping(source, node, "a rule")
@@ -575,7 +639,10 @@ class _Builder:
             description = sy.as_string(source, values["description"][1], "description", name) or ""
         if allow is None or routes is None or auth is None:
             return None
-        if any(r.input == "claims" or r.input == "auth.provider" for r in allow.reads) and auth in (AUTH_TOKEN, AUTH_NONE):
+        if any(r.input == "claims" or r.input == "auth.provider" for r in allow.reads) and auth in (
+            AUTH_TOKEN,
+            AUTH_NONE,
+        ):
             source.warning(values["allow"][1], f"reads claims but auth is {auth}: claims are always empty here", name)
         if auth == AUTH_NONE and any(r.input == "token" for r in allow.reads):
             source.error(values["allow"][1], "auth: none never reads the credential, so `token` is always empty", name)
@@ -586,8 +653,16 @@ class _Builder:
                 "when a configured identity source is missing",
                 name,
             )
-        return Rule(name=name, routes=routes, auth=auth, allow=allow, pos=source.pos(node),
-                    providers=providers, mode=mode, description=description)
+        return Rule(
+            name=name,
+            routes=routes,
+            auth=auth,
+            allow=allow,
+            pos=source.pos(node),
+            providers=providers,
+            mode=mode,
+            description=description,
+        )
 
     def _routes(self, source: sy.Source, node: Node, rule: str) -> tuple[Route, ...] | None:
         texts: list[tuple[str, Node]] = []
@@ -598,16 +673,24 @@ class _Builder:
             texts.append((text, node))
         else:
             if isinstance(node, MappingNode):
-                source.error(node, "route must be a string like 'GET /orders/{id}' "
-                             "(an unquoted {id} is a YAML mapping: quote the route)", rule)
+                source.error(
+                    node,
+                    "route must be a string like 'GET /orders/{id}' "
+                    "(an unquoted {id} is a YAML mapping: quote the route)",
+                    rule,
+                )
                 return None
             items = sy.as_list(source, node, "route", rule)
             if items is None:
                 return None
             for item in items:
                 if isinstance(item, MappingNode):
-                    source.error(item, "route must be a string like 'GET /orders/{id}' "
-                                 "(an unquoted {id} is a YAML mapping: quote the route)", rule)
+                    source.error(
+                        item,
+                        "route must be a string like 'GET /orders/{id}' "
+                        "(an unquoted {id} is a YAML mapping: quote the route)",
+                        rule,
+                    )
                     continue
                 text = sy.as_string(source, item, "route", rule)
                 if text is not None:
@@ -625,8 +708,9 @@ class _Builder:
                 source.error(item, str(exc), rule)
         return tuple(routes) if len(routes) == len(texts) else None
 
-    def _auth(self, source: sy.Source, values: Mapping[str, tuple[Node, Node]], default: str,
-              rule: str) -> tuple[str | None, tuple[str, ...] | None]:
+    def _auth(
+        self, source: sy.Source, values: Mapping[str, tuple[Node, Node]], default: str, rule: str
+    ) -> tuple[str | None, tuple[str, ...] | None]:
         if "auth" in values and "token" in values:
             source.error(values["token"][0], "use either auth: or token: optional, not both", rule)
             return None, None
@@ -663,12 +747,21 @@ class _Builder:
 
     # -- whole-set checks -------------------------------------------------
 
-    def _check_cache_safety(self, cache: CacheConfig, rules: list[Rule], principal: Compiled | None,
-                            context: dict[str, Compiled], usage_key: Compiled | None) -> None:
+    def _check_cache_safety(
+        self,
+        cache: CacheConfig,
+        rules: list[Rule],
+        principal: Compiled | None,
+        context: dict[str, Compiled],
+        usage_key: Compiled | None,
+    ) -> None:
         if not cache.cached:
             return
-        per_caller = [("principal", principal)] + [(f"context.{k}", v) for k, v in context.items()] + [
-            ("usage_identifier_key", usage_key)]
+        per_caller = (
+            [("principal", principal)]
+            + [(f"context.{k}", v) for k, v in context.items()]
+            + [("usage_identifier_key", usage_key)]
+        )
         for what, compiled in per_caller:
             if compiled is None:
                 continue
@@ -677,29 +770,38 @@ class _Builder:
             source = entry[0] if entry else self.first
             if what.startswith("context.") and isinstance(node, MappingNode):
                 # Point at this key's own expression, not at the whole `context:` mapping.
-                node = next((v for k, v in node.value if k.value == what[len("context."):]), node)
+                node = next((v for k, v in node.value if k.value == what[len("context.") :]), node)
             # One principal and context is cached per caller, across routes: only route-level
             # values in `route` mode, nothing about the route in `identity` mode.
             bad = _unsafe_reads(compiled.reads, cache, route_level=cache.mode == CACHE_ROUTE)
             if bad:
-                source.error(node, f"{what} reads {', '.join(sorted(map(str, bad)))}, which is not part of "
-                             f"the authorizer's cache key (cache.mode: {cache.mode}); {_cache_advice(cache)}")
+                source.error(
+                    node,
+                    f"{what} reads {', '.join(sorted(map(str, bad)))}, which is not part of "
+                    f"the authorizer's cache key (cache.mode: {cache.mode}); {_cache_advice(cache)}",
+                )
             if compiled.uses_now:
-                source.warning(node, f"{what} reads `now` but cache.mode is {cache.mode}: "
-                               "the value is replayed for the cache TTL")
+                source.warning(
+                    node, f"{what} reads `now` but cache.mode is {cache.mode}: the value is replayed for the cache TTL"
+                )
         for rule in rules:
             source = self._source_of(rule)
             bad = _unsafe_reads(rule.allow.reads, cache, route_level=True)
             if bad:
                 source.error(
-                    _pos_node(rule), f"allow reads {', '.join(sorted(map(str, bad)))}, which is not part of "
-                    f"the authorizer's cache key (cache.mode: {cache.mode}); {_cache_advice(cache)}", rule.name)
+                    _pos_node(rule),
+                    f"allow reads {', '.join(sorted(map(str, bad)))}, which is not part of "
+                    f"the authorizer's cache key (cache.mode: {cache.mode}); {_cache_advice(cache)}",
+                    rule.name,
+                )
             if rule.allow.uses_now:
-                source.warning(_pos_node(rule), f"allow reads `now` but cache.mode is {cache.mode}: "
-                               "the decision is replayed for the cache TTL", rule.name)
+                source.warning(
+                    _pos_node(rule),
+                    f"allow reads `now` but cache.mode is {cache.mode}: the decision is replayed for the cache TTL",
+                    rule.name,
+                )
 
-    def _check_simple_response(self, cache: CacheConfig, rules: list[Rule],
-                               context: dict[str, Compiled]) -> None:
+    def _check_simple_response(self, cache: CacheConfig, rules: list[Rule], context: dict[str, Compiled]) -> None:
         """A cached simple yes/no has no resource to limit it: API Gateway replays it for every
         request with the same cache key, so it must be the rules' answer for all of them."""
         response, mode = self.settings.response, self.settings.cache_mode
@@ -717,14 +819,20 @@ class _Builder:
         """A simple response the cache would replay where the rules answer otherwise."""
         response, mode = self.settings.response, self.settings.cache_mode
         at = next((s for s in (response, mode) if s.pos is not None), None)
-        source = next((s for s in self.sources if at is not None and at.pos is not None and s.file == at.pos.file), self.first)
+        source = next(
+            (s for s in self.sources if at is not None and at.pos is not None and s.file == at.pos.file), self.first
+        )
         entry = self._single("response") if at is response else None
         node = entry[2] if entry else (self._cache_mode_node() if at is mode else None)
         source.error(
             node,
             f"{response} with {mode}: {why}: use iam responses"
-            + (", or cache.mode route (add $context.routeKey to the identity sources)" if mode.value != CACHE_ROUTE
-               else "") + ", or cache.mode disabled (TTL 0)",
+            + (
+                ", or cache.mode route (add $context.routeKey to the identity sources)"
+                if mode.value != CACHE_ROUTE
+                else ""
+            )
+            + ", or cache.mode disabled (TTL 0)",
         )
 
     def _cache_mode_node(self) -> Node | None:
@@ -768,8 +876,10 @@ class _Builder:
                 if key in ("method", "path", "source_ip", "token"):
                     request[key] = sy.as_string(source, value, f"request.{key}")
                 else:
-                    request[key] = {k: _scalar_text(source, v, f"request.{key}.{k}")
-                                    for k, _, v in sy.as_mapping(source, value, f"request.{key}") or []}
+                    request[key] = {
+                        k: _scalar_text(source, v, f"request.{key}.{k}")
+                        for k, _, v in sy.as_mapping(source, value, f"request.{key}") or []
+                    }
         claims = None
         if "claims" in values:
             if not isinstance(values["claims"], MappingNode):
@@ -794,8 +904,16 @@ class _Builder:
                 event = str(path)
         if expect is None:
             return None
-        return TestCase(name=name, pos=source.pos(node), expect=expect, request=request, claims=claims,
-                        now=now, event_type=event_type, event=event)
+        return TestCase(
+            name=name,
+            pos=source.pos(node),
+            expect=expect,
+            request=request,
+            claims=claims,
+            now=now,
+            event_type=event_type,
+            event=event,
+        )
 
     def _expectation(self, source: sy.Source, node: Node, name: str) -> Expectation | None:
         if isinstance(node, ScalarNode):
@@ -833,8 +951,9 @@ class _Builder:
         )
 
 
-def _mapping_checked(source: sy.Source, node: Node, what: str, allowed: tuple[str, ...],
-                     rule: str | None = None) -> list[tuple[str, ScalarNode, Node]]:
+def _mapping_checked(
+    source: sy.Source, node: Node, what: str, allowed: tuple[str, ...], rule: str | None = None
+) -> list[tuple[str, ScalarNode, Node]]:
     entries = sy.as_mapping(source, node, what, rule) or []
     sy.check_keys(source, entries, allowed, what, rule)
     return [e for e in entries if e[0] in allowed]
@@ -874,7 +993,7 @@ def _position_in(source: sy.Source, node: Node, text: str, where: tuple[int, int
     start = node.start_mark
     if node.style in (None, "'", '"') and len(lines) == 1:
         first = start.column + (1 if node.style else 0)
-        if source.line(start.line + 1)[first:first + len(wanted)] == wanted:
+        if source.line(start.line + 1)[first : first + len(wanted)] == wanted:
             return SourcePos(source.file, start.line + 1, first + column)
     elif node.style == "|" and wanted:
         # Content starts on the line after the `|` indicator, one file line per text line.
@@ -893,8 +1012,10 @@ def _example_path(pattern: str) -> str:
 
 
 def _cache_advice(cache: CacheConfig) -> str:
-    return ("add it to cache.sources (and to the authorizer's identity sources in API Gateway), "
-            "or set cache.mode: disabled (TTL 0)")
+    return (
+        "add it to cache.sources (and to the authorizer's identity sources in API Gateway), "
+        "or set cache.mode: disabled (TTL 0)"
+    )
 
 
 def _identity_difference(rules: list[Rule]) -> str | None:
@@ -903,15 +1024,19 @@ def _identity_difference(rules: list[Rule]) -> str | None:
     sources = {(r.allow.source.strip(), r.auth, r.providers) for r in rules}
     route_reads = any(read.input in ("request.method", "request.route") for r in rules for read in r.allow.reads)
     if len(sources) > 1 or route_reads:
-        return ("API Gateway caches one yes/no per caller and replays it on every route, "
-                "but these rules decide differently per route")
+        return (
+            "API Gateway caches one yes/no per caller and replays it on every route, "
+            "but these rules decide differently per route"
+        )
     gap = _request_without_rule(rules)
     if gap is None:
         return None
-    return (f"API Gateway caches one yes/no per caller and replays it on every route, but {gap} reaches no "
-            "rule and is denied (no_route), so a yes cached on a rule's route would allow it; no rule table "
-            "reaches every request path (`ANY /` and `ANY /{proxy+}` do not reach a path with an empty "
-            "segment such as /x/)")
+    return (
+        f"API Gateway caches one yes/no per caller and replays it on every route, but {gap} reaches no "
+        "rule and is denied (no_route), so a yes cached on a rule's route would allow it; no rule table "
+        "reaches every request path (`ANY /` and `ANY /{proxy+}` do not reach a path with an empty "
+        "segment such as /x/)"
+    )
 
 
 def _method_blind_reads(rules: list[Rule], context: dict[str, Compiled]) -> str | None:
@@ -924,8 +1049,10 @@ def _method_blind_reads(rules: list[Rule], context: dict[str, Compiled]) -> str 
     reading += [(f"context.{key}", c) for key, c in context.items()]
     for what, compiled in reading:
         if any(read.input == "request.method" for read in compiled.reads):
-            return (f"{what} reads request.method, but an HTTP API's route key for an ANY route (the "
-                    "cache key) holds no method, so one method's cached yes/no is replayed for the others")
+            return (
+                f"{what} reads request.method, but an HTTP API's route key for an ANY route (the "
+                "cache key) holds no method, so one method's cached yes/no is replayed for the others"
+            )
     return None
 
 

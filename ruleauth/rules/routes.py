@@ -9,8 +9,9 @@ widen what a narrower rule allows.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, Iterable, Mapping, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 from ruleauth.errors import LoadError
 from ruleauth.model import ANY, METHODS, WEBSOCKET_CONNECT
@@ -117,9 +118,7 @@ def parse_route(text: str) -> Route:
     if method not in METHODS and method != ANY:
         upper = method.upper()
         hint = f"; write {upper!r}" if upper in METHODS or upper == ANY else ""
-        raise RouteSyntaxError(
-            f"unknown method {method!r}: use one of {', '.join((*METHODS, ANY))}{hint}"
-        )
+        raise RouteSyntaxError(f"unknown method {method!r}: use one of {', '.join((*METHODS, ANY))}{hint}")
     return Route(method, path, parse_path(path))
 
 
@@ -148,9 +147,7 @@ def parse_path(path: str) -> tuple[Segment, ...]:
                 f"route path {path!r} contains '*' or '?': use {{name}} or {{name+}} parameters instead"
             )
         elif "{" in part or "}" in part or not _LITERAL.match(part):
-            raise RouteSyntaxError(
-                f"segment {part!r} of {path!r} is neither a literal nor a {{name}} parameter"
-            )
+            raise RouteSyntaxError(f"segment {part!r} of {path!r} is neither a literal nor a {{name}} parameter")
         else:
             segments.append(Segment(LITERAL, part))
     return tuple(segments)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
-from ruleauth.errors import Problem
 from ruleauth.cel.compiler import Compiled
+from ruleauth.errors import Problem
 from ruleauth.model import JwtProvider, SourcePos
 from ruleauth.rules.routes import Route, Router
 

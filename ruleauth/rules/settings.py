@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ruleauth.errors import Problem, RulesError
 from ruleauth.model import SourcePos
@@ -87,8 +88,9 @@ class Settings:
     snapshot: Setting
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None,
-                     flags: Mapping[str, str | None] | None = None) -> "Settings":
+    def from_environ(
+        cls, environ: Mapping[str, str] | None = None, flags: Mapping[str, str | None] | None = None
+    ) -> Settings:
         """The environment's and the flags' settings, checked; file keys still to come.
 
         Raises RulesError naming every bad value at once."""
@@ -111,14 +113,15 @@ class Settings:
                     setting = Setting(key or variable, value, origin, label)
             elif name == "log_level" and environ.get("AWS_LAMBDA_LOG_LEVEL"):
                 # Lambda's own advanced logging level (it also has TRACE and FATAL): never refused.
-                setting = Setting("AWS_LAMBDA_LOG_LEVEL", environ["AWS_LAMBDA_LOG_LEVEL"].upper(),
-                                  ENVIRONMENT, "AWS_LAMBDA_LOG_LEVEL")
+                setting = Setting(
+                    "AWS_LAMBDA_LOG_LEVEL", environ["AWS_LAMBDA_LOG_LEVEL"].upper(), ENVIRONMENT, "AWS_LAMBDA_LOG_LEVEL"
+                )
             values[name] = setting
         if problems:
             raise RulesError([Problem(p) for p in problems])
         return cls(**values)
 
-    def with_file(self, name: str, value: Any, pos: SourcePos | None) -> "Settings":
+    def with_file(self, name: str, value: Any, pos: SourcePos | None) -> Settings:
         """The rules file's `key: value`; an environment variable or a flag still wins."""
         current: Setting = getattr(self, name)
         if current.overridden:
@@ -151,8 +154,7 @@ def metrics_mode_from(environ: Mapping[str, str]) -> str:
         return METRICS_ON
     if value.lower() == "rule":
         return METRICS_PER_RULE
-    raise RulesError([Problem(
-        f"RULEAUTH_METRICS must be 1, true or rule (or unset), not {value!r}")])
+    raise RulesError([Problem(f"RULEAUTH_METRICS must be 1, true or rule (or unset), not {value!r}")])
 
 
 def sample_rate_from(environ: Mapping[str, str]) -> float:

@@ -28,8 +28,8 @@ import hashlib
 import os
 import pickle
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from ruleauth.rules.files import rule_files
 from ruleauth.rules.ruleset import RuleSet
@@ -91,7 +91,8 @@ def _moved(ruleset: RuleSet, made_in: Path, now_in: Path) -> None:
     """The loader resolves `jwks_file` and test `event` files to absolute paths; a bundle
     built in one directory runs from another (`/var/task`), so those follow the rules."""
     ruleset.providers = tuple(
-        dataclasses.replace(p, jwks_file=_rebased(p.jwks_file, made_in, now_in)) for p in ruleset.providers)
+        dataclasses.replace(p, jwks_file=_rebased(p.jwks_file, made_in, now_in)) for p in ruleset.providers
+    )
     ruleset.tests = [dataclasses.replace(t, event=_rebased(t.event, made_in, now_in)) for t in ruleset.tests]
 
 
@@ -99,8 +100,9 @@ def _today(made: Settings, now: Settings) -> Settings:
     """The snapshot's settings with today's for everything the rules file does not give.
 
     Re-checked, not trusted: the header matched, so each load setting is the snapshot's."""
-    mixed = dataclasses.replace(now, **{name: getattr(made, name) for name in LOAD_SETTINGS
-                                         if not getattr(now, name).overridden})
+    mixed = dataclasses.replace(
+        now, **{name: getattr(made, name) for name in LOAD_SETTINGS if not getattr(now, name).overridden}
+    )
     for name in LOAD_SETTINGS:
         if getattr(mixed, name).value != getattr(made, name).value:
             raise SnapshotUnusable(f"it was made under {getattr(made, name)}, not {getattr(now, name)}")
@@ -122,8 +124,9 @@ def save(ruleset: RuleSet, rules: str | os.PathLike[str]) -> Path:
     return path
 
 
-def read(rules: str | os.PathLike[str], environ: Mapping[str, str] | None = None,
-         settings: Settings | None = None) -> RuleSet | None:
+def read(
+    rules: str | os.PathLike[str], environ: Mapping[str, str] | None = None, settings: Settings | None = None
+) -> RuleSet | None:
     """The snapshot's rule set; None when there is none. Raises SnapshotUnusable when stale.
 
     `settings` (default: `environ`'s) are today's; a snapshot made under other load settings

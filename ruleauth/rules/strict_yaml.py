@@ -10,8 +10,9 @@ then read the composed node tree, which keeps every value's line and column.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, cast
+from typing import cast
 
 import yaml
 from yaml.composer import Composer
@@ -54,9 +55,7 @@ class _Refusals:
             )
         tag = getattr(event, "tag", None)
         if tag is not None and tag != "!":
-            raise _Refused(
-                f"YAML tags ({tag}) are not allowed in a rules file", event.start_mark
-            )
+            raise _Refused(f"YAML tags ({tag}) are not allowed in a rules file", event.start_mark)
         return Composer.compose_node(self, parent, index)  # type: ignore[arg-type]
 
     def compose_scalar_node(self, anchor):  # type: ignore[no-untyped-def]
@@ -196,18 +195,21 @@ def describe(node: Node) -> str:
     if isinstance(node, SequenceNode):
         return "a list"
     kind = node.tag.rsplit(":", 1)[-1]
-    return {"str": "a string", "int": "a number", "float": "a number", "bool": "a boolean",
-            "null": "empty (null)", "timestamp": "a date"}.get(kind, kind)
+    return {
+        "str": "a string",
+        "int": "a number",
+        "float": "a number",
+        "bool": "a boolean",
+        "null": "empty (null)",
+        "timestamp": "a date",
+    }.get(kind, kind)
 
 
 def surprise_hint(node: ScalarNode) -> str:
     """Explain why YAML did not read a plain scalar as the string it looks like."""
     if node.tag == STR:
         return ""
-    return (
-        f"YAML 1.1 reads {node.value!r} as {describe(node)}, not a string: "
-        f"quote it ('{node.value}')"
-    )
+    return f"YAML 1.1 reads {node.value!r} as {describe(node)}, not a string: quote it ('{node.value}')"
 
 
 def as_string(source: Source, node: Node, what: str, rule: str | None = None) -> str | None:
@@ -275,12 +277,24 @@ def trailing_comment(source: Source, node: ScalarNode) -> bool:
     """True when a plain scalar is followed by `#` on its last line: YAML cut the text there."""
     if node.style is not None:
         return False
-    rest = source.line(node.end_mark.line + 1)[node.end_mark.column:]
+    rest = source.line(node.end_mark.line + 1)[node.end_mark.column :]
     return rest.lstrip().startswith("#")
 
 
 __all__ = [
-    "BOOL", "INT", "NULL", "STR", "Source", "parse", "as_string", "as_mapping", "as_list",
-    "string_list", "check_keys", "trailing_comment", "describe", "surprise_hint",
+    "BOOL",
+    "INT",
+    "NULL",
+    "STR",
     "WARNING",
+    "Source",
+    "as_list",
+    "as_mapping",
+    "as_string",
+    "check_keys",
+    "describe",
+    "parse",
+    "string_list",
+    "surprise_hint",
+    "trailing_comment",
 ]

@@ -9,22 +9,28 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from ruleauth.policy import response_check
-from ruleauth.runtime.decision import (
-    BAD_EVENT, INTERNAL_ERROR, POLICY_CONFLICT, RESPONSE_TOO_LARGE, Decider, Decision,
-)
 from ruleauth.errors import BadEvent, Problem, RulesError
-from ruleauth.runtime.events import parse_event
+from ruleauth.policy import response_check
+from ruleauth.policy.arn import asked_arn
 from ruleauth.policy.builder import asked_only, build_response, deny_all
 from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, evaluate_response
-from ruleauth.policy.arn import asked_arn
 from ruleauth.reasons import Outcome
 from ruleauth.rules.ruleset import RuleSet
 from ruleauth.rules.settings import Settings
+from ruleauth.runtime.decision import (
+    BAD_EVENT,
+    INTERNAL_ERROR,
+    POLICY_CONFLICT,
+    RESPONSE_TOO_LARGE,
+    Decider,
+    Decision,
+)
+from ruleauth.runtime.events import parse_event
 
 UNAUTHORIZED_BODY = {"message": "Unauthorized"}
 EXPLICIT_DENY_BODY = {"Message": "User is not authorized to access this resource with an explicit deny"}
@@ -88,8 +94,13 @@ class Authorizer:
         self.decider = Decider(ruleset, verifier)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], environ: Mapping[str, str] | None = None,
-             snapshot: bool = False, settings: Settings | None = None) -> "Authorizer":
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        environ: Mapping[str, str] | None = None,
+        snapshot: bool = False,
+        settings: Settings | None = None,
+    ) -> Authorizer:
         """Load the rules under `path` under `settings` (default: `environ`'s, rules/settings.py);
         with `snapshot`, from a matching rules snapshot if any (and RULEAUTH_SNAPSHOT allows)."""
         if settings is None:
@@ -101,8 +112,7 @@ class Authorizer:
             ruleset = rules_loader.load(path, settings=settings)
         return cls(ruleset)
 
-    def authorize(self, event: Any, now: float | None = None,
-                  claims: Mapping[str, Any] | None = None) -> Authorization:
+    def authorize(self, event: Any, now: float | None = None, claims: Mapping[str, Any] | None = None) -> Authorization:
         """Decide one event. Never raises: anything unexpected is a 401 `internal_error`."""
         started = time.perf_counter()
         try:
@@ -156,8 +166,9 @@ class Authorizer:
             # coarse API route, where the table has conflicts): allow exactly the asked ARN,
             # which a cached copy reuses for no other request; else deny.
             exact = asked_only(decision)
-            response = None if exact is None else build_response(
-                decision, self.ruleset, self.response_mode, exact=exact)
+            response = (
+                None if exact is None else build_response(decision, self.ruleset, self.response_mode, exact=exact)
+            )
             if response is not None and not response_check.problems(response):
                 decision.warnings.append("policy_per_request")
                 result.response = response
@@ -201,7 +212,12 @@ def locate_rules(environ: Mapping[str, str] | None = None, in_lambda: bool | Non
         if path.exists():
             return path
         tried.append(path)
-    raise RulesError([Problem(
-        "no rules found; tried " + ", ".join(str(p) for p in tried)
-        + ". Set RULEAUTH_RULES to a rules file or directory"
-    )])
+    raise RulesError(
+        [
+            Problem(
+                "no rules found; tried "
+                + ", ".join(str(p) for p in tried)
+                + ". Set RULEAUTH_RULES to a rules file or directory"
+            )
+        ]
+    )

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol
+from typing import Any, Protocol
 
 from ruleauth.cache import Cache
-from ruleauth.cel import numeric as cel_numbers
 from ruleauth.cel import evaluation as ev
+from ruleauth.cel import numeric as cel_numbers
 from ruleauth.cel.compiler import Compiled
 from ruleauth.model import Request
 from ruleauth.rules.ruleset import AUTH_JWT, AUTH_TOKEN, RuleSet
@@ -80,14 +81,27 @@ class CallerSource(Protocol):
     @property
     def ruleset(self) -> RuleSet: ...
 
-    def identity_for(self, who: tuple, request: Request, now: float, claims: Mapping[str, Any] | None,
-                     identities: Identities) -> Identity | None: ...
+    def identity_for(
+        self, who: tuple, request: Request, now: float, claims: Mapping[str, Any] | None, identities: Identities
+    ) -> Identity | None: ...
 
-    def table_results(self, request: Request, now: float, claims: Mapping[str, Any] | None,
-                      budget: ev.Budget, identities: Identities | None = None) -> list[ev.Result | None]: ...
+    def table_results(
+        self,
+        request: Request,
+        now: float,
+        claims: Mapping[str, Any] | None,
+        budget: ev.Budget,
+        identities: Identities | None = None,
+    ) -> list[ev.Result | None]: ...
 
-    def caller_facts(self, request: Request, now: float, claims: Mapping[str, Any] | None,
-                     budget: ev.Budget, identities: Identities | None = None) -> tuple[CallerFacts, Identity]: ...
+    def caller_facts(
+        self,
+        request: Request,
+        now: float,
+        claims: Mapping[str, Any] | None,
+        budget: ev.Budget,
+        identities: Identities | None = None,
+    ) -> tuple[CallerFacts, Identity]: ...
 
 
 class _Inputs:
@@ -98,8 +112,9 @@ class _Inputs:
         self.token = any(r.input == "token" for r in reads)
         self.scopes = any(r.input == "scopes" for r in reads)
         self.whole_claims = any(r.input == "claims" and r.key is None for r in reads)
-        self.claims = tuple(sorted({r.key for r in reads if r.input == "claims" and r.key is not None}
-                                   | set(extra_claims)))
+        self.claims = tuple(
+            sorted({r.key for r in reads if r.input == "claims" and r.key is not None} | set(extra_claims))
+        )
 
     def values(self, identity: Identity) -> tuple:
         claims = identity.claims
@@ -140,8 +155,14 @@ class CallerViews:
         """How many distinct table answers are kept."""
         return len(self._tables)
 
-    def view(self, request: Request, now: float, claims: Mapping[str, Any] | None,
-             budget: ev.Budget, known: Identities | None = None) -> CallerView:
+    def view(
+        self,
+        request: Request,
+        now: float,
+        claims: Mapping[str, Any] | None,
+        budget: ev.Budget,
+        known: Identities | None = None,
+    ) -> CallerView:
         """`known`: identities already checked for this request, by (auth, providers)."""
         decider = self._decider
         identities = dict(known or {})
@@ -184,8 +205,11 @@ def _sources(decider: CallerSource, request: Request) -> tuple:
     credential_header = (token.header or "").lower()
     credential_cookie_header = "cookie" if token.cookie else ""
     return (
-        tuple(request.header_values.get(h.lower(), ()) for h in cache.headers
-              if h.lower() not in (credential_header, credential_cookie_header)),
+        tuple(
+            request.header_values.get(h.lower(), ())
+            for h in cache.headers
+            if h.lower() not in (credential_header, credential_cookie_header)
+        ),
         tuple(request.query_values.get(q, ()) for q in cache.query if q != token.query),
         tuple(request.stage_variables.get(v, "") for v in cache.stage_variables),
         request.source_ip if "identity.sourceIp" in cache.context else "",
@@ -202,4 +226,3 @@ def _digest(text: str) -> bytes:
 
 def _cut_short(results: list) -> bool:
     return ev.DEADLINE in results
-

@@ -8,32 +8,46 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from ruleauth.cel import evaluation as ev
-from ruleauth.runtime.caller_views import ANONYMOUS, CallerFacts, CallerView, CallerViews, Identities, Identity
-from ruleauth.runtime.credentials import MISSING, Credential, extract, without_credential
 from ruleauth.errors import CredentialError
 from ruleauth.model import REST_REQUEST, REST_TOKEN, Request, VerifiedToken
 from ruleauth.policy.synthesis import api_route_is_the_rules, api_route_scope
 from ruleauth.reasons import Outcome, Reason
 from ruleauth.rules.routes import RouteMatch
 from ruleauth.rules.ruleset import (
-    AUTH_JWT, AUTH_NONE, AUTH_OPTIONAL, AUTH_TOKEN, CACHE_IDENTITY, CACHE_ROUTE, Rule, RuleSet,
+    AUTH_JWT,
+    AUTH_NONE,
+    AUTH_OPTIONAL,
+    AUTH_TOKEN,
+    CACHE_IDENTITY,
+    CACHE_ROUTE,
+    Rule,
+    RuleSet,
 )
+from ruleauth.runtime.caller_views import ANONYMOUS, CallerFacts, CallerView, CallerViews, Identities, Identity
+from ruleauth.runtime.credentials import MISSING, Credential, extract, without_credential
 
 REST_EVENTS = (REST_TOKEN, REST_REQUEST)
 SCOPE_MEMO = 256
 MAX_PRINCIPAL = 256
-NO_DEFAULT_PRINCIPAL = ("the token has no default principal: its sub is missing, empty, longer than "
-                        f"{MAX_PRINCIPAL} characters or {ANONYMOUS!r} (set `principal:` to name such callers)")
+NO_DEFAULT_PRINCIPAL = (
+    "the token has no default principal: its sub is missing, empty, longer than "
+    f"{MAX_PRINCIPAL} characters or {ANONYMOUS!r} (set `principal:` to name such callers)"
+)
 
 # Reasons bound to module globals: the per-request path reads a global, not an enum attribute.
 ALLOWED = Reason.RULE_TRUE
 BAD_EVENT, NO_ROUTE = Reason.BAD_EVENT, Reason.NO_ROUTE
 RULE_FALSE, RULE_ERROR, RULE_NON_BOOL = Reason.RULE_FALSE, Reason.RULE_ERROR, Reason.RULE_NON_BOOL
-PRINCIPAL_ERROR, RESPONSE_TOO_LARGE, INTERNAL_ERROR = Reason.PRINCIPAL_ERROR, Reason.RESPONSE_TOO_LARGE, Reason.INTERNAL_ERROR
+PRINCIPAL_ERROR, RESPONSE_TOO_LARGE, INTERNAL_ERROR = (
+    Reason.PRINCIPAL_ERROR,
+    Reason.RESPONSE_TOO_LARGE,
+    Reason.INTERNAL_ERROR,
+)
 POLICY_CONFLICT = Reason.POLICY_CONFLICT
 JWT_INVALID = Reason.JWT_INVALID
 ALLOW, DENY, UNAUTHORIZED = Outcome.ALLOW, Outcome.DENY, Outcome.UNAUTHORIZED
@@ -50,8 +64,7 @@ class Auth(Protocol):
 
 
 class Verifier(Protocol):
-    def verify(self, token: str, allowed: Sequence[str] | None = None,
-               now: float | None = None) -> VerifiedToken: ...
+    def verify(self, token: str, allowed: Sequence[str] | None = None, now: float | None = None) -> VerifiedToken: ...
 
 
 @dataclass
@@ -67,8 +80,7 @@ class RuleOutcome:
 
     @property
     def reason(self) -> str:
-        return {ev.TRUE: ALLOWED, ev.FALSE: RULE_FALSE, ev.NON_BOOL: RULE_NON_BOOL}.get(
-            self.result.kind, RULE_ERROR)
+        return {ev.TRUE: ALLOWED, ev.FALSE: RULE_FALSE, ev.NON_BOOL: RULE_NON_BOOL}.get(self.result.kind, RULE_ERROR)
 
 
 @dataclass
@@ -115,10 +127,12 @@ class Decider:
         # rule's route (one cached response then answers for several rule routes). Built on
         # the first such request: its analysis costs cold-start time most APIs never need.
         self._route_mode = ruleset.cache.mode == CACHE_ROUTE and bool(ruleset.rules)
-        caller_exprs = [c for c in (ruleset.principal, *ruleset.context.values(), ruleset.usage_identifier_key)
-                        if c is not None]
-        self._caller_reads_route = any(r.input in ("request.method", "request.route")
-                                       for c in caller_exprs for r in c.reads)
+        caller_exprs = [
+            c for c in (ruleset.principal, *ruleset.context.values(), ruleset.usage_identifier_key) if c is not None
+        ]
+        self._caller_reads_route = any(
+            r.input in ("request.method", "request.route") for c in caller_exprs for r in c.reads
+        )
         self._route_table: Any = None
         self._route_lock = threading.Lock()
         self._scopes: dict[tuple, frozenset[int] | None] = {}
@@ -161,15 +175,19 @@ class Decider:
                 self._slots.append((rule.allow, who, route))
             self._cell_slots.append(slots[key])
 
-    def decide(self, request: Request, now: float | None = None,
-               claims: Mapping[str, Any] | None = None) -> Decision:
+    def decide(self, request: Request, now: float | None = None, claims: Mapping[str, Any] | None = None) -> Decision:
         """`claims` (dry-run and tests) replaces JWT verification with the given, unverified claims."""
         now = _ClockNow(time.time()) if now is None else now
         budget = ev.Budget()
         match = self.ruleset.router.find(request.method, request.path)
         if match is None:
-            decision = Decision(DENY, NO_ROUTE, request, now=now,
-                                detail=f"no rule matches {request.method or 'WebSocket'} {request.path}")
+            decision = Decision(
+                DENY,
+                NO_ROUTE,
+                request,
+                now=now,
+                detail=f"no rule matches {request.method or 'WebSocket'} {request.path}",
+            )
             self._shadows(decision, request, now, claims, budget)
             if self.table is not None:
                 self._apply_view(decision, self.views.view(request, now, claims, budget))
@@ -177,8 +195,16 @@ class Decider:
                 self._coarse_route(decision, request, None, now, claims, budget, {})
             return decision
         rule = match.target
-        decision = Decision(DENY, RULE_FALSE, request, rule=rule.name, route=str(match.route),
-                            params=dict(match.params), now=now, matched=match.route)
+        decision = Decision(
+            DENY,
+            RULE_FALSE,
+            request,
+            rule=rule.name,
+            route=str(match.route),
+            params=dict(match.params),
+            now=now,
+            matched=match.route,
+        )
         if request.resource and request.resource != match.route.path:
             decision.warnings.append("route_mismatch")
         try:
@@ -215,8 +241,16 @@ class Decider:
         self._shadows(decision, request, now, claims, budget)
         return decision
 
-    def _coarse_route(self, decision: Decision, request: Request, route: Any, now: float,
-                      claims: Mapping[str, Any] | None, budget: ev.Budget, known: Identities) -> None:
+    def _coarse_route(
+        self,
+        decision: Decision,
+        request: Request,
+        route: Any,
+        now: float,
+        claims: Mapping[str, Any] | None,
+        budget: ev.Budget,
+        known: Identities,
+    ) -> None:
         """cache.mode route: when the API's route covers paths of other rule routes (or paths
         no rule matches), the response is cached for all of them, so it answers for each as the
         rules do: the table's answers for this caller, scoped to the rule routes under the API
@@ -236,14 +270,21 @@ class Decider:
     def _scope(self, request: Request, route: Any) -> frozenset[int] | None:
         """The table entries whose paths the API's route (the cache key's route) may cover, or
         None when that is only the matched rule route's own paths (its pattern alone is exact)."""
-        key = (request.event_type, request.resource, request.method if request.event_type in REST_EVENTS or request.resource_method else "",
-               id(route))
+        key = (
+            request.event_type,
+            request.resource,
+            request.method if request.event_type in REST_EVENTS or request.resource_method else "",
+            id(route),
+        )
         if key not in self._scopes:
             if len(self._scopes) >= SCOPE_MEMO:  # the API's routes are few; bound it anyway
                 self._scopes.clear()
             routes = [r for r, _ in self.ruleset.router.entries]
-            self._scopes[key] = None if api_route_is_the_rules(routes, request, route) else (
-                api_route_scope(self.route_table, request) or None)
+            self._scopes[key] = (
+                None
+                if api_route_is_the_rules(routes, request, route)
+                else (api_route_scope(self.route_table, request) or None)
+            )
         return self._scopes[key]
 
     @staticmethod
@@ -251,7 +292,8 @@ class Decider:
         decision.result = result
         decision.outcome = ALLOW if result.allows else DENY
         decision.reason = {ev.TRUE: ALLOWED, ev.FALSE: RULE_FALSE, ev.NON_BOOL: RULE_NON_BOOL}.get(
-            result.kind, RULE_ERROR)
+            result.kind, RULE_ERROR
+        )
 
     def _apply_view(self, decision: Decision, view: CallerView) -> None:
         # A principal that fails is principal_error on every route (asked directly, each is
@@ -264,8 +306,11 @@ class Decider:
         if caller.principal is None:
             if decision.allowed:
                 decision.outcome, decision.reason = DENY, PRINCIPAL_ERROR
-                decision.detail = ("principal did not evaluate to a non-empty string of at most 256 characters"
-                                   if self.ruleset.principal is not None else NO_DEFAULT_PRINCIPAL)
+                decision.detail = (
+                    "principal did not evaluate to a non-empty string of at most 256 characters"
+                    if self.ruleset.principal is not None
+                    else NO_DEFAULT_PRINCIPAL
+                )
         else:
             decision.principal = caller.principal
         decision.context = dict(caller.context)
@@ -274,8 +319,14 @@ class Decider:
         # every response that allows anything (a cached one may allow other routes).
         decision.usage_identifier_key = caller.usage_identifier_key
 
-    def table_results(self, request: Request, now: float, claims: Mapping[str, Any] | None,
-                      budget: ev.Budget, identities: Identities | None = None) -> list[ev.Result | None]:
+    def table_results(
+        self,
+        request: Request,
+        now: float,
+        claims: Mapping[str, Any] | None,
+        budget: ev.Budget,
+        identities: Identities | None = None,
+    ) -> list[ev.Result | None]:
         """This caller's result for every cell of the route table (cache.mode identity); None
         where the credential does not satisfy the cell's `auth`.
 
@@ -295,7 +346,8 @@ class Decider:
             else:
                 identity = self.identity_for(who, request, now, claims, identities)
                 activation = activations[who] = (
-                    None if identity is None else self.activation(visible, None, identity, now))
+                    None if identity is None else self.activation(visible, None, identity, now)
+                )
             if activation is None:
                 results.append(None)
                 continue
@@ -305,8 +357,14 @@ class Decider:
             results.append(ev.evaluate(allow, activation, budget))
         return [results[slot] for slot in self._cell_slots]
 
-    def caller_facts(self, request: Request, now: float, claims: Mapping[str, Any] | None,
-                     budget: ev.Budget, identities: Identities | None = None) -> tuple[CallerFacts, Identity]:
+    def caller_facts(
+        self,
+        request: Request,
+        now: float,
+        claims: Mapping[str, Any] | None,
+        budget: ev.Budget,
+        identities: Identities | None = None,
+    ) -> tuple[CallerFacts, Identity]:
         """Principal and context of the caller. Under cache.mode identity one response serves
         every route, so they come from the caller's credential even when the asked route
         needs none (a cached copy from a public route must not say "anonymous")."""
@@ -316,8 +374,9 @@ class Decider:
         self._fill_caller(facts, identity, activation, budget)
         return facts, identity
 
-    def _caller_identity(self, request: Request, now: float, claims: Mapping[str, Any] | None,
-                         identities: Identities) -> Identity:
+    def _caller_identity(
+        self, request: Request, now: float, claims: Mapping[str, Any] | None, identities: Identities
+    ) -> Identity:
         """The strongest identity the credential proves: a verified JWT where `jwt:` is configured
         and it verifies, else the bare credential (an opaque token is still a caller: `auth:
         token` routes accept it), else none."""
@@ -327,8 +386,9 @@ class Decider:
                 return identity
         return Identity()
 
-    def identity_for(self, who: tuple, request: Request, now: float, claims: Mapping[str, Any] | None,
-                     identities: Identities) -> Identity | None:
+    def identity_for(
+        self, who: tuple, request: Request, now: float, claims: Mapping[str, Any] | None, identities: Identities
+    ) -> Identity | None:
         """The caller's identity under one (auth, providers) pair, checked once per request."""
         if who not in identities:
             try:
@@ -339,8 +399,7 @@ class Decider:
 
     # -- credentials ------------------------------------------------------
 
-    def identify(self, rule: Auth, request: Request, now: float,
-                 claims: Mapping[str, Any] | None = None) -> Identity:
+    def identify(self, rule: Auth, request: Request, now: float, claims: Mapping[str, Any] | None = None) -> Identity:
         if rule.auth == AUTH_NONE:
             return Identity()
         credential = extract(self.ruleset.token, request)
@@ -385,22 +444,24 @@ class Decider:
         try:
             # Only a chosen decision time (dry-run --now) is passed on: with its own clock the
             # verifier can answer a token it already verified from its cache.
-            verified = self.verifier.verify(credential.value, rule.providers,
-                                            now=None if isinstance(now, _ClockNow) else now)
+            verified = self.verifier.verify(
+                credential.value, rule.providers, now=None if isinstance(now, _ClockNow) else now
+            )
         except JwtError as exc:
             raise CredentialError(exc.reason, str(exc)) from None
-        return Identity(token=credential.value, claims=dict(verified.claims),
-                        provider=verified.provider, verified=True)
+        return Identity(token=credential.value, claims=dict(verified.claims), provider=verified.provider, verified=True)
 
     # -- activation -------------------------------------------------------
 
-    def activation(self, request: Request, match: RouteMatch[Rule] | None, identity: Identity,
-                   now: float) -> dict[str, Any]:
+    def activation(
+        self, request: Request, match: RouteMatch[Rule] | None, identity: Identity, now: float
+    ) -> dict[str, Any]:
         """The variables in the form the rule set's engine evaluates."""
         return ev.activation_for(self.ruleset.engine, self.plain_activation(request, match, identity, now))
 
-    def plain_activation(self, request: Request, match: RouteMatch[Rule] | None, identity: Identity,
-                         now: float) -> dict[str, Any]:
+    def plain_activation(
+        self, request: Request, match: RouteMatch[Rule] | None, identity: Identity, now: float
+    ) -> dict[str, Any]:
         """The SPEC's variables as plain Python, built once per request and identity."""
         arn = request.arn
         route = match.route if match else None
@@ -432,14 +493,16 @@ class Decider:
 
     # -- principal, context, shadows --------------------------------------
 
-    def _principal_and_context(self, decision: Decision, identity: Identity, activation: Mapping[str, Any],
-                               budget: ev.Budget) -> None:
+    def _principal_and_context(
+        self, decision: Decision, identity: Identity, activation: Mapping[str, Any], budget: ev.Budget
+    ) -> None:
         facts = CallerFacts()
         self._fill_caller(facts, identity, activation, budget)
         self._apply_caller(decision, facts)
 
-    def _fill_caller(self, facts: CallerFacts, identity: Identity, activation: Mapping[str, Any],
-                     budget: ev.Budget) -> None:
+    def _fill_caller(
+        self, facts: CallerFacts, identity: Identity, activation: Mapping[str, Any], budget: ev.Budget
+    ) -> None:
         facts.principal = self._principal(identity, activation, budget)
         for key, compiled in self.ruleset.context.items():
             result = ev.evaluate(compiled, activation, budget)
@@ -469,8 +532,9 @@ class Decider:
             return str(value)
         return None
 
-    def _shadows(self, decision: Decision, request: Request, now: float,
-                 claims: Mapping[str, Any] | None, budget: ev.Budget) -> None:
+    def _shadows(
+        self, decision: Decision, request: Request, now: float, claims: Mapping[str, Any] | None, budget: ev.Budget
+    ) -> None:
         """Shadow rules are evaluated and reported, never enforced."""
         match = self.ruleset.shadow_router.find(request.method, request.path)
         if match is None:
@@ -479,7 +543,9 @@ class Decider:
         try:
             identity = self.identify(rule, request, now, claims)
         except CredentialError as exc:
-            decision.shadows.append(RuleOutcome(rule.name, str(match.route), ev.Result(ev.ERROR, error_class=exc.reason), True))
+            decision.shadows.append(
+                RuleOutcome(rule.name, str(match.route), ev.Result(ev.ERROR, error_class=exc.reason), True)
+            )
             return
         visible = without_credential(self.ruleset.token, request)
         result = ev.evaluate(rule.allow, self.activation(visible, match, identity, now), budget)

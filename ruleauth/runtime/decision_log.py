@@ -12,13 +12,14 @@ import logging
 import os
 import random
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, TextIO
+from typing import Any, TextIO
 
-from ruleauth.runtime.decision import Decision
-from ruleauth.rules.settings import sample_rate_from
-from ruleauth.reasons import Reason
 from ruleauth.errors import safe_text as _safe_text
+from ruleauth.reasons import Reason
+from ruleauth.rules.settings import sample_rate_from
+from ruleauth.runtime.decision import Decision
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40}
 MAX_TEXT = 128
@@ -86,7 +87,7 @@ class DecisionLog:
     draw: Callable[[], float] = random.random
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> "DecisionLog":
+    def from_environ(cls, environ: Mapping[str, str]) -> DecisionLog:
         return cls(sample_rate_from(environ))
 
     def write(self, decision: Decision, latency_ms: float, internal_error: str | None = None) -> None:

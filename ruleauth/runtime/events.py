@@ -8,15 +8,23 @@ null or hold junk: anything that is not a string is ignored rather than trusted.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from http.cookies import SimpleCookie
-from typing import Any, Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
-from ruleauth.policy.arn import parse_arn
 from ruleauth.errors import BadEvent
 from ruleauth.model import (
-    HTTP_V1, HTTP_V2, METHODS, REST_REQUEST, REST_TOKEN, WEBSOCKET, WEBSOCKET_CONNECT, Request,
+    HTTP_V1,
+    HTTP_V2,
+    METHODS,
+    REST_REQUEST,
+    REST_TOKEN,
+    WEBSOCKET,
+    WEBSOCKET_CONNECT,
+    Request,
 )
+from ruleauth.policy.arn import parse_arn
 
 MAX_HEADERS = 100
 
@@ -49,7 +57,8 @@ def parse_event(event: Any) -> Request:
     if kind == REST_TOKEN:
         token = event.get("authorizationToken")
         return Request(
-            event_type=kind, arn=arn,
+            event_type=kind,
+            arn=arn,
             token_field=token if isinstance(token, str) else None,
         )
     header_values = _header_values(event, kind)
@@ -129,8 +138,9 @@ def _query_values(event: Mapping[str, Any], kind: str) -> dict[str, tuple[str, .
     return {k: tuple(v) for k, v in values.items()}
 
 
-def _cookie_values(event: Mapping[str, Any], kind: str,
-                   headers: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+def _cookie_values(
+    event: Mapping[str, Any], kind: str, headers: Mapping[str, tuple[str, ...]]
+) -> dict[str, tuple[str, ...]]:
     pairs: list[str] = []
     if kind == HTTP_V2 and isinstance(event.get("cookies"), list):
         pairs = [c for c in event["cookies"] if isinstance(c, str)]

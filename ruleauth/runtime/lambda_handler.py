@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
+from ruleauth.errors import RulesError
+from ruleauth.rules.settings import Settings
 from ruleauth.runtime.authorizer import Authorizer, locate_rules
 from ruleauth.runtime.decision_log import DecisionLog
-from ruleauth.errors import RulesError
 from ruleauth.runtime.metrics import Metrics
-from ruleauth.rules.settings import Settings
 
 Handler = Callable[..., dict[str, Any]]
 
 
-def make_handler(rules: str | os.PathLike[str] | Authorizer | None = None, *,
-                 environ: Mapping[str, str] = os.environ) -> Handler:
+def make_handler(
+    rules: str | os.PathLike[str] | Authorizer | None = None, *, environ: Mapping[str, str] = os.environ
+) -> Handler:
     """A Lambda handler deciding by `rules`: a rules file or directory, or an `Authorizer`.
 
     With no `rules`, they are found as SPEC "Deploying" says (RULEAUTH_RULES, then the
@@ -60,4 +62,3 @@ def make_handler(rules: str | os.PathLike[str] | Authorizer | None = None, *,
         return result.response
 
     return handler
-

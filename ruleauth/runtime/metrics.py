@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, TextIO
+from typing import Any, TextIO
 
+from ruleauth.rules.settings import METRICS_OFF as OFF
+from ruleauth.rules.settings import METRICS_PER_RULE as PER_RULE
 from ruleauth.runtime.decision import Decision
-from ruleauth.rules.settings import METRICS_OFF as OFF, METRICS_PER_RULE as PER_RULE
 
 NAMESPACE = "ruleauth"
 
@@ -37,8 +39,9 @@ class Metrics:
         if self.mode == PER_RULE:
             dimensions.append(["Rule", "Outcome"])
             values["Rule"] = decision.rule or "(none)"
-        self._emit(dimensions, [("Decisions", "Count", 1), ("DecisionLatency", "Milliseconds", round(latency_ms, 3))],
-                   values)
+        self._emit(
+            dimensions, [("Decisions", "Count", 1), ("DecisionLatency", "Milliseconds", round(latency_ms, 3))], values
+        )
         for shadow in decision.shadows:
             shadow_dims = [["ShadowOutcome", "AgreesWithEnforced"]]
             shadow_values: dict[str, Any] = {
@@ -58,21 +61,26 @@ class Metrics:
             seen_attempts, seen_failures = self._fetches.get(provider, (0, 0))
             new_attempts, new_failures = attempts - seen_attempts, failures - seen_failures
             if new_attempts or new_failures:
-                self._emit([["Provider"]], [("JwksFetches", "Count", new_attempts),
-                                            ("JwksFetchFailures", "Count", new_failures)],
-                           {"Provider": provider})
+                self._emit(
+                    [["Provider"]],
+                    [("JwksFetches", "Count", new_attempts), ("JwksFetchFailures", "Count", new_failures)],
+                    {"Provider": provider},
+                )
             self._fetches[provider] = (attempts, failures)
 
-    def _emit(self, dimensions: list[list[str]], metrics: list[tuple[str, str, float]],
-              values: Mapping[str, Any]) -> None:
+    def _emit(
+        self, dimensions: list[list[str]], metrics: list[tuple[str, str, float]], values: Mapping[str, Any]
+    ) -> None:
         line = {
             "_aws": {
                 "Timestamp": int(time.time() * 1000),
-                "CloudWatchMetrics": [{
-                    "Namespace": NAMESPACE,
-                    "Dimensions": dimensions,
-                    "Metrics": [{"Name": name, "Unit": unit} for name, unit, _ in metrics],
-                }],
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": NAMESPACE,
+                        "Dimensions": dimensions,
+                        "Metrics": [{"Name": name, "Unit": unit} for name, unit, _ in metrics],
+                    }
+                ],
             },
             **values,
             **{name: value for name, _, value in metrics},

@@ -11,8 +11,9 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence, TextIO
+from typing import Any, NoReturn, TextIO
 
 from ruleauth import model
 from ruleauth.reasons import Outcome
@@ -53,7 +54,10 @@ class Style:
 
     def outcome(self, outcome: str) -> str:
         colour: dict[str, Callable[[str], str]] = {
-            Outcome.ALLOW: self.green, Outcome.DENY: self.red, Outcome.UNAUTHORIZED: self.yellow}
+            Outcome.ALLOW: self.green,
+            Outcome.DENY: self.red,
+            Outcome.UNAUTHORIZED: self.yellow,
+        }
         return colour.get(outcome, str)(outcome)
 
 
@@ -133,107 +137,155 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="ruleauth",
         description="ruleauth: an API Gateway Lambda authorizer driven by YAML rules and CEL. "
-                    "Check, try and test rules before `sam deploy`.",
+        "Check, try and test rules before `sam deploy`.",
         epilog="Exit status: 0 success; 1 the check failed; 2 usage or input error; 3 the rules failed to load. "
-               "RULES is a rules file or directory; it defaults to $RULEAUTH_RULES, then ./rules.",
+        "RULES is a rules file or directory; it defaults to $RULEAUTH_RULES, then ./rules.",
     )
     parser.add_argument("--version", action="version", version=f"ruleauth {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     parser.commands = commands.choices  # type: ignore[attr-defined]
 
     def rules_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument("rules", nargs="?", metavar="RULES",
-                       help="rules file or directory (default: $RULEAUTH_RULES, then ./rules)")
+        p.add_argument(
+            "rules", nargs="?", metavar="RULES", help="rules file or directory (default: $RULEAUTH_RULES, then ./rules)"
+        )
 
     def settings_args(p: argparse.ArgumentParser) -> None:
         """A deployment's settings, to preview: each overrides its RULEAUTH_* variable and the file."""
         group = p.add_argument_group(
-            "settings (as a deployment's RULEAUTH_* variables give them; the environment's are read too)")
-        group.add_argument("--response", choices=("iam", "simple"),
-                           help="the response type, as RULEAUTH_RESPONSE (overrides the file's response:)")
-        group.add_argument("--engine", choices=("cel-python", "cel-expr-python"),
-                           help="the CEL engine, as RULEAUTH_ENGINE (overrides the file's engine:)")
-        group.add_argument("--cache-mode", choices=("identity", "route", "disabled"),
-                           help="how API Gateway caches responses, as RULEAUTH_CACHE_MODE (overrides cache.mode)")
+            "settings (as a deployment's RULEAUTH_* variables give them; the environment's are read too)"
+        )
+        group.add_argument(
+            "--response",
+            choices=("iam", "simple"),
+            help="the response type, as RULEAUTH_RESPONSE (overrides the file's response:)",
+        )
+        group.add_argument(
+            "--engine",
+            choices=("cel-python", "cel-expr-python"),
+            help="the CEL engine, as RULEAUTH_ENGINE (overrides the file's engine:)",
+        )
+        group.add_argument(
+            "--cache-mode",
+            choices=("identity", "route", "disabled"),
+            help="how API Gateway caches responses, as RULEAUTH_CACHE_MODE (overrides cache.mode)",
+        )
 
     validate = commands.add_parser(
-        "validate", help="load the rules exactly as the Lambda's cold start does and report problems",
+        "validate",
+        help="load the rules exactly as the Lambda's cold start does and report problems",
         description="Load and check the rules as the Lambda's cold start does. Problems print as "
-                    "`file:line:col: error|warning: message` with the line and a caret. "
-                    "Exit 1 on errors (or on warnings with --strict).")
+        "`file:line:col: error|warning: message` with the line and a caret. "
+        "Exit 1 on errors (or on warnings with --strict).",
+    )
     rules_arg(validate)
-    validate.add_argument("--template", metavar="FILE",
-                          help="compare with a SAM, CloudFormation or OpenAPI file: uncovered API routes, "
-                               "rules no route reaches, identity sources and TTL against cache:")
+    validate.add_argument(
+        "--template",
+        metavar="FILE",
+        help="compare with a SAM, CloudFormation or OpenAPI file: uncovered API routes, "
+        "rules no route reaches, identity sources and TTL against cache:",
+    )
     validate.add_argument("--strict", action="store_true", help="fail (exit 1) on warnings too")
     validate.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     settings_args(validate)
 
     dry = commands.add_parser(
-        "dry-run", help="decide one request on the Lambda's own code path and explain why",
+        "dry-run",
+        help="decide one request on the Lambda's own code path and explain why",
         description="Decide one request: from flags (--method and --path) or from an API Gateway event "
-                    "file (--event FILE, - for standard input). Shows the decision, the status and body "
-                    "API Gateway would return, the deciding rule, why, principal, context and the response.")
+        "file (--event FILE, - for standard input). Shows the decision, the status and body "
+        "API Gateway would return, the deciding rule, why, principal, context and the response.",
+    )
     rules_arg(dry)
     request = dry.add_argument_group("the request (or use --event)")
     request.add_argument("--method", metavar="M", help="HTTP method, e.g. GET")
     request.add_argument("--path", metavar="P", help="request path, e.g. /orders/7 (or $connect)")
-    request.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'",
-                         help="a request header; repeat for more")
+    request.add_argument(
+        "-H", "--header", action="append", default=[], metavar="'Name: value'", help="a request header; repeat for more"
+    )
     request.add_argument("--query", action="append", default=[], metavar="k=v", help="a query parameter; repeatable")
     request.add_argument("--cookie", action="append", default=[], metavar="k=v", help="a cookie; repeatable")
-    request.add_argument("--stage-variable", action="append", default=[], metavar="k=v",
-                         help="a stage variable; repeatable")
-    request.add_argument("--token", metavar="T",
-                         help="the credential, placed where the rules' token: says (scheme added); never echoed")
+    request.add_argument(
+        "--stage-variable", action="append", default=[], metavar="k=v", help="a stage variable; repeatable"
+    )
+    request.add_argument(
+        "--token", metavar="T", help="the credential, placed where the rules' token: says (scheme added); never echoed"
+    )
     request.add_argument("--source-ip", metavar="IP", help="caller IP (default 192.0.2.10)")
-    request.add_argument("--event-type", choices=EVENT_TYPES, metavar="TYPE",
-                         help=f"event shape: {', '.join(EVENT_TYPES)} (default rest-request)")
+    request.add_argument(
+        "--event-type",
+        choices=EVENT_TYPES,
+        metavar="TYPE",
+        help=f"event shape: {', '.join(EVENT_TYPES)} (default rest-request)",
+    )
     dry.add_argument("--event", metavar="FILE", help="an authorizer event JSON file; - reads standard input")
-    dry.add_argument("--claims", metavar="JSON",
-                     help="JWT claims as a JSON object (or @file.json), used instead of verifying a token: "
-                          "signature, audience and expiry checks are skipped; an iss in them picks the provider "
-                          "as a real token's does")
+    dry.add_argument(
+        "--claims",
+        metavar="JSON",
+        help="JWT claims as a JSON object (or @file.json), used instead of verifying a token: "
+        "signature, audience and expiry checks are skipped; an iss in them picks the provider "
+        "as a real token's does",
+    )
     dry.add_argument("--now", metavar="RFC3339", help="the decision time, e.g. 2026-01-01T00:00:00Z")
     dry.add_argument("--expect", choices=DECISIONS, help="exit 1 unless the decision is this")
     dry.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     settings_args(dry)
 
     test = commands.add_parser(
-        "test", help="run the rules file's tests: cases",
+        "test",
+        help="run the rules file's tests: cases",
         description="Run every `tests:` case through the Lambda's code path; one line per failure with the "
-                    "explanation; ends with `N passed, N failed`. Exit 1 when any case fails.")
+        "explanation; ends with `N passed, N failed`. Exit 1 when any case fails.",
+    )
     rules_arg(test)
     test.add_argument("-v", "--verbose", action="store_true", help="also list the cases that pass")
     settings_args(test)
 
     serve = commands.add_parser(
-        "serve", help="a local stand-in for API Gateway in front of the authorizer",
+        "serve",
+        help="a local stand-in for API Gateway in front of the authorizer",
         description="Serve HTTP on HOST:PORT, authorize every request as API Gateway would (identity sources, "
-                    "caching, 401/403/500 bodies), then proxy to --upstream with the context as x-ruleauth-* "
-                    "headers, or echo principal and context as JSON. Ctrl-C stops it.")
+        "caching, 401/403/500 bodies), then proxy to --upstream with the context as x-ruleauth-* "
+        "headers, or echo principal and context as JSON. Ctrl-C stops it.",
+    )
     rules_arg(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=3000, help="port (default 3000; 0 picks a free one)")
-    serve.add_argument("--upstream", metavar="URL", help="backend to proxy allowed requests to, e.g. http://127.0.0.1:8080")
-    serve.add_argument("--cache-ttl", type=int, metavar="S",
-                       help="authorizer cache TTL in seconds, 0 disables (default 300; 0 with cache.mode: disabled)")
-    serve.add_argument("--event-type", choices=EVENT_TYPES, default="rest-request", metavar="TYPE",
-                       help=f"event shape sent to the authorizer: {', '.join(EVENT_TYPES)} (default rest-request)")
+    serve.add_argument(
+        "--upstream", metavar="URL", help="backend to proxy allowed requests to, e.g. http://127.0.0.1:8080"
+    )
+    serve.add_argument(
+        "--cache-ttl",
+        type=int,
+        metavar="S",
+        help="authorizer cache TTL in seconds, 0 disables (default 300; 0 with cache.mode: disabled)",
+    )
+    serve.add_argument(
+        "--event-type",
+        choices=EVENT_TYPES,
+        default="rest-request",
+        metavar="TYPE",
+        help=f"event shape sent to the authorizer: {', '.join(EVENT_TYPES)} (default rest-request)",
+    )
     settings_args(serve)
 
-    commands.add_parser("schema", help="print the JSON Schema of the rules file",
-                        description="Print the JSON Schema (draft 2020-12) of the rules file, for editors: "
-                                    "`# yaml-language-server: $schema=<path to the schema>`.")
+    commands.add_parser(
+        "schema",
+        help="print the JSON Schema of the rules file",
+        description="Print the JSON Schema (draft 2020-12) of the rules file, for editors: "
+        "`# yaml-language-server: $schema=<path to the schema>`.",
+    )
 
     snapshot = commands.add_parser(
-        "snapshot", help="load the rules and save them for fast cold starts (run by `sam build`)",
+        "snapshot",
+        help="load the rules and save them for fast cold starts (run by `sam build`)",
         description="Load and check the rules as `validate` does, then save the loaded rules beside them "
-                    "(RULES/.ruleauth-snapshot, or .NAME.ruleauth-snapshot beside a file). A cold start "
-                    "whose rules files, ruleauth and Python versions and RULEAUTH_RESPONSE, "
-                    "RULEAUTH_CACHE_MODE, RULEAUTH_ENGINE and RULEAUTH_CEL_INTERPRETER settings match "
-                    "reads it instead of parsing and checking again; anything else loads the rules in "
-                    "full. Exit 3 if the rules fail to load.")
+        "(RULES/.ruleauth-snapshot, or .NAME.ruleauth-snapshot beside a file). A cold start "
+        "whose rules files, ruleauth and Python versions and RULEAUTH_RESPONSE, "
+        "RULEAUTH_CACHE_MODE, RULEAUTH_ENGINE and RULEAUTH_CEL_INTERPRETER settings match "
+        "reads it instead of parsing and checking again; anything else loads the rules in "
+        "full. Exit 3 if the rules fail to load.",
+    )
     rules_arg(snapshot)
     return parser
 
@@ -246,8 +298,9 @@ def rules_path(arg: str | None) -> Path:
     path = Path(text)
     if not path.exists():
         origin = "RULES" if arg else ("$RULEAUTH_RULES" if os.environ.get("RULEAUTH_RULES") else "the default ./rules")
-        raise UsageError(f"rules path {text} ({origin}) does not exist: pass a rules file or directory, "
-                         "or set RULEAUTH_RULES")
+        raise UsageError(
+            f"rules path {text} ({origin}) does not exist: pass a rules file or directory, or set RULEAUTH_RULES"
+        )
     if path.is_file() and not os.access(path, os.R_OK):
         raise UsageError(f"cannot read rules file {text}: check its permissions")
     if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
@@ -265,8 +318,8 @@ def settings_of(args: argparse.Namespace) -> Any:
 
 def load_or_report(path: Path, err: TextIO, args: argparse.Namespace | None = None) -> Any:
     """The cold start's load; on failure print the problems and return None (exit 3)."""
-    from ruleauth.runtime.authorizer import Authorizer
     from ruleauth.errors import RulesError
+    from ruleauth.runtime.authorizer import Authorizer
 
     try:
         return Authorizer.load(path, settings=settings_of(args) if args is not None else None)
@@ -274,8 +327,10 @@ def load_or_report(path: Path, err: TextIO, args: argparse.Namespace | None = No
         style, lines = Style(err), _Lines()
         for problem in exc.problems:
             err.write("\n".join(format_problem(problem, style, lines)) + "\n")
-        err.write(f"ruleauth: the rules in {path} failed to load ({plural(len(exc.problems), 'problem')}); "
-                  f"fix them (`ruleauth validate {path}`) and try again\n")
+        err.write(
+            f"ruleauth: the rules in {path} failed to load ({plural(len(exc.problems), 'problem')}); "
+            f"fix them (`ruleauth validate {path}`) and try again\n"
+        )
         return None
 
 
@@ -291,8 +346,8 @@ def note_warnings(authorizer: Any, path: Path, err: TextIO) -> None:
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ruleauth.runtime.authorizer import Authorizer
     from ruleauth.errors import RulesError
+    from ruleauth.runtime.authorizer import Authorizer
 
     path = rules_path(args.rules)
     template = None
@@ -323,31 +378,38 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     failed = bool(errors) or (args.strict and bool(warnings))
     policy_size = _policy_size(ruleset)
     if args.json:
-        print_json({
-            "ok": not failed,
-            "rules_path": str(path),
-            "files": list(ruleset.files) if ruleset else None,
-            "rules": len(ruleset.rules) if ruleset else None,
-            "tests": len(ruleset.tests) if ruleset else None,
-            "template": args.template,
-            "strict": args.strict,
-            "errors": len(errors),
-            "warnings": len(warnings),
-            "problems": [problem_json(p) for p in problems],
-            "policy_size": policy_size,
-            "settings": _settings_json(ruleset),
-        }, out)
+        print_json(
+            {
+                "ok": not failed,
+                "rules_path": str(path),
+                "files": list(ruleset.files) if ruleset else None,
+                "rules": len(ruleset.rules) if ruleset else None,
+                "tests": len(ruleset.tests) if ruleset else None,
+                "template": args.template,
+                "strict": args.strict,
+                "errors": len(errors),
+                "warnings": len(warnings),
+                "problems": [problem_json(p) for p in problems],
+                "policy_size": policy_size,
+                "settings": _settings_json(ruleset),
+            },
+            out,
+        )
         return FAILED if failed else OK
     style, lines = Style(out), _Lines()
     for problem in problems:
         out.write("\n".join(format_problem(problem, style, lines)) + "\n")
     counts = f"{plural(len(errors), 'error')}, {plural(len(warnings), 'warning')}"
     if errors:
-        out.write(f"{style.red('invalid')}: {path}: {counts}. The Lambda would fail its cold start; "
-                  "fix the errors above and run `ruleauth validate` again.\n")
+        out.write(
+            f"{style.red('invalid')}: {path}: {counts}. The Lambda would fail its cold start; "
+            "fix the errors above and run `ruleauth validate` again.\n"
+        )
     elif failed:
-        out.write(f"{style.red('failed')} (--strict): {path}: {counts}. Fix the warnings above, "
-                  "or drop --strict to accept them.\n")
+        out.write(
+            f"{style.red('failed')} (--strict): {path}: {counts}. Fix the warnings above, "
+            "or drop --strict to accept them.\n"
+        )
     else:
         assert ruleset is not None
         what = f"{plural(len(ruleset.rules), 'rule')}, {plural(len(ruleset.tests), 'test')}"
@@ -358,9 +420,11 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out.write("checked under " + ", ".join(map(str, given)) + "\n")
         out.write(f"{style.green('ok')}: {path}: {what}, {plural(len(warnings), 'warning')}{checked}{hint}\n")
         if policy_size is not None:
-            out.write(f"cached policy (cache.mode {ruleset.cache.mode}): about {policy_size['all_allowed']} bytes "
-                      f"for a caller allowed on every route, at most {policy_size['worst_case']} bytes "
-                      f"before compression; API Gateway's limit is {policy_size['limit']}\n")
+            out.write(
+                f"cached policy (cache.mode {ruleset.cache.mode}): about {policy_size['all_allowed']} bytes "
+                f"for a caller allowed on every route, at most {policy_size['worst_case']} bytes "
+                f"before compression; API Gateway's limit is {policy_size['limit']}\n"
+            )
     return FAILED if failed else OK
 
 
@@ -382,8 +446,8 @@ def _policy_size(ruleset: Any) -> dict[str, int] | None:
     """The worst-case size of the cached policy (cache.mode identity), estimated with a long ARN prefix."""
     if ruleset is None or ruleset.table is None:
         return None
-    from ruleauth.policy.synthesis import size_report
     from ruleauth.policy.response_check import MAX_RESPONSE_BYTES
+    from ruleauth.policy.synthesis import size_report
 
     report = size_report(ruleset.table)
     return {"all_allowed": report.all_allowed, "worst_case": report.worst_case, "limit": MAX_RESPONSE_BYTES}
@@ -425,10 +489,12 @@ def _claims(text: str | None) -> dict[str, Any] | None:
     try:
         claims = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): "
-                         "pass a JSON object, e.g. --claims '{\"sub\": \"u1\"}'") from None
+        raise UsageError(
+            f"{source} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): "
+            'pass a JSON object, e.g. --claims \'{"sub": "u1"}\''
+        ) from None
     if not isinstance(claims, dict):
-        raise UsageError(f"{source} must be a JSON object like {{\"sub\": \"u1\"}}, not {type(claims).__name__}")
+        raise UsageError(f'{source} must be a JSON object like {{"sub": "u1"}}, not {type(claims).__name__}')
     return claims
 
 
@@ -445,13 +511,17 @@ def _read_event(name: str) -> Any:
     try:
         event = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"event {label} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): "
-                         "pass an API Gateway authorizer event") from None
+        raise UsageError(
+            f"event {label} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): "
+            "pass an API Gateway authorizer event"
+        ) from None
     try:
         parse_event(event)
     except BadEvent as exc:
-        raise UsageError(f"event {label} is not an API Gateway authorizer event we understand: {exc}. "
-                         "Pass a REST TOKEN/REQUEST, HTTP API 1.0/2.0 or WebSocket $connect event") from None
+        raise UsageError(
+            f"event {label} is not an API Gateway authorizer event we understand: {exc}. "
+            "Pass a REST TOKEN/REQUEST, HTTP API 1.0/2.0 or WebSocket $connect event"
+        ) from None
     return event
 
 
@@ -461,10 +531,21 @@ def request_event(args: argparse.Namespace, ruleset: Any, claims: dict[str, Any]
     from ruleauth.tools.rule_tests import PLACEHOLDER_TOKEN, has_credential
     from ruleauth.tools.synthetic_events import build_event
 
-    flags = [f for f, v in (("--method", args.method), ("--path", args.path), ("-H", args.header),
-                            ("--query", args.query), ("--cookie", args.cookie), ("--token", args.token),
-                            ("--stage-variable", args.stage_variable), ("--source-ip", args.source_ip),
-                            ("--event-type", args.event_type)) if v]
+    flags = [
+        f
+        for f, v in (
+            ("--method", args.method),
+            ("--path", args.path),
+            ("-H", args.header),
+            ("--query", args.query),
+            ("--cookie", args.cookie),
+            ("--token", args.token),
+            ("--stage-variable", args.stage_variable),
+            ("--source-ip", args.source_ip),
+            ("--event-type", args.event_type),
+        )
+        if v
+    ]
     if args.event is not None:
         if flags:
             raise UsageError(f"--event cannot be combined with {', '.join(flags)}: the event file is the whole request")
@@ -473,8 +554,10 @@ def request_event(args: argparse.Namespace, ruleset: Any, claims: dict[str, Any]
     if event_type == "websocket" and not args.path:
         args.path = WEBSOCKET_CONNECT
     if not args.path or (not args.method and args.path != WEBSOCKET_CONNECT):
-        raise UsageError("give the request: --method and --path (e.g. --method GET --path /hello), "
-                         "or an event file with --event FILE")
+        raise UsageError(
+            "give the request: --method and --path (e.g. --method GET --path /hello), "
+            "or an event file with --event FILE"
+        )
     method = (args.method or "GET").upper()
     if method not in METHODS:
         raise UsageError(f"--method {args.method!r} is not one of {', '.join(METHODS)}")
@@ -487,9 +570,18 @@ def request_event(args: argparse.Namespace, ruleset: Any, claims: dict[str, Any]
     token = args.token
     if claims is not None and ruleset.providers and not has_credential(ruleset, headers, query, cookies, token):
         token = PLACEHOLDER_TOKEN
-    return build_event(event_type, method, args.path, headers=headers, query=query, cookies=cookies,
-                       stage_variables=stage_variables, source_ip=args.source_ip or "192.0.2.10",
-                       token=token, token_config=ruleset.token)
+    return build_event(
+        event_type,
+        method,
+        args.path,
+        headers=headers,
+        query=query,
+        cookies=cookies,
+        stage_variables=stage_variables,
+        source_ip=args.source_ip or "192.0.2.10",
+        token=token,
+        token_config=ruleset.token,
+    )
 
 
 def policy_grants(ruleset: Any, authorization: Any) -> list[str]:
@@ -536,8 +628,7 @@ def _identity_text(decision: Any, claims_given: bool, providers: bool) -> tuple[
     if identity.verified:
         return True, f"verified JWT from provider {identity.provider!r}"
     if claims_given and providers:
-        return False, ("claims from --claims, NOT verified: signature, audience and expiry checks "
-                       "were skipped")
+        return False, ("claims from --claims, NOT verified: signature, audience and expiry checks were skipped")
     if providers:
         return False, "no verified JWT"
     return False, "no JWT configured (the rules read the credential itself)"
@@ -569,8 +660,7 @@ def cmd_dry_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     explanation = explain(authorizer, authorization)
     verified, identity_text = _identity_text(decision, claims is not None, bool(ruleset.providers))
     grants = policy_grants(ruleset, authorization)
-    shadows = [{"rule": s.rule, "route": s.route, "decision": s.decision, "reason": s.reason}
-               for s in decision.shadows]
+    shadows = [{"rule": s.rule, "route": s.route, "decision": s.decision, "reason": s.reason} for s in decision.shadows]
     report = {
         "decision": decision.outcome,
         "reason": decision.reason,
@@ -586,8 +676,9 @@ def cmd_dry_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "raises": "Unauthorized" if authorization.response is None else None,
         "verified": verified,
         "provider": decision.identity.provider or None,
-        "claims_source": "--claims (unverified)" if claims is not None and ruleset.providers else (
-            "jwt" if verified else None),
+        "claims_source": "--claims (unverified)"
+        if claims is not None and ruleset.providers
+        else ("jwt" if verified else None),
         "policy_grants": grants,
         "cache_mode": ruleset.cache.mode,
         "explanation": explanation.as_dict(),
@@ -631,11 +722,18 @@ def _print_dry_run(report: dict[str, Any], explanation: Any, identity_text: str,
     row("identity", identity_text)
     grants = report["policy_grants"]
     if report["response"] is not None:
-        row("cached", ("a cached copy of this response allows: " + ", ".join(grants)) if grants
-            else "a cached copy of this response allows no route")
+        row(
+            "cached",
+            ("a cached copy of this response allows: " + ", ".join(grants))
+            if grants
+            else "a cached copy of this response allows no route",
+        )
     for shadow in report["shadow"]:
-        row("shadow", f"rule {shadow['rule']!r} ({shadow['route']}) would {shadow['decision']} "
-                      f"(reason {shadow['reason']}); shadow rules are never enforced")
+        row(
+            "shadow",
+            f"rule {shadow['rule']!r} ({shadow['route']}) would {shadow['decision']} "
+            f"(reason {shadow['reason']}); shadow rules are never enforced",
+        )
     for warning in report["warnings"]:
         row("warning", warning)
     if report["response"] is None:
@@ -689,8 +787,9 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.upstream:
         parts = urlsplit(args.upstream)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise UsageError(f"--upstream {args.upstream!r} must be an http:// or https:// URL, "
-                             "e.g. http://127.0.0.1:8080")
+            raise UsageError(
+                f"--upstream {args.upstream!r} must be an http:// or https:// URL, e.g. http://127.0.0.1:8080"
+            )
     if args.cache_ttl is not None and not 0 <= args.cache_ttl <= MAX_TTL:
         raise UsageError(f"--cache-ttl must be between 0 and {MAX_TTL} seconds (API Gateway's range)")
     if not 0 <= args.port <= 65535:
@@ -702,18 +801,28 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     gateway = LocalGateway(authorizer, event_type=args.event_type, ttl=args.cache_ttl, upstream=args.upstream)
     cache = authorizer.ruleset.cache
     if args.cache_ttl and cache.mode == "disabled":
-        err.write(f"warning: --cache-ttl {args.cache_ttl} but the rules say cache.mode: disabled; "
-                  "cached responses will be replayed for other routes, as API Gateway would\n")
+        err.write(
+            f"warning: --cache-ttl {args.cache_ttl} but the rules say cache.mode: disabled; "
+            "cached responses will be replayed for other routes, as API Gateway would\n"
+        )
     headers, query = gateway.identity_sources()
     sources = ", ".join([f"header {h}" for h in headers] + [f"query {q}" for q in query]) or "none"
-    banner = (f"rules {path}; {args.event_type} events; cache TTL {gateway.ttl} s (cache.mode {cache.mode}); "
-              f"identity sources: {sources}; "
-              + (f"allowed requests go to {args.upstream}" if args.upstream else "allowed requests echo principal and context"))
+    banner = (
+        f"rules {path}; {args.event_type} events; cache TTL {gateway.ttl} s (cache.mode {cache.mode}); "
+        f"identity sources: {sources}; "
+        + (
+            f"allowed requests go to {args.upstream}"
+            if args.upstream
+            else "allowed requests echo principal and context"
+        )
+    )
     try:
         return serve(gateway, args.host, args.port, out=out, log=err, banner=banner)
     except OSError as exc:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; "
-                         "choose another --port (0 picks a free one) or --host") from None
+        raise UsageError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; "
+            "choose another --port (0 picks a free one) or --host"
+        ) from None
 
 
 # -- schema -------------------------------------------------------------------------------
@@ -748,13 +857,21 @@ def cmd_snapshot(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except OSError as exc:
         raise UsageError(f"cannot write the snapshot beside {path}: {exc.strerror or exc}") from None
     ruleset = authorizer.ruleset
-    out.write(f"saved {saved} ({saved.stat().st_size:,} bytes): {plural(len(ruleset.rules), 'rule')} "
-              f"from {plural(len(ruleset.files), 'file')}\n")
+    out.write(
+        f"saved {saved} ({saved.stat().st_size:,} bytes): {plural(len(ruleset.rules), 'rule')} "
+        f"from {plural(len(ruleset.files), 'file')}\n"
+    )
     return OK
 
 
-COMMANDS = {"validate": cmd_validate, "dry-run": cmd_dry_run, "test": cmd_test, "serve": cmd_serve,
-            "schema": cmd_schema, "snapshot": cmd_snapshot}
+COMMANDS = {
+    "validate": cmd_validate,
+    "dry-run": cmd_dry_run,
+    "test": cmd_test,
+    "serve": cmd_serve,
+    "schema": cmd_schema,
+    "snapshot": cmd_snapshot,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -788,8 +905,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug in ruleauth: one line, never a traceback for users
         if os.environ.get("RULEAUTH_DEBUG"):
             raise
-        err.write(f"ruleauth {args.command}: unexpected {type(exc).__name__}: {exc}. "
-                  "This is a bug in ruleauth; please report it with the command you ran.\n")
+        err.write(
+            f"ruleauth {args.command}: unexpected {type(exc).__name__}: {exc}. "
+            "This is a bug in ruleauth; please report it with the command you ran.\n"
+        )
         return FAILED
 
 

@@ -30,8 +30,11 @@ def untested_rules(ruleset: RuleSet) -> list[Problem]:
     if not ruleset.tests:
         return []
     tested = {route_of_test(ruleset, case) for case in ruleset.tests}
-    return [Problem("no test in `tests:` reaches this rule", rule.pos, WARNING, rule.name)
-            for rule in ruleset.rules if rule.name not in tested and not rule.shadow]
+    return [
+        Problem("no test in `tests:` reaches this rule", rule.pos, WARNING, rule.name)
+        for rule in ruleset.rules
+        if rule.name not in tested and not rule.shadow
+    ]
 
 
 def warnings_of(ruleset: RuleSet) -> list[Problem]:

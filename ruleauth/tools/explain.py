@@ -15,20 +15,21 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import celpy
 import lark
 
 from ruleauth.cel import closures as cel_closures
+from ruleauth.cel import evaluation as ev
 from ruleauth.cel import functions as cel_functions
 from ruleauth.cel import interpreter as celpy_values
-from ruleauth.cel import evaluation as ev
-from ruleauth.runtime.credentials import without_credential
-from ruleauth.reasons import Outcome, Reason
-from ruleauth.cel.tree import access_chain, unwrap
 from ruleauth.cel.compiler import CEL_PYTHON, CLOSURES, MACROS, VARIABLES, Compiled, canonical_literals
+from ruleauth.cel.tree import access_chain, unwrap
+from ruleauth.reasons import Outcome, Reason
+from ruleauth.runtime.credentials import without_credential
 
 HIDDEN = "<hidden: computed from the credential>"
 MAX_SHOWN = 160
@@ -37,10 +38,26 @@ MAX_VALUES = 8
 _ENV: celpy.Environment | None = None
 
 # Node kinds that cel-python can evaluate on their own.
-_EVALUABLE = {"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication",
-              "unary", "member", "primary"}
-_RELATION_OPS = {"relation_lt": "<", "relation_le": "<=", "relation_gt": ">", "relation_ge": ">=",
-                 "relation_eq": "==", "relation_ne": "!=", "relation_in": "in"}
+_EVALUABLE = {
+    "expr",
+    "conditionalor",
+    "conditionaland",
+    "relation",
+    "addition",
+    "multiplication",
+    "unary",
+    "member",
+    "primary",
+}
+_RELATION_OPS = {
+    "relation_lt": "<",
+    "relation_le": "<=",
+    "relation_gt": ">",
+    "relation_ge": ">=",
+    "relation_eq": "==",
+    "relation_ne": "!=",
+    "relation_in": "in",
+}
 _ADD_OPS = {"addition_add": "+", "addition_sub": "-"}
 _MUL_OPS = {"multiplication_mul": "*", "multiplication_div": "/", "multiplication_mod": "%"}
 
@@ -92,28 +109,38 @@ def explain(authorizer: Any, authorization: Any) -> Explanation:
     reason = decision.reason
     if authorization.internal_error:
         detail = f"{authorization.internal_error}" + (
-            f": {'; '.join(authorization.problems)}" if authorization.problems else "")
+            f": {'; '.join(authorization.problems)}" if authorization.problems else ""
+        )
         return Explanation(f"the authorizer failed ({detail}); the Lambda answers Unauthorized (401)")
     if reason in (Reason.RULE_FALSE, Reason.RULE_ERROR, Reason.RULE_NON_BOOL) and decision.request is not None:
         rule = next((r for r in authorizer.ruleset.rules if r.name == decision.rule and not r.shadow), None)
         if rule is not None:
             activation = activation_for(authorizer, decision)
-            return explain_expression(rule.allow, activation, sensitive_inputs(authorizer.ruleset),
-                                      f"rule {rule.name!r}: allow", decided=decision.result)
+            return explain_expression(
+                rule.allow,
+                activation,
+                sensitive_inputs(authorizer.ruleset),
+                f"rule {rule.name!r}: allow",
+                decided=decision.result,
+            )
     if reason == Reason.RULE_TRUE:
         return Explanation(f"rule {decision.rule!r}: allow evaluated to true")
     if reason == Reason.NO_ROUTE:
         routes = sorted({str(route) for route, _ in authorizer.ruleset.router.entries})
         shown = ", ".join(routes[:10]) + (", ..." if len(routes) > 10 else "")
-        return Explanation(f"{decision.detail or 'no rule matches the request'}; the rules cover: "
-                           f"{shown or 'nothing (no rules)'}. Add a rule for this route to allow it")
+        return Explanation(
+            f"{decision.detail or 'no rule matches the request'}; the rules cover: "
+            f"{shown or 'nothing (no rules)'}. Add a rule for this route to allow it"
+        )
     if decision.outcome == Outcome.UNAUTHORIZED:
         token = authorizer.ruleset.token
         rule = next((r for r in authorizer.ruleset.rules if r.name == decision.rule), None)
         needs = f"rule {rule.name!r} (auth: {rule.auth}) needs one" if rule else "the rule needs one"
         scheme = f" as '{token.scheme} <credential>'" if token.scheme else ""
-        return Explanation(f"{decision.detail or reason} ({reason}); {needs}, sent in {token.where}{scheme}, "
-                           "so the Lambda raises Unauthorized")
+        return Explanation(
+            f"{decision.detail or reason} ({reason}); {needs}, sent in {token.where}{scheme}, "
+            "so the Lambda raises Unauthorized"
+        )
     return Explanation(decision.detail or reason)
 
 
@@ -139,9 +166,13 @@ def sensitive_inputs(ruleset: Any) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(headers), frozenset(query)
 
 
-def explain_expression(compiled: Compiled, activation: Mapping[str, Any],
-                       sensitive: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset()),
-                       label: str = "allow", decided: ev.Result | None = None) -> Explanation:
+def explain_expression(
+    compiled: Compiled,
+    activation: Mapping[str, Any],
+    sensitive: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset()),
+    label: str = "allow",
+    decided: ev.Result | None = None,
+) -> Explanation:
     """`activation` holds plain values (evaluation.activation_for); `decided` is the deciding
     engine's own result, which the summary reports when another engine than cel-python decided.
 
@@ -171,8 +202,9 @@ def explain_expression(compiled: Compiled, activation: Mapping[str, Any],
 
 
 class _Walker:
-    def __init__(self, compiled: Compiled, activation: Mapping[str, Any],
-                 sensitive: tuple[frozenset[str], frozenset[str]]):
+    def __init__(
+        self, compiled: Compiled, activation: Mapping[str, Any], sensitive: tuple[frozenset[str], frozenset[str]]
+    ):
         self.source = compiled.source
         self.activation = activation
         self.closures = compiled.runs_on == CLOSURES
@@ -214,8 +246,14 @@ class _Walker:
     @staticmethod
     def kind_of(value: Any) -> str:
         plain = ev.to_plain(value)
-        return {str: "a string", int: "a number", float: "a number", list: "a list", dict: "a map",
-                type(None): "null"}.get(type(plain), "a value")
+        return {
+            str: "a string",
+            int: "a number",
+            float: "a number",
+            list: "a list",
+            dict: "a map",
+            type(None): "null",
+        }.get(type(plain), "a value")
 
     # structure -------------------------------------------------------------------
 
@@ -223,11 +261,9 @@ class _Walker:
         result = result or self.evaluate(node)
         kind, parts = split(node)
         if kind is None:
-            self.steps.append(Step(self.text(node), self.shown(node, result), depth,
-                                   self.leaf_values(node, result)))
+            self.steps.append(Step(self.text(node), self.shown(node, result), depth, self.leaf_values(node, result)))
             return
-        note = {"and": "all of these must be true", "or": "one of these must be true",
-                "not": "negation"}[kind]
+        note = {"and": "all of these must be true", "or": "one of these must be true", "not": "negation"}[kind]
         self.steps.append(Step(self.text(node), self.shown(node, result), depth, note=note))
         for part in parts:
             part_result = self.evaluate(part)
@@ -315,9 +351,13 @@ class _Walker:
 
     def text(self, node: lark.Tree) -> str:
         meta = node.meta
-        if (id(node) not in self.foreign and not meta.empty
-                and getattr(meta, "start_pos", None) is not None and getattr(meta, "end_pos", None) is not None):
-            return " ".join(self.source[meta.start_pos:meta.end_pos].split())
+        if (
+            id(node) not in self.foreign
+            and not meta.empty
+            and getattr(meta, "start_pos", None) is not None
+            and getattr(meta, "end_pos", None) is not None
+        ):
+            return " ".join(self.source[meta.start_pos : meta.end_pos].split())
         return unparse(node)
 
 
@@ -446,9 +486,12 @@ def chain_names(member: lark.Tree, keep_dynamic: bool = False) -> list[str | Non
 
 def _is_literal(node: lark.Tree) -> bool:
     inner = unwrap(node)
-    return inner.data == "literal" or bool(inner.data == "primary" and _children(inner)
-                                           and isinstance(_children(inner)[0], lark.Tree)
-                                           and _children(inner)[0].data == "literal")
+    return inner.data == "literal" or bool(
+        inner.data == "primary"
+        and _children(inner)
+        and isinstance(_children(inner)[0], lark.Tree)
+        and _children(inner)[0].data == "literal"
+    )
 
 
 def unparse(node: Any) -> str:

@@ -27,22 +27,26 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 from ruleauth.cache import Cache
+from ruleauth.errors import BadEvent
+from ruleauth.model import HTTP_V1, HTTP_V2, REST_REQUEST, REST_TOKEN, WEBSOCKET
 from ruleauth.policy import response_check
 from ruleauth.policy.arn import asked_arn
-from ruleauth.runtime.authorizer import (
-    EXPLICIT_DENY_BODY, SERVER_ERROR_BODY, UNAUTHORIZED_BODY, gateway_reply,
-)
-from ruleauth.errors import BadEvent
-from ruleauth.runtime.events import parse_event
-from ruleauth.model import HTTP_V1, HTTP_V2, REST_REQUEST, REST_TOKEN, WEBSOCKET
 from ruleauth.policy.iam import EXPLICIT_DENY, evaluate_response
 from ruleauth.rules.ruleset import CACHE_DISABLED, CACHE_ROUTE
+from ruleauth.runtime.authorizer import (
+    EXPLICIT_DENY_BODY,
+    SERVER_ERROR_BODY,
+    UNAUTHORIZED_BODY,
+    gateway_reply,
+)
+from ruleauth.runtime.events import parse_event
 from ruleauth.tools.synthetic_events import build_event
 
 DEFAULT_TTL = 300
@@ -52,10 +56,19 @@ MAX_TTL = 3600
 GATEWAY_CACHE_SIZE = 4096
 BAD_GATEWAY_BODY = {"message": "Internal server error"}
 MAX_BODY_BYTES = 10 * 1024 * 1024
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-               "transfer-encoding", "upgrade", "host", "content-length"}
-_ERROR_TYPES = {401: "UnauthorizedException", 403: "AccessDeniedException",
-                500: "AuthorizerConfigurationException"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
+_ERROR_TYPES = {401: "UnauthorizedException", 403: "AccessDeniedException", 500: "AuthorizerConfigurationException"}
 
 
 @dataclass
@@ -76,8 +89,14 @@ def json_answer(status: int, payload: Any, log: str) -> Answer:
 class LocalGateway:
     """The request → event → authorizer → answer logic, independent of the HTTP server."""
 
-    def __init__(self, authorizer: Any, event_type: str = REST_REQUEST, ttl: int | None = None,
-                 upstream: str | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        authorizer: Any,
+        event_type: str = REST_REQUEST,
+        ttl: int | None = None,
+        upstream: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.authorizer = authorizer
         self.ruleset = authorizer.ruleset
         self.event_type = event_type
@@ -99,7 +118,8 @@ class LocalGateway:
         return list(cache.headers), list(cache.query)
 
     def sources_required(self) -> bool:
-        """When API Gateway refuses a request with a missing identity source (docs/apigw-facts.md "What the client gets")."""
+        """When API Gateway refuses a request with a missing identity source
+        (docs/apigw-facts.md "What the client gets")."""
         headers, query = self.identity_sources()
         if not headers and not query:
             return False
@@ -109,8 +129,7 @@ class LocalGateway:
 
     # -- one request -------------------------------------------------------------
 
-    def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
-               client_ip: str) -> Answer:
+    def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, client_ip: str) -> Answer:
         split = urlsplit(target)
         path = split.path or "/"
         query_pairs = parse_qsl(split.query, keep_blank_values=True)
@@ -128,9 +147,12 @@ class LocalGateway:
                 missing.append(f"query parameter {name}")
             values.append(",".join(found))
         if missing and self.sources_required():
-            return json_answer(401, UNAUTHORIZED_BODY,
-                               f"401 identity source missing ({', '.join(missing)}): API Gateway answers "
-                               "without calling the authorizer")
+            return json_answer(
+                401,
+                UNAUTHORIZED_BODY,
+                f"401 identity source missing ({', '.join(missing)}): API Gateway answers "
+                "without calling the authorizer",
+            )
         event = self.event(method, path, split.query, query_pairs, headers, client_ip)
         try:
             arn = asked_arn(parse_event(event).arn)
@@ -148,14 +170,16 @@ class LocalGateway:
             return json_answer(500, SERVER_ERROR_BODY, f"500 the authorizer raised {type(exc).__name__}")
         decision = authorization.decision
         summary = f"decision={decision.outcome} reason={decision.reason}" + (
-            f" rule={decision.rule!r}" if decision.rule else "")
+            f" rule={decision.rule!r}" if decision.rule else ""
+        )
         if authorization.response is None:
             extra = f" error={authorization.internal_error}" if authorization.internal_error else ""
             return json_answer(401, UNAUTHORIZED_BODY, f"401 {summary}{extra} (Lambda raised Unauthorized)")
         problems = response_check.problems(authorization.response)
         if problems:
-            return json_answer(500, SERVER_ERROR_BODY,
-                               f"500 {summary}: invalid authorizer response: {'; '.join(problems)}")
+            return json_answer(
+                500, SERVER_ERROR_BODY, f"500 {summary}: invalid authorizer response: {'; '.join(problems)}"
+            )
         if key is not None:
             self._cache.put(key, authorization.response)
         cache_note = "cache=miss" if key is not None else "cache=off"
@@ -173,13 +197,24 @@ class LocalGateway:
             return None
         return self._cache.get(key)
 
-    def _answer(self, response: dict[str, Any], arn: str, method: str, target: str,
-                headers: list[tuple[str, str]], body: bytes, note: str) -> Answer:
+    def _answer(
+        self,
+        response: dict[str, Any],
+        arn: str,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        note: str,
+    ) -> Answer:
         outcome = evaluate_response(response, arn)
         status, denied = gateway_reply(response, outcome)
         if denied is not None:
-            why = "isAuthorized false" if "isAuthorized" in response else (
-                "explicit deny" if outcome == EXPLICIT_DENY else "implicit deny")
+            why = (
+                "isAuthorized false"
+                if "isAuthorized" in response
+                else ("explicit deny" if outcome == EXPLICIT_DENY else "implicit deny")
+            )
             return json_answer(status, denied, f"{status} {note} ({why})")
         principal = response.get("principalId")
         context = dict(response.get("context") or {})
@@ -188,10 +223,19 @@ class LocalGateway:
         payload = {"principal": principal, "context": context}
         return json_answer(200, payload, f"200 {note}")
 
-    def _proxy(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
-               principal: Any, context: dict[str, Any], note: str) -> Answer:
-        forwarded = [(k, v) for k, v in headers
-                     if k.lower() not in _HOP_BY_HOP and not k.lower().startswith("x-ruleauth-")]
+    def _proxy(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        principal: Any,
+        context: dict[str, Any],
+        note: str,
+    ) -> Answer:
+        forwarded = [
+            (k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP and not k.lower().startswith("x-ruleauth-")
+        ]
         if principal is not None:
             forwarded.append(("x-ruleauth-principal", _header_value(principal)))
         for key, value in context.items():
@@ -213,8 +257,15 @@ class LocalGateway:
 
     # -- events ----------------------------------------------------------------------
 
-    def event(self, method: str, path: str, raw_query: str, query_pairs: list[tuple[str, str]],
-              headers: list[tuple[str, str]], client_ip: str) -> dict[str, Any]:
+    def event(
+        self,
+        method: str,
+        path: str,
+        raw_query: str,
+        query_pairs: list[tuple[str, str]],
+        headers: list[tuple[str, str]],
+        client_ip: str,
+    ) -> dict[str, Any]:
         single_headers: dict[str, str] = {}
         multi_headers: dict[str, list[str]] = {}
         for name, value in headers:
@@ -229,22 +280,37 @@ class LocalGateway:
         if kind == HTTP_V2:
             joined: dict[str, str] = {}
             for name, items in multi_headers.items():
-                joined[name.lower()] = ",".join(items) if name.lower() not in joined else \
-                    joined[name.lower()] + "," + ",".join(items)
+                joined[name.lower()] = (
+                    ",".join(items) if name.lower() not in joined else joined[name.lower()] + "," + ",".join(items)
+                )
             cookie_header = joined.pop("cookie", "")
-            event = build_event(kind, method, path, headers=joined,
-                                query={k: ",".join(v) for k, v in multi_query.items()},
-                                source_ip=client_ip, token_config=self.ruleset.token)
+            event = build_event(
+                kind,
+                method,
+                path,
+                headers=joined,
+                query={k: ",".join(v) for k, v in multi_query.items()},
+                source_ip=client_ip,
+                token_config=self.ruleset.token,
+            )
             event["rawQueryString"] = raw_query
             event["headers"] = joined
             if cookie_header:
                 event["cookies"] = [c.strip() for c in cookie_header.split(";") if c.strip()]
             names, query_names = self.identity_sources()
-            event["identitySource"] = [joined.get(n.lower(), "") for n in names] + \
-                [",".join(multi_query.get(n, [])) for n in query_names]
+            event["identitySource"] = [joined.get(n.lower(), "") for n in names] + [
+                ",".join(multi_query.get(n, [])) for n in query_names
+            ]
         else:
-            event = build_event(kind, method, path, headers=single_headers, query=single_query,
-                                source_ip=client_ip, token_config=self.ruleset.token)
+            event = build_event(
+                kind,
+                method,
+                path,
+                headers=single_headers,
+                query=single_query,
+                source_ip=client_ip,
+                token_config=self.ruleset.token,
+            )
             if kind != REST_TOKEN:
                 event["multiValueHeaders"] = multi_headers
                 event["multiValueQueryStringParameters"] = multi_query
@@ -252,7 +318,8 @@ class LocalGateway:
                 names, query_names = self.identity_sources()
                 lowered = {k.lower(): v for k, v in single_headers.items()}
                 event["identitySource"] = ",".join(
-                    [lowered.get(n.lower(), "") for n in names] + [single_query.get(n, "") for n in query_names])
+                    [lowered.get(n.lower(), "") for n in names] + [single_query.get(n, "") for n in query_names]
+                )
                 event["authorizationToken"] = event["identitySource"]
         if "requestContext" in event:
             event["requestContext"]["requestId"] = f"local-{next(self._ids)}"
@@ -284,8 +351,9 @@ def make_handler(gateway: LocalGateway, log: TextIO) -> type[BaseHTTPRequestHand
             else:
                 body = self.rfile.read(length) if length > 0 else b""
                 try:
-                    answer = gateway.handle(self.command, self.path, list(self.headers.items()), body,
-                                            self.client_address[0])
+                    answer = gateway.handle(
+                        self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+                    )
                 except Exception as exc:  # never a traceback to the client or the log
                     answer = json_answer(500, SERVER_ERROR_BODY, f"500 ruleauth serve failed: {type(exc).__name__}")
             elapsed = (time.perf_counter() - started) * 1000
@@ -303,14 +371,15 @@ def make_handler(gateway: LocalGateway, log: TextIO) -> type[BaseHTTPRequestHand
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: Any) -> None:
             return  # one line per request is written by _handle, without client details
 
     return Handler
 
 
-def serve(gateway: LocalGateway, host: str, port: int, out: TextIO = sys.stdout,
-          log: TextIO = sys.stderr, banner: str = "") -> int:
+def serve(
+    gateway: LocalGateway, host: str, port: int, out: TextIO = sys.stdout, log: TextIO = sys.stderr, banner: str = ""
+) -> int:
     """Run until Ctrl-C (SIGINT) or SIGTERM; returns the exit status."""
     import signal
 

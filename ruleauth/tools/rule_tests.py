@@ -11,21 +11,25 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
-from ruleauth.tools.explain import Explanation, explain
 from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY
 from ruleauth.reasons import Outcome
 from ruleauth.rules.ruleset import RuleSet, TestCase
+from ruleauth.tools.explain import Explanation, explain
 from ruleauth.tools.synthetic_events import event_for_test
 
 # The credential sent when a case (or `dry-run --claims`) gives claims but no token:
 # the claims stand in for a verified JWT, but routes still need a credential to be present.
 PLACEHOLDER_TOKEN = "unverified-claims"
 
-_GATEWAY_FOR = {Outcome.ALLOW: (ALLOW,), Outcome.DENY: (EXPLICIT_DENY, IMPLICIT_DENY),
-                Outcome.UNAUTHORIZED: (Outcome.UNAUTHORIZED,)}
+_GATEWAY_FOR = {
+    Outcome.ALLOW: (ALLOW,),
+    Outcome.DENY: (EXPLICIT_DENY, IMPLICIT_DENY),
+    Outcome.UNAUTHORIZED: (Outcome.UNAUTHORIZED,),
+}
 
 
 def parse_time(text: str) -> float:
@@ -36,8 +40,13 @@ def parse_time(text: str) -> float:
     return value.timestamp()
 
 
-def has_credential(ruleset: RuleSet, headers: Mapping[str, str] | None, query: Mapping[str, str] | None,
-                   cookies: Mapping[str, str] | None, token: str | None) -> bool:
+def has_credential(
+    ruleset: RuleSet,
+    headers: Mapping[str, str] | None,
+    query: Mapping[str, str] | None,
+    cookies: Mapping[str, str] | None,
+    token: str | None,
+) -> bool:
     """Whether a request built from these parts carries the rules' credential."""
     if token:
         return True
@@ -66,8 +75,9 @@ def case_with_credential(ruleset: RuleSet, case: TestCase) -> TestCase:
     if case.claims is None or case.event or not ruleset.providers:
         return case
     request = case.request
-    if has_credential(ruleset, request.get("headers"), request.get("query"), request.get("cookies"),
-                      request.get("token")):
+    if has_credential(
+        ruleset, request.get("headers"), request.get("query"), request.get("cookies"), request.get("token")
+    ):
         return case
     return dataclasses.replace(case, request={**request, "token": PLACEHOLDER_TOKEN})
 
@@ -92,8 +102,11 @@ def run_case(authorizer: Any, case: TestCase) -> CaseResult:
     result.authorization = authorization
     decision = authorization.decision
     expect = case.expect
-    got = f"{decision.outcome} (reason {decision.reason}" + (f", rule {decision.rule!r}" if decision.rule else "") + \
-        f", status {authorization.status})"
+    got = (
+        f"{decision.outcome} (reason {decision.reason}"
+        + (f", rule {decision.rule!r}" if decision.rule else "")
+        + f", status {authorization.status})"
+    )
     if decision.outcome != expect.decision:
         result.failures.append(f"expected {expect.decision}, got {got}")
     if expect.rule is not None and decision.rule != expect.rule:
@@ -109,13 +122,13 @@ def run_case(authorizer: Any, case: TestCase) -> CaseResult:
             if key not in decision.context:
                 result.failures.append(f"expected context.{key} = {_json(value)}, but the key is absent")
             elif not _same(decision.context[key], value):
-                result.failures.append(
-                    f"expected context.{key} = {_json(value)}, got {_json(decision.context[key])}")
+                result.failures.append(f"expected context.{key} = {_json(value)}, got {_json(decision.context[key])}")
     gateway = authorization.gateway_outcome
     if gateway not in _GATEWAY_FOR.get(decision.outcome, ()):
         result.failures.append(
             f"the rules decided {decision.outcome}, but API Gateway evaluating the emitted response for "
-            f"this request gives {gateway}: the policy does not say what the rule decided")
+            f"this request gives {gateway}: the policy does not say what the rule decided"
+        )
     if result.failures:
         result.explanation = explain(authorizer, authorization)
     return result

@@ -7,7 +7,8 @@ synthetic request runs the Lambda's own parsing code, never a shortcut.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 from ruleauth.model import HTTP_V1, HTTP_V2, REST_REQUEST, REST_TOKEN, WEBSOCKET, WEBSOCKET_CONNECT
@@ -52,7 +53,9 @@ def build_event(
     else:
         arn = f"{prefix}/{method}/{path[1:] if path.startswith('/') else path}"
     context = {
-        "accountId": api["account_id"], "apiId": api["api_id"], "stage": api["stage"],
+        "accountId": api["account_id"],
+        "apiId": api["api_id"],
+        "stage": api["stage"],
         "requestId": "dry-run",
     }
     if event_type == REST_TOKEN:
@@ -65,25 +68,36 @@ def build_event(
         return event
     if event_type == HTTP_V2:
         event = {
-            "version": "2.0", "type": "REQUEST", "routeArn": arn,
+            "version": "2.0",
+            "type": "REQUEST",
+            "routeArn": arn,
             "identitySource": list(headers.values())[:1],
-            "routeKey": "$default", "rawPath": path,
+            "routeKey": "$default",
+            "rawPath": path,
             "rawQueryString": urlencode(list(query.items())),
             "headers": {k.lower(): v for k, v in headers.items()},
             "queryStringParameters": query,
             "stageVariables": dict(stage_variables or {}),
-            "requestContext": {**context, "http": {"method": method, "path": path, "sourceIp": source_ip},
-                               "routeKey": "$default"},
+            "requestContext": {
+                **context,
+                "http": {"method": method, "path": path, "sourceIp": source_ip},
+                "routeKey": "$default",
+            },
         }
         if cookies:
             event["cookies"] = [f"{k}={v}" for k, v in cookies.items()]
         return event
     event = {
-        "type": "REQUEST", "methodArn": arn, "path": path, "httpMethod": method,
-        "headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "type": "REQUEST",
+        "methodArn": arn,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
         "queryStringParameters": query,
         "multiValueQueryStringParameters": {k: [v] for k, v in query.items()},
-        "pathParameters": {}, "stageVariables": dict(stage_variables or {}),
+        "pathParameters": {},
+        "stageVariables": dict(stage_variables or {}),
         "requestContext": {**context, "httpMethod": method, "identity": {"sourceIp": source_ip}},
     }
     if event_type == HTTP_V1:

@@ -9,11 +9,12 @@ Also the sample-path helpers that `dry-run`'s `policy_grants` uses.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ruleauth.errors import WARNING, Problem
-from ruleauth.policy.iam import resource_matches
 from ruleauth.model import ANY, METHODS, WEBSOCKET_CONNECT, SourcePos
+from ruleauth.policy.iam import resource_matches
 from ruleauth.rules.routes import GREEDY, PARAM, Route, RouteSyntaxError, parse_path
 from ruleauth.rules.ruleset import CACHE_DISABLED, CACHE_ROUTE, RESPONSE_SIMPLE, RuleSet
 
@@ -51,8 +52,9 @@ def compare(ruleset: RuleSet, template: Any) -> list[Problem]:
     for settings in template.authorizers:
         problems.extend(_authorizer(ruleset, settings, where))
     if not template.authorizers:
-        problems.append(Problem(
-            f"{template.source} defines no Lambda authorizer: nothing calls ruleauth", where, WARNING))
+        problems.append(
+            Problem(f"{template.source} defines no Lambda authorizer: nothing calls ruleauth", where, WARNING)
+        )
     return problems
 
 
@@ -60,36 +62,55 @@ def _uncovered_routes(ruleset: RuleSet, routes: Iterable[Any], where: SourcePos)
     problems = []
     for api_route in routes:
         if api_route.path == "$default":
-            problems.append(Problem(
-                "the API's $default catch-all route reaches the authorizer with any method and path; "
-                "requests that no rule matches are denied (403)", where, WARNING))
+            problems.append(
+                Problem(
+                    "the API's $default catch-all route reaches the authorizer with any method and path; "
+                    "requests that no rule matches are denied (403)",
+                    where,
+                    WARNING,
+                )
+            )
             continue
         if api_route.path.startswith("$"):
             if api_route.path == WEBSOCKET_CONNECT and ruleset.router.find("", WEBSOCKET_CONNECT) is None:
-                problems.append(Problem(
-                    "API route $connect has no rule, so every WebSocket connection is denied: "
-                    "add a rule with route: $connect", where, WARNING))
+                problems.append(
+                    Problem(
+                        "API route $connect has no rule, so every WebSocket connection is denied: "
+                        "add a rule with route: $connect",
+                        where,
+                        WARNING,
+                    )
+                )
             continue
         try:
             route = Route(api_route.method, api_route.path, parse_path(api_route.path))
         except RouteSyntaxError:
             continue
-        missing = [m for m in methods_of(api_route.method)
-                   if ruleset.router.find(m, sample_path(route)) is None]
+        missing = [m for m in methods_of(api_route.method) if ruleset.router.find(m, sample_path(route)) is None]
         if missing and api_route.method == ANY and len(missing) < len(METHODS):
-            problems.append(Problem(
-                f"API route {api_route} has no rule for {', '.join(missing)}: those methods are denied (403)",
-                where, WARNING))
+            problems.append(
+                Problem(
+                    f"API route {api_route} has no rule for {', '.join(missing)}: those methods are denied (403)",
+                    where,
+                    WARNING,
+                )
+            )
         elif missing:
-            problems.append(Problem(
-                f"API route {api_route} has no rule, so every request to it is denied (403): "
-                f"add a rule with route: {api_route}", where, WARNING))
+            problems.append(
+                Problem(
+                    f"API route {api_route} has no rule, so every request to it is denied (403): "
+                    f"add a rule with route: {api_route}",
+                    where,
+                    WARNING,
+                )
+            )
         problems.extend(_cached_reach(ruleset, api_route, route, missing, where))
     return problems
 
 
-def _cached_reach(ruleset: RuleSet, api_route: Any, route: Route, missing: list[str],
-                  where: SourcePos) -> list[Problem]:
+def _cached_reach(
+    ruleset: RuleSet, api_route: Any, route: Route, missing: list[str], where: SourcePos
+) -> list[Problem]:
     """An API route no rule lists may still sit under another rule's wildcard: a response
     cached for that rule can then allow it (gap Denies cover it only for some callers)."""
     table = ruleset.table
@@ -100,11 +121,17 @@ def _cached_reach(ruleset: RuleSet, api_route: Any, route: Route, missing: list[
         target = f"{method}/{sample_path(route).lstrip('/')}"
         wide = next((e for e in table.entries if e.method == method and resource_matches(e.pattern, target)), None)
         if wide is not None:
-            found.append(Problem(
-                f"API route {method} {api_route.path} has no rule, but the cached Allow of rule "
-                f"{wide.rule.name!r} ({wide.pattern}) also covers it: a caller allowed there may reach it "
-                f"through API Gateway's cache. Add a rule for {method} {api_route.path}, or use "
-                "cache.mode: route", where, WARNING, wide.rule.name))
+            found.append(
+                Problem(
+                    f"API route {method} {api_route.path} has no rule, but the cached Allow of rule "
+                    f"{wide.rule.name!r} ({wide.pattern}) also covers it: a caller allowed there may reach it "
+                    f"through API Gateway's cache. Add a rule for {method} {api_route.path}, or use "
+                    "cache.mode: route",
+                    where,
+                    WARNING,
+                    wide.rule.name,
+                )
+            )
     return found
 
 
@@ -130,12 +157,19 @@ def _unreached_rules(ruleset: RuleSet, routes: Iterable[Any], where: SourcePos) 
             path = sample_path(route)
             reached = any(
                 api.match(method, path) is not None
-                for api in api_routes for method in (("",) if route.websocket else methods_of(route.method))
+                for api in api_routes
+                for method in (("",) if route.websocket else methods_of(route.method))
             )
             if not reached:
-                problems.append(Problem(
-                    f"route {route} matches no route of the API in the template: the rule never runs "
-                    "(remove it, or add the route to the API)", rule.pos, WARNING, rule.name))
+                problems.append(
+                    Problem(
+                        f"route {route} matches no route of the API in the template: the rule never runs "
+                        "(remove it, or add the route to the API)",
+                        rule.pos,
+                        WARNING,
+                        rule.name,
+                    )
+                )
     return problems
 
 
@@ -150,17 +184,23 @@ def _authorizer(ruleset: RuleSet, settings: Any, where: SourcePos) -> list[Probl
     ttl = settings.ttl
     if ttl is not None:
         if cache.mode == CACHE_DISABLED and ttl > 0:
-            warn(f"caches responses for {ttl} s, but the rules say cache.mode: disabled; "
-                 "cached per-request responses would be replayed for other routes: set ReauthorizeEvery: 0")
+            warn(
+                f"caches responses for {ttl} s, but the rules say cache.mode: disabled; "
+                "cached per-request responses would be replayed for other routes: set ReauthorizeEvery: 0"
+            )
         elif cache.mode != CACHE_DISABLED and ttl == 0:
-            warn(f"has TTL 0 (no caching), but the rules say cache.mode: {cache.mode}; "
-                 "set cache.mode: disabled in the rules, or a TTL above 0")
+            warn(
+                f"has TTL 0 (no caching), but the rules say cache.mode: {cache.mode}; "
+                "set cache.mode: disabled in the rules, or a TTL above 0"
+            )
     if cache.mode == CACHE_ROUTE:
         needed = HTTP_ROUTE_CONTEXT if settings.api_type == "http" else REST_ROUTE_CONTEXT
         absent = [c for c in needed if c not in settings.context]
         if absent:
-            warn(f"cache.mode: route needs the route in the cache key, but the identity sources lack "
-                 f"context {', '.join(absent)}: add them (Identity.Context) or use cache.mode: disabled")
+            warn(
+                f"cache.mode: route needs the route in the cache key, but the identity sources lack "
+                f"context {', '.join(absent)}: add them (Identity.Context) or use cache.mode: disabled"
+            )
     compare_sets = [
         ("headers", {h.lower() for h in cache.headers}, {h.lower() for h in settings.headers}),
         ("query", set(cache.query), set(settings.query)),
@@ -170,20 +210,28 @@ def _authorizer(ruleset: RuleSet, settings: Any, where: SourcePos) -> list[Probl
     if cache.mode != CACHE_DISABLED or (ttl or 0) > 0:
         for what, rules_side, api_side in compare_sets:
             if rules_side != api_side:
-                warn(f"identity source {what} are {_listed(api_side)} in the template but "
-                     f"{_listed(rules_side)} in the rules' cache.sources: make them the same")
+                warn(
+                    f"identity source {what} are {_listed(api_side)} in the template but "
+                    f"{_listed(rules_side)} in the rules' cache.sources: make them the same"
+                )
     token = ruleset.token
     if settings.payload == "TOKEN":
         header = settings.headers[0] if settings.headers else "Authorization"
         if not token.header or token.header.lower() != header.lower():
-            warn(f"is a TOKEN authorizer reading header {header}, but the rules read the credential from "
-                 f"{token.where}: use a REQUEST authorizer or set token.header: {header}")
+            warn(
+                f"is a TOKEN authorizer reading header {header}, but the rules read the credential from "
+                f"{token.where}: use a REQUEST authorizer or set token.header: {header}"
+            )
     if settings.simple_responses and ruleset.response != RESPONSE_SIMPLE:
-        warn("has EnableSimpleResponses, but the rules answer with IAM policies (response: iam), which "
-             "API Gateway rejects with 500: set response: simple (or RULEAUTH_RESPONSE=simple)")
+        warn(
+            "has EnableSimpleResponses, but the rules answer with IAM policies (response: iam), which "
+            "API Gateway rejects with 500: set response: simple (or RULEAUTH_RESPONSE=simple)"
+        )
     if not settings.simple_responses and ruleset.response == RESPONSE_SIMPLE and settings.payload == "2.0":
-        warn("expects IAM policy responses (EnableSimpleResponses is off), but the rules say response: simple: "
-             "turn EnableSimpleResponses on, or set response: iam")
+        warn(
+            "expects IAM policy responses (EnableSimpleResponses is off), but the rules say response: simple: "
+            "turn EnableSimpleResponses on, or set response: iam"
+        )
     return problems
 
 

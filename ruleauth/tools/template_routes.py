@@ -32,8 +32,8 @@ from ruleauth.errors import LoadError
 
 __all__ = [
     "ApiRoute",
-    "AuthorizerSettings",
     "ApiTemplate",
+    "AuthorizerSettings",
     "TemplateError",
     "load_document",
     "read_api_template",
@@ -157,7 +157,7 @@ def load_document(path: str) -> Any:
         except json.JSONDecodeError:
             pass  # JSON-looking YAML (flow mapping with tags): let YAML report
     try:
-        return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(text, Loader=_CfnLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -345,9 +345,7 @@ class _OpenApiReader:
                 operation = self.resolve(raw_operation)
                 if key.lower() not in _OPENAPI_METHODS and key != _ANY_METHOD_KEY:
                     continue
-                security = (
-                    operation.get("security", top_security) if isinstance(operation, dict) else top_security
-                )
+                security = operation.get("security", top_security) if isinstance(operation, dict) else top_security
                 self.routes.append(
                     ApiRoute(
                         method=_normalise_method(key),
@@ -551,9 +549,7 @@ class _CfnReader:
 
     # -- SAM ---------------------------------------------------------------
 
-    def _sam_api(
-        self, name: str, properties: Mapping[str, Any], api_type: str, implicit: bool = False
-    ) -> None:
+    def _sam_api(self, name: str, properties: Mapping[str, Any], api_type: str, implicit: bool = False) -> None:
         auth = _mapping(properties.get("Auth"))
         default = auth.get("DefaultAuthorizer")
         self.api_defaults[name] = (api_type, str(default) if isinstance(default, str) else None)
@@ -718,9 +714,7 @@ class _CfnReader:
             return
         api = self._ref_name(properties.get("ApiId"))
         auth_type = str(self.resolve(properties.get("AuthorizationType", "NONE"))).upper()
-        authorizer: str | None = (
-            self._ref_name(properties.get("AuthorizerId")) if auth_type == "CUSTOM" else None
-        )
+        authorizer: str | None = self._ref_name(properties.get("AuthorizerId")) if auth_type == "CUSTOM" else None
         if key.startswith("$"):
             # `$default` on an HTTP API is a catch-all; on WebSocket it is a route key.
             method = "ANY" if key == "$default" and not self._is_websocket(api) else ""

@@ -5,8 +5,9 @@ from tests.oidc.fixtures import *  # noqa: F403
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -14,7 +15,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from tests.oidc.harness import FaultServer, OidcProvider, TlsFiles, make_tls
 
-__all__ = ["tls_files", "trust_test_ca", "fault_server", "oidc_provider", "private_jwks"]
+__all__ = ["fault_server", "oidc_provider", "private_jwks", "tls_files", "trust_test_ca"]
 
 
 @pytest.fixture(scope="session")

@@ -16,10 +16,11 @@ import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import trustme
 
@@ -64,7 +65,7 @@ def reply(body: bytes | str | dict[str, Any], status: int = 200, headers: dict[s
         body = json.dumps(body)
     data = body.encode() if isinstance(body, str) else body
 
-    def handle(req: BaseHTTPRequestHandler, server: "FaultServer") -> None:
+    def handle(req: BaseHTTPRequestHandler, server: FaultServer) -> None:
         req.send_response(status)
         req.send_header("Content-Type", "application/json")
         req.send_header("Content-Length", str(len(data)))
@@ -83,7 +84,7 @@ def redirect(location: str, status: int = 302) -> Handler:
 def slow_drip(where: str = "body", interval: float = 0.05, total_bytes: int = 100_000) -> Handler:
     """Sends one byte per `interval`, in the status line or the body, until the client hangs up."""
 
-    def handle(req: BaseHTTPRequestHandler, server: "FaultServer") -> None:
+    def handle(req: BaseHTTPRequestHandler, server: FaultServer) -> None:
         try:
             if where == "headers":
                 line = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * total_bytes
@@ -109,7 +110,7 @@ def slow_drip(where: str = "body", interval: float = 0.05, total_bytes: int = 10
 def endless(chunk: int = 64 * 1024, limit: int = 100 * 1024 * 1024, chunked: bool = True) -> Handler:
     """A body of up to `limit` bytes (a 100 MB JWKS), streamed until the client hangs up."""
 
-    def handle(req: BaseHTTPRequestHandler, server: "FaultServer") -> None:
+    def handle(req: BaseHTTPRequestHandler, server: FaultServer) -> None:
         req.send_response(200)
         req.send_header("Content-Type", "application/json")
         if chunked:
@@ -136,10 +137,10 @@ def endless(chunk: int = 64 * 1024, limit: int = 100 * 1024 * 1024, chunked: boo
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         fault = self.server.owner
         fault.hits.append(self.path)
         route = fault.routes.get(self.path)
@@ -155,7 +156,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    owner: "FaultServer"
+    owner: FaultServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # clients hanging up mid-response is the point of several tests
@@ -172,7 +173,7 @@ class FaultServer:
     client_gave_up: threading.Event = field(default_factory=threading.Event)
     bytes_sent: int = 0
 
-    def start(self) -> "FaultServer":
+    def start(self) -> FaultServer:
         self._httpd = _Server(("127.0.0.1", 0), _RequestHandler)
         self._httpd.owner = self
         ctx = self.tls.server_context()

@@ -29,9 +29,7 @@ TEMPLATES = (
 )
 SAM_TEMPLATES = tuple(t for t in TEMPLATES if t != "templates/apigw-logging.yaml")
 
-INSTALL_HINT = (
-    "python3 -m venv .venv-sam && .venv-sam/bin/pip install aws-sam-cli cfn-lint aws-sam-translator"
-)
+INSTALL_HINT = "python3 -m venv .venv-sam && .venv-sam/bin/pip install aws-sam-cli cfn-lint aws-sam-translator"
 
 
 def sam_venv() -> Path:
@@ -54,9 +52,7 @@ def venv_tool(name: str) -> Path:
 def run_tool(args: list[str], timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, SAM_CLI_TELEMETRY="0", AWS_DEFAULT_REGION="us-east-1")
     env.update(kwargs.pop("env", {}))
-    return subprocess.run(
-        args, capture_output=True, text=True, timeout=timeout, env=env, check=False, **kwargs
-    )
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, check=False, **kwargs)
 
 
 def translate(requests: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
