@@ -111,10 +111,6 @@ class ProviderKeys:
         self.fetch_count = 0  # attempts, for metrics and tests
         self.fetch_failures = 0
 
-    @property
-    def is_static(self) -> bool:
-        return self._static is not None
-
     def get(self, kid: str | None, alg: str) -> VerificationKey:
         """The key for kid/alg. KeyNotFound → jwt_invalid; KeysUnavailable → jwks_unavailable."""
         if self._static is not None:
