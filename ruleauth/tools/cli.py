@@ -1,4 +1,4 @@
-"""The `ruleauth` command line: validate, dry-run, test, serve, schema, snapshot.
+"""The `ruleauth` command line: validate, dry-run, test, serve, schema, snapshot, diff.
 
 Exit status, every command: 0 success; 1 the checked thing failed (validate
 problems, test failures, --expect mismatch); 2 usage or input error (bad flag,
@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -64,10 +64,13 @@ class Style:
 class _Lines:
     """Source lines of rules files, for the line-and-caret display."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: Mapping[str, str] | None = None) -> None:
         self._files: dict[str, list[str]] = {}
+        self._real = {shown: real for real, shown in (names or {}).items()}
 
     def line(self, file: str, number: int) -> str | None:
+        if file in self._real:  # shown by another name (a copy of a pipe or a git revision)
+            file = self._real[file]
         if file not in self._files:
             try:
                 self._files[file] = Path(file).read_text(encoding="utf-8-sig").splitlines()
@@ -287,6 +290,33 @@ def build_parser() -> Parser:
         "full. Exit 3 if the rules fail to load.",
     )
     rules_arg(snapshot)
+
+    diff = commands.add_parser(
+        "diff",
+        help="what a rules change grants and revokes, per route, method and caller class",
+        description="Decide the same requests with the OLD and the NEW rules on the Lambda's code path and "
+        "list every change: + grant, - revoke, ~ principal or context (and ~ refusal, 403 ↔ 401). "
+        "Requests: every route × method of both versions, asked by every caller class the rules "
+        "tell apart (each variable they read at each value they compare it with, another value "
+        "and missing; no credential, a non-JWT credential, each trusted issuer, an untrusted one), "
+        "and the `tests:` requests of both. OLD and NEW are rules files or directories; "
+        "`<(git show main:rules/api.yaml)` works. With --git REV, OLD is RULES at that revision.",
+    )
+    diff.add_argument("paths", nargs="*", metavar="OLD NEW", help="the rules before and after")
+    diff.add_argument(
+        "--git", metavar="REV", help="compare RULES (one path, default as for the other commands) at REV with now"
+    )
+    diff.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    diff.add_argument(
+        "--exit-code", action="store_true", help="exit 1 when any access changes (grant, revoke, principal, context)"
+    )
+    diff.add_argument(
+        "--max-classes",
+        type=int,
+        metavar="N",
+        help="caller classes per route and method before sampling (default 4096)",
+    )
+    settings_args(diff)
     return parser
 
 
@@ -316,22 +346,41 @@ def settings_of(args: argparse.Namespace) -> Any:
     return Settings.from_environ(os.environ, flags)
 
 
-def load_or_report(path: Path, err: TextIO, args: argparse.Namespace | None = None) -> Any:
-    """The cold start's load; on failure print the problems and return None (exit 3)."""
+def load_or_report(
+    path: Path, err: TextIO, args: argparse.Namespace | None = None, names: Mapping[str, str] | None = None
+) -> Any:
+    """The cold start's load; on failure print the problems and return None (exit 3).
+    `names` shows copied files (file name → name to show) by their own names."""
     from ruleauth.errors import RulesError
     from ruleauth.runtime.authorizer import Authorizer
 
     try:
         return Authorizer.load(path, settings=settings_of(args) if args is not None else None)
     except RulesError as exc:
-        style, lines = Style(err), _Lines()
+        names = names or {}
+        style, lines = Style(err), _Lines(names)
         for problem in exc.problems:
-            err.write("\n".join(format_problem(problem, style, lines)) + "\n")
+            err.write("\n".join(format_problem(_renamed(problem, names), style, lines)) + "\n")
+        shown = names.get(str(path), str(path))
         err.write(
-            f"ruleauth: the rules in {path} failed to load ({plural(len(exc.problems), 'problem')}); "
-            f"fix them (`ruleauth validate {path}`) and try again\n"
+            f"ruleauth: the rules in {shown} failed to load ({plural(len(exc.problems), 'problem')}); "
+            f"fix them (`ruleauth validate {shown}`) and try again\n"
         )
         return None
+
+
+def _renamed(problem: Any, names: Mapping[str, str]) -> Any:
+    import dataclasses
+
+    if not names:
+        return problem
+    message = problem.message
+    for real, shown in names.items():
+        message = message.replace(real, shown)
+    pos = problem.pos
+    if pos is not None and pos.file in names:
+        pos = dataclasses.replace(pos, file=names[pos.file])
+    return dataclasses.replace(problem, message=message, pos=pos)
 
 
 def note_warnings(authorizer: Any, path: Path, err: TextIO) -> None:
@@ -864,6 +913,49 @@ def cmd_snapshot(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return OK
 
 
+# -- diff ---------------------------------------------------------------------------------
+
+
+def cmd_diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import tempfile
+
+    from ruleauth.tools import diff as rules_diff
+
+    if args.max_classes is not None and args.max_classes < 1:
+        raise UsageError("--max-classes must be at least 1")
+    if args.git is not None and len(args.paths) > 1:
+        raise UsageError("with --git REV give at most one RULES path (the working tree's)")
+    if args.git is None and len(args.paths) != 2:
+        raise UsageError(
+            "give OLD and NEW rules paths (e.g. <(git show main:rules/api.yaml) rules/api.yaml), or --git REV"
+        )
+    with tempfile.TemporaryDirectory(prefix="ruleauth-diff-") as workdir:
+        inputs = rules_diff.Inputs(Path(workdir))
+        try:
+            if args.git is not None:
+                new_path = rules_path(args.paths[0] if args.paths else None)
+                old_path = inputs.from_git(args.git, new_path)
+                new_path = inputs.readable(new_path, "new")
+            else:
+                old_path = inputs.readable(rules_path(args.paths[0]), "old")
+                new_path = inputs.readable(rules_path(args.paths[1]), "new")
+        except rules_diff.InputError as exc:
+            raise UsageError(str(exc)) from None
+        old = load_or_report(old_path, err, args, inputs.names)
+        new = load_or_report(new_path, err, args, inputs.names) if old is not None else None
+        if old is None or new is None:
+            return LOAD_FAILED
+        old_name = inputs.names.get(str(old_path), str(old_path))
+        new_name = inputs.names.get(str(new_path), str(new_path))
+        report = rules_diff.diff(old, new, old_name, new_name, args.max_classes or rules_diff.MAX_CLASSES)
+    if args.json:
+        print_json(report.as_dict(), out)
+    else:
+        out.write(f"ruleauth diff {old_name} → {new_name}\n\n")
+        out.write("\n".join(rules_diff.text_lines(report)) + "\n")
+    return FAILED if args.exit_code and report.access_changed else OK
+
+
 COMMANDS = {
     "validate": cmd_validate,
     "dry-run": cmd_dry_run,
@@ -871,6 +963,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "schema": cmd_schema,
     "snapshot": cmd_snapshot,
+    "diff": cmd_diff,
 }
 
 
