@@ -242,6 +242,18 @@ def build_parser() -> Parser:
     )
     rules_arg(test)
     test.add_argument("-v", "--verbose", action="store_true", help="also list the cases that pass")
+    test.add_argument(
+        "--coverage",
+        action="store_true",
+        help="report what the cases reach: each rule's routes, its outcomes (allow, deny; errors shown) "
+        "and which operands of its && and || decided; list what no case reaches",
+    )
+    test.add_argument(
+        "--min-coverage",
+        type=float,
+        metavar="N",
+        help="exit 1 when the coverage (covered items / all items) is under N percent; implies --coverage",
+    )
     settings_args(test)
 
     serve = commands.add_parser(
@@ -802,11 +814,15 @@ def cmd_test(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     authorizer = load_or_report(path, err, args)
     if authorizer is None:
         return LOAD_FAILED
+    if args.min_coverage is not None and not 0 <= args.min_coverage <= 100:
+        raise UsageError("--min-coverage must be a percentage between 0 and 100")
     style = Style(out)
     cases = authorizer.ruleset.tests
     passed = failed = 0
+    results = []
     for case in cases:
         result = run_case(authorizer, case)
+        results.append(result)
         if result.passed:
             passed += 1
             if args.verbose:
@@ -821,7 +837,25 @@ def cmd_test(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"note: {path} has no `tests:` cases; add some (see `ruleauth schema`)\n")
     note_warnings(authorizer, path, err)
     out.write(f"{passed} passed, {failed} failed\n")
+    wanted = args.coverage or args.min_coverage is not None
+    if wanted and not _report_coverage(authorizer, results, args.min_coverage, out, err):
+        return FAILED
     return FAILED if failed else OK
+
+
+def _report_coverage(authorizer: Any, results: list[Any], minimum: float | None, out: TextIO, err: TextIO) -> bool:
+    """Print the coverage of the cases' results; False when it is under `minimum` percent."""
+    from ruleauth.tools.coverage import coverage, coverage_lines
+
+    report = coverage(authorizer, results)
+    lines, missing = coverage_lines(report)
+    out.write("\n".join(lines) + "\n")
+    if missing:
+        out.write(f"not reached by any test ({len(missing)}):\n" + "".join(f"  {line}\n" for line in missing))
+    if minimum is not None and report.percent < minimum:
+        err.write(f"ruleauth test: coverage {report.percent:.1f}% is under --min-coverage {minimum:g}%\n")
+        return False
+    return True
 
 
 # -- serve --------------------------------------------------------------------------------
