@@ -379,6 +379,13 @@ def _set_path(target: dict[str, Any], path: Sequence[str], value: Any) -> None:
     target[path[-1]] = value
 
 
+def _plain(value: Any) -> Any:
+    """A caller's value as a token or request carries it: plain str, never _Invented."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, str) else value
+
+
 def caller_class(dims: Sequence[Dimension], choice: Sequence[Value], method: str, path: str) -> CallerClass:
     identity = choice[0].value
     jwt = isinstance(identity, dict)
@@ -396,18 +403,23 @@ def caller_class(dims: Sequence[Dimension], choice: Sequence[Value], method: str
     labels = [("identity", choice[0].label)]
     for dim, value in zip(dims[1:], choice[1:], strict=True):
         labels.append((dim.name, value.label if (jwt or not dim.jwt_only) else NOT_APPLICABLE))
-        if value.value is _MISSING or (dim.jwt_only and not jwt):
+        if dim.jwt_only and not jwt:
             continue
+        if value.value is _MISSING:
+            if claims is not None and dim.var[0] == "claims" and len(dim.var) == 2:
+                claims.pop(dim.var[1], None)  # the default `sub` too: missing is missing
+            continue
+        plain = _plain(value.value)
         if dim.var == ("scopes",):
             assert claims is not None
-            claims["scope"] = " ".join(str(s) for s in value.value)
+            claims["scope"] = " ".join(str(s) for s in plain)
         elif dim.var[0] == "claims":
             assert claims is not None
-            _set_path(claims, [k for k in dim.var[1:] if k != "[]"], value.value)
+            _set_path(claims, [k for k in dim.var[1:] if k != "[]"], plain)
         elif dim.var[1] == "source_ip":
-            request["source_ip"] = value.value
+            request["source_ip"] = plain
         else:
-            request[_REQUEST_MAPS[dim.var[1]]][dim.var[2]] = _text(value.value)
+            request[_REQUEST_MAPS[dim.var[1]]][dim.var[2]] = _text(plain)
     return CallerClass(tuple(labels), request, claims)
 
 
