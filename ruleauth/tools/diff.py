@@ -207,12 +207,14 @@ def expressions(ruleset: RuleSet) -> Iterator[Compiled]:
             yield compiled
 
 
-def compared_values(rulesets: Iterable[RuleSet]) -> _Facts:
+def compared_values(compiled: Iterable[Compiled]) -> _Facts:
+    """What these expressions compare their variables with: for one route, its rules' (of
+    both versions) and the principal's and context's, so values another route's rule
+    compares with never multiply this route's caller classes."""
     facts = _Facts()
-    for ruleset in rulesets:
-        for compiled in [*(r.allow for r in ruleset.rules), *expressions(ruleset)]:
-            if compiled.tree is not None:
-                _collect(compiled.tree, facts)
+    for expression in compiled:
+        if expression.tree is not None:
+            _collect(expression.tree, facts)
     return facts
 
 
@@ -667,19 +669,16 @@ def _match(ruleset: RuleSet, method: str, path: str) -> tuple[str | None, Any]:
 def diff(old: Any, new: Any, old_name: str, new_name: str, cap: int = MAX_CLASSES) -> Report:
     """Compare two loaded Authorizers."""
     rulesets = (old.ruleset, new.ruleset)
-    facts = compared_values(rulesets)
-    caller_reads: set[tuple[str, ...]] = set()
-    for ruleset in rulesets:
-        for compiled in expressions(ruleset):
-            caller_reads |= reads_of(compiled, facts)
+    callers = [c for ruleset in rulesets for c in expressions(ruleset)]
     routes: dict[tuple[str, str], RouteReport] = {}
     for method, path in requests_of(rulesets):
         report = _route_report(old, new, method, path)
-        reads = set(caller_reads)
-        for ruleset in rulesets:
-            _route, rule = _match(ruleset, method, path)
-            if rule is not None:
-                reads |= reads_of(rule.allow, facts)
+        matched = [_match(ruleset, method, path)[1] for ruleset in rulesets]
+        used = callers + [rule.allow for rule in matched if rule is not None]
+        facts = compared_values(used)
+        reads: set[tuple[str, ...]] = set()
+        for compiled in used:
+            reads |= reads_of(compiled, facts)
         dims = dimensions_for(reads, facts, rulesets)
         classes, report.total = classes_for(dims, method, path, cap)
         report.classes = len(classes)
