@@ -405,3 +405,42 @@ def test_bad_arguments_are_usage_errors(args, message):
     done = run_cli("diff", *args)
     assert done.returncode == 2 and message in done.stderr
     no_traceback(done)
+
+
+def test_values_read_through_string_functions_become_caller_classes(tmp_path):
+    base = (
+        HEAD.replace("headers: [Authorization]", "headers: [Authorization, X-Flags]")
+        + """
+rules:
+  - name: roles
+    route: GET /roles
+    allow: "claims.role.lowerAscii() == 'admin'"
+  - name: flags
+    route: GET /flags
+    allow: "'beta' in request.headers['x-flags'].split(',')"
+  - name: mail
+    route: GET /mail
+    allow: "claims.email.endsWith('@corp.test')"
+"""
+    )
+    old = rules(tmp_path, "old.yaml", base)
+    new = rules(
+        tmp_path,
+        "new.yaml",
+        base.replace("== 'admin'", "== 'editor'")
+        .replace("'beta' in", "'gamma' in")
+        .replace("'@corp.test'", "'@staff.corp.test'"),
+    )
+    status, report = diff_json(str(old), str(new))
+    assert status == 1
+
+    def by_kind(method_path: str, variable: str) -> dict[str, set[str]]:
+        method, path = method_path.split(" ")
+        found: dict[str, set[str]] = {}
+        for change in changes(report, method, path):
+            found.setdefault(change["kind"], set()).add(change["variables"][variable])
+        return found
+
+    assert by_kind("GET /roles", "claims.role") == {"grant": {"'editor'"}, "revoke": {"'admin'"}}
+    assert by_kind("GET /flags", "request.headers['x-flags']") == {"grant": {"'gamma'"}, "revoke": {"'beta'"}}
+    assert by_kind("GET /mail", "claims.email") == {"grant": {"'@staff.corp.test'"}, "revoke": {"'@corp.test'"}}

@@ -51,8 +51,10 @@ DEFAULT_SUB = "caller-1"
 _WHERE = SourcePos("<ruleauth diff>", 1, 1)
 _MISSING = object()
 # Variables a caller class sets: claims and scopes (JWT callers), request maps and source_ip.
-_REQUEST_MAPS = {"headers": "headers", "query": "query", "cookies": "cookies", "stage_variables": "stage_variables"}
+_REQUEST_MAPS = ("headers", "query", "cookies", "stage_variables")
 _STRING_METHODS = ("startsWith", "endsWith", "contains")
+_SAME_VALUE = ("lowerAscii", "upperAscii", "trim")  # a literal in their result's form is its own result
+_SPLIT = "\0split"  # marks a chain read through .split(): its elements come from the string
 _MACROS = ("exists", "all", "exists_one", "filter", "map")
 
 
@@ -130,6 +132,15 @@ def _chain(node: Any, bound: Mapping[str, tuple[str, ...]]) -> tuple[str, ...] |
         if is_tree(current) and current.data == "ident" and current.children:
             root = str(current.children[0])
             return (*bound[root], "[]") if root in bound else (root,)
+        if is_tree(current) and current.data == "member_dot_arg" and len(current.children) >= 2:
+            method = str(current.children[1])
+            if method in _SAME_VALUE and (len(current.children) < 3 or current.children[2] is None):
+                current = current.children[0]  # 'admin' is its own lowerAscii(): the literal serves
+                continue
+            if method == "split":
+                target = _chain(current.children[0], bound)
+                return None if target is None else (*target, _SPLIT)
+            return None
         if is_tree(current) and len(current.children) == 1:
             current = current.children[0]
             continue
@@ -164,6 +175,8 @@ def _collect(tree: Any, facts: _Facts, bound: Mapping[str, tuple[str, ...]] | No
 
 
 def _found(facts: _Facts, var: tuple[str, ...], value: Any) -> None:
+    if _SPLIT in var:
+        return  # a split string is compared as a whole list: no one value for the string
     if var and var[-1] == "[]":
         facts.element(var[:-1], value)
     else:
@@ -177,7 +190,10 @@ def _relation(op: str, left: Any, right: Any, names: Mapping[str, tuple[str, ...
         if lvar is not None and (values := _list_literal(right)) is not None:
             for value in values:
                 _found(facts, lvar, value)
-        elif rvar is not None and lval is not _MISSING:
+        elif rvar is not None and lval is not _MISSING and rvar[-1] == _SPLIT:
+            if _SPLIT not in rvar[:-1]:
+                facts.scalar(rvar[:-1], lval)  # 'x' in claims.roles.split(','): the string 'x' holds it
+        elif rvar is not None and lval is not _MISSING and _SPLIT not in rvar:
             facts.element(rvar, lval)  # 'admin' in claims.groups
         return
     for var, value in ((lvar, rval), (rvar, lval)):
@@ -269,16 +285,16 @@ def _values(var: tuple[str, ...], facts: _Facts) -> tuple[Value, ...]:
     scalars = facts.scalars.get(var, [])
     elements = facts.elements.get(var, [])
     values: list[Any] = list(scalars)
-    if var[0] == "request" and var[1] == "source_ip":
-        values = [v for v in values if isinstance(v, str) and _is_ip(v)] or ["192.0.2.10"]
-        return tuple(Value(_label(v), v) for v in values + (["198.51.100.7"] if len(values) == 1 else []))
+    if var[:2] == ("request", "source_ip"):
+        # Always present (API Gateway sets it): the addresses compared with, and another one.
+        addresses = [v for v in values if isinstance(v, str) and _is_ip(v)]
+        addresses.append(next(a for a in ("198.51.100.7", "203.0.113.9") if a not in addresses))
+        return tuple(Value(_label(v), v) for v in addresses)
     if elements or var == ("scopes",):
         values += _subsets(elements)
         values.append([_other(elements)])
-    if not any(isinstance(v, str) for v in scalars) and not elements:
-        values.append(_other(scalars))  # read, and compared with no string: any value
-    elif scalars:
-        values.append(_other(scalars))
+    if scalars or not elements:
+        values.append(_other(scalars))  # none of the values compared with
     values.append(_MISSING)
     return tuple(Value(_label(v), v) for v in values)
 
@@ -421,7 +437,7 @@ def caller_class(dims: Sequence[Dimension], choice: Sequence[Value], method: str
         elif dim.var[1] == "source_ip":
             request["source_ip"] = plain
         else:
-            request[_REQUEST_MAPS[dim.var[1]]][dim.var[2]] = _text(plain)
+            request[dim.var[1]][dim.var[2]] = _text(plain)
     return CallerClass(tuple(labels), request, claims)
 
 
