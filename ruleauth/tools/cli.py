@@ -1,7 +1,8 @@
 """The `ruleauth` command line: validate, dry-run, test, serve, schema, snapshot, diff.
 
 Exit status, every command: 0 success; 1 the checked thing failed (validate
-problems, test failures, --expect mismatch); 2 usage or input error (bad flag,
+problems, test failures, --expect mismatch, diff --exit-code changes,
+--min-coverage not met); 2 usage or input error (bad flag,
 unreadable path, malformed event); 3 the rules failed to load.
 """
 
