@@ -361,16 +361,25 @@ def test_git_rev_compares_the_committed_rules_with_the_working_tree(tmp_path):
         pytest.skip("needs git")
     repo = tmp_path / "repo"
     (repo / "rules").mkdir(parents=True)
-    rules(repo / "rules", "api.yaml", ORDERS)
+    case = f"""
+tests:
+  - name: deleters delete
+    request: {{method: DELETE, path: /orders/7, headers: {{Authorization: Bearer x}}}}
+    claims: {{iss: "{CORP}", sub: u1, scope: "orders:delete"}}
+    expect: allow
+"""
+    rules(repo / "rules", "api.yaml", ORDERS + case)
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.test", "GIT_COMMITTER_NAME": "t"}
     env |= {"GIT_COMMITTER_EMAIL": "t@example.test", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "rules"]):
         subprocess.run([git, *args], cwd=repo, check=True, env=env, capture_output=True)
-    rules(repo / "rules", "api.yaml", ORDERS.replace("'orders:delete' in scopes", "false"))
+    rules(repo / "rules", "api.yaml", ORDERS.replace("'orders:delete' in scopes", "false") + case)
     status, report = diff_json("--git", "HEAD", "rules", cwd=repo)
     assert status == 1
     assert report["old"] == "HEAD:rules" and report["new"] == "rules"
-    assert kinds(report) == {("DELETE", "/orders/id"): {"revoke"}}
+    assert kinds(report) == {("DELETE", "/orders/id"): {"revoke"}, ("DELETE", "/orders/7"): {"revoke"}}
+    tested = changes(report, "DELETE", "/orders/7")
+    assert len(tested) == 1 and tested[0]["test"].startswith("test 'deleters delete' (HEAD:rules/api.yaml:")
     done = run_cli("diff", "--git", "HEAD", "rules/api.yaml", "--exit-code", cwd=repo)
     assert done.returncode == 1 and done.stdout.startswith("ruleauth diff HEAD:rules/api.yaml → rules/api.yaml")
     done = run_cli("diff", "--git", "no-such-rev", "rules", cwd=repo)
@@ -444,3 +453,27 @@ rules:
     assert by_kind("GET /roles", "claims.role") == {"grant": {"'editor'"}, "revoke": {"'admin'"}}
     assert by_kind("GET /flags", "request.headers['x-flags']") == {"grant": {"'gamma'"}, "revoke": {"'beta'"}}
     assert by_kind("GET /mail", "claims.email") == {"grant": {"'@staff.corp.test'"}, "revoke": {"'@corp.test'"}}
+
+
+def test_a_case_both_versions_share_is_asked_once_event_files_included(tmp_path):
+    shutil.copy(Path(__file__).parent / "fixtures" / "events" / "rest-request.json", tmp_path / "rest-request.json")
+    text = """
+version: 1
+cache: {mode: disabled}
+rules:
+  - name: lambda request
+    route: POST /lambda-request
+    auth: token
+    allow: true
+tests:
+  - name: the sample event
+    event: rest-request.json
+    expect: allow
+"""
+    old = rules(tmp_path, "old.yaml", text)
+    new = rules(tmp_path, "new.yaml", text.replace("allow: true", "allow: false"))
+    status, report = diff_json(str(old), str(new))
+    assert status == 1
+    tested = [c for c in changes(report, "POST", "/lambda-request") if c["test"]]
+    assert len(tested) == 1 and tested[0]["kind"] == "revoke"
+    assert tested[0]["test"].startswith("test 'the sample event' (") and "old.yaml:" in tested[0]["test"]

@@ -982,7 +982,8 @@ def cmd_diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return LOAD_FAILED
         old_name = inputs.names.get(str(old_path), str(old_path))
         new_name = inputs.names.get(str(new_path), str(new_path))
-        report = rules_diff.diff(old, new, old_name, new_name, args.max_classes or rules_diff.MAX_CLASSES)
+        cap = args.max_classes or rules_diff.MAX_CLASSES
+        report = rules_diff.diff(old, new, old_name, new_name, cap, inputs.names)
     if args.json:
         print_json(report.as_dict(), out)
     else:

@@ -16,6 +16,7 @@ those variables covers every branch the rules contain (up to the cap, which is r
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import itertools
 import json
@@ -27,11 +28,13 @@ from typing import Any
 
 from ruleauth.cel.compiler import Compiled
 from ruleauth.cel.tree import access_chain, is_tree, string_literal, unwrap
-from ruleauth.errors import LoadError
+from ruleauth.errors import BadEvent, LoadError
 from ruleauth.model import WEBSOCKET, WEBSOCKET_CONNECT, SourcePos
 from ruleauth.reasons import Outcome
 from ruleauth.rules.ruleset import Expectation, RuleSet, TestCase
+from ruleauth.runtime.events import parse_event
 from ruleauth.tools.rule_tests import CaseInputError, authorize_case
+from ruleauth.tools.synthetic_events import event_for_test
 from ruleauth.tools.template_check import methods_of, sample_path
 
 MAX_CLASSES = 4096  # caller classes per route × method, unless --max-classes says otherwise
@@ -380,6 +383,7 @@ class CallerClass:
     request: Mapping[str, Any]
     claims: Mapping[str, Any] | None
     test: str | None = None  # a `tests:` case's name and position
+    case: TestCase | None = None  # that case, asked as `ruleauth test` asks it
 
     def describe(self) -> str:
         if self.test is not None:
@@ -514,14 +518,13 @@ class Answer:
         }
 
 
-def answer(authorizer: Any, caller: CallerClass, now: str | None = None) -> Answer:
-    case = TestCase(
-        caller.test or "diff",
+def answer(authorizer: Any, caller: CallerClass) -> Answer:
+    case = caller.case or TestCase(
+        "diff",
         _WHERE,
         Expectation(Outcome.ALLOW),
         request=caller.request,
         claims=caller.claims,
-        now=now,
         event_type=WEBSOCKET if caller.request.get("path") == WEBSOCKET_CONNECT else None,
     )
     try:
@@ -682,8 +685,11 @@ def _match(ruleset: RuleSet, method: str, path: str) -> tuple[str | None, Any]:
     return (str(match.route), match.target) if match else (None, None)
 
 
-def diff(old: Any, new: Any, old_name: str, new_name: str, cap: int = MAX_CLASSES) -> Report:
-    """Compare two loaded Authorizers."""
+def diff(
+    old: Any, new: Any, old_name: str, new_name: str, cap: int = MAX_CLASSES, names: Mapping[str, str] | None = None
+) -> Report:
+    """Compare two loaded Authorizers; `names` shows copied files by their own names."""
+    names = names or {}
     rulesets = (old.ruleset, new.ruleset)
     callers = [c for ruleset in rulesets for c in expressions(ruleset)]
     routes: dict[tuple[str, str], RouteReport] = {}
@@ -705,24 +711,21 @@ def diff(old: Any, new: Any, old_name: str, new_name: str, cap: int = MAX_CLASSE
     asked: set[str] = set()
     for ruleset in rulesets:
         for case in ruleset.tests:
-            tested = _test_class(ruleset, case)
-            if tested is None:
-                continue
             # A case both versions have (the same request, claims and time) is asked once.
-            key = json.dumps([tested.request, tested.claims, case.now], sort_keys=True, default=str)
+            key = _case_key(case)
             if key in asked:
                 continue
             asked.add(key)
-            method = str(tested.request.get("method") or "GET").upper()
-            path = str(tested.request.get("path") or "/")
-            if path == WEBSOCKET_CONNECT:
-                method = ""
+            method, path = _asked(ruleset, case)
             if (method, path) not in routes:
                 routes[(method, path)] = _route_report(old, new, method, path)
             report = routes[(method, path)]
             report.classes += 1
             report.total += 1
-            _compare(report, old, new, tested, case.now)
+            pos = case.pos
+            where = dataclasses.replace(pos, file=names.get(pos.file, pos.file)) if pos is not None else pos
+            tested = CallerClass((), dict(case.request), case.claims, f"test {case.name!r} ({where})", case)
+            _compare(report, old, new, tested)
     for report in routes.values():
         report.changes.sort(key=lambda c: (ACCESS_ORDER.index(c.kind), c.caller.test is not None, c.caller.describe()))
     return Report(old_name, new_name, list(routes.values()), cap)
@@ -741,14 +744,27 @@ def _route_report(old: Any, new: Any, method: str, path: str) -> RouteReport:
     )
 
 
-def _test_class(ruleset: RuleSet, case: TestCase) -> CallerClass | None:
+def _case_key(case: TestCase) -> str:
+    event: Any = case.event
     if case.event:
-        return None  # an event file's request is the event's, in a file beside its version
-    return CallerClass((), dict(case.request), case.claims, test=f"test {case.name!r} ({case.pos})")
+        try:
+            event = Path(case.event).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            pass  # asked anyway: both versions report the unreadable file alike
+    return json.dumps([case.request, case.claims, case.now, case.event_type, event], sort_keys=True, default=str)
 
 
-def _compare(report: RouteReport, old: Any, new: Any, caller: CallerClass, now: str | None = None) -> None:
-    before, after = answer(old, caller, now), answer(new, caller, now)
+def _asked(ruleset: RuleSet, case: TestCase) -> tuple[str, str]:
+    """The method and path a case asks, as the Lambda parses its event."""
+    try:
+        request = parse_event(event_for_test(ruleset, case))
+    except (BadEvent, OSError, ValueError):
+        return str(case.request.get("method") or "GET").upper(), str(case.request.get("path") or "/")
+    return request.method, request.path
+
+
+def _compare(report: RouteReport, old: Any, new: Any, caller: CallerClass) -> None:
+    before, after = answer(old, caller), answer(new, caller)
     kind = change_kind(before, after)
     if kind is not None:
         report.changes.append(Change(report.method, report.path, kind, caller, before, after))
