@@ -477,3 +477,23 @@ tests:
     tested = [c for c in changes(report, "POST", "/lambda-request") if c["test"]]
     assert len(tested) == 1 and tested[0]["kind"] == "revoke"
     assert tested[0]["test"].startswith("test 'the sample event' (") and "old.yaml:" in tested[0]["test"]
+
+
+def test_a_refusal_that_only_changes_form_is_shown_but_is_no_access_change(tmp_path):
+    closed = (
+        ORDERS
+        + """
+  - name: closed
+    route: GET /closed
+    allow: "false"
+"""
+    )
+    old = rules(tmp_path, "old.yaml", closed)
+    new = rules(tmp_path, "new.yaml", ORDERS)  # the route that allowed no one is gone: no_route
+    status, report = diff_json(str(old), str(new))
+    assert status == 0 and report["access_changed"] is False
+    assert kinds(report) == {("GET", "/closed"): {"refusal"}}
+    refused = changes(report, "GET", "/closed")
+    assert {(c["old"]["status"], c["new"]["status"]) for c in refused} == {(401, 403)}
+    done = run_cli("diff", str(old), str(new))
+    assert "  ~ refusal " in done.stdout and "refusal" in done.stdout.splitlines()[-1]
