@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ruleauth.errors import LoadError
 from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY
 from ruleauth.reasons import Outcome
 from ruleauth.rules.ruleset import RuleSet, TestCase
@@ -82,23 +83,36 @@ def case_with_credential(ruleset: RuleSet, case: TestCase) -> TestCase:
     return dataclasses.replace(case, request={**request, "token": PLACEHOLDER_TOKEN})
 
 
-def run_case(authorizer: Any, case: TestCase) -> CaseResult:
-    result = CaseResult(case)
+class CaseInputError(LoadError, ValueError):
+    """A case that cannot be run: its event file is unreadable or its `now` is bad."""
+
+
+def authorize_case(authorizer: Any, case: TestCase) -> Any:
+    """The `Authorization` a case's request gets on the Lambda's code path: the one way
+    `ruleauth test`, its `--coverage` and `ruleauth diff`'s caller classes are decided.
+    Raises CaseInputError."""
     ruleset = authorizer.ruleset
     try:
         event = event_for_test(ruleset, case_with_credential(ruleset, case))
     except (OSError, ValueError) as exc:
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        result.failures.append(f"cannot read event file {case.event}: {detail}")
-        return result
+        raise CaseInputError(f"cannot read event file {case.event}: {detail}") from None
     now = None
     if case.now:
         try:
             now = parse_time(case.now)
         except ValueError as exc:
-            result.failures.append(f"now: {exc}")
-            return result
-    authorization = authorizer.authorize(event, now=now, claims=case.claims)
+            raise CaseInputError(f"now: {exc}") from None
+    return authorizer.authorize(event, now=now, claims=case.claims)
+
+
+def run_case(authorizer: Any, case: TestCase) -> CaseResult:
+    result = CaseResult(case)
+    try:
+        authorization = authorize_case(authorizer, case)
+    except CaseInputError as exc:
+        result.failures.append(str(exc))
+        return result
     result.authorization = authorization
     decision = authorization.decision
     expect = case.expect
