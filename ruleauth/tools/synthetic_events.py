@@ -116,6 +116,20 @@ def build_event(
     return event
 
 
+def with_client_cert(event: dict[str, Any], client_cert: Mapping[str, Any]) -> bool:
+    """Puts the clientCert fields into an event (e.g. a `dry-run --event` file) where its shape
+    carries them; False for TOKEN and WebSocket events, which carry none."""
+    from ruleauth.runtime.events import event_type as shape
+
+    kind = shape(event)
+    if kind in (REST_TOKEN, WEBSOCKET):
+        return False
+    context = event.setdefault("requestContext", {})
+    holder = context.setdefault("authentication" if kind == HTTP_V2 else "identity", {})
+    holder["clientCert"] = dict(client_cert)
+    return True
+
+
 def client_cert_fields(pem: str) -> dict[str, Any]:
     """The clientCert object API Gateway sends for a mutual TLS client presenting this
     certificate (docs/apigw-facts.md "Client certificates"). Raises ValueError for a PEM that
