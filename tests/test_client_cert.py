@@ -27,6 +27,7 @@ from ruleauth.tools.synthetic_events import build_event, client_cert_fields
 from tests.cli_support import no_traceback, run_cli, run_json
 from tests.conftest import engine_knobs
 from tests.jwt_support import AUDIENCE, ISSUER, NOW, claims, default_jwks, ec_key, jwks_bytes, public_jwk, token
+from tests.test_cli_validate import MISMATCHED_TEMPLATE
 
 EVENTS = Path(__file__).parent / "fixtures" / "events"
 # The vendored events that carry a clientCert, by where the shape keeps it.
@@ -572,3 +573,17 @@ def test_build_event_places_the_certificate_where_each_shape_carries_it():
     }
     assert "requestContext" not in build_event("rest-token", "GET", "/", client_cert=fields)
     assert fields["validity"]["notBefore"].endswith(" GMT")
+
+
+@pytest.mark.parametrize("payload, warned", [("TOKEN", True), ("REQUEST", False)])
+def test_validate_template_warns_that_a_token_authorizer_gets_no_certificate(tmp_path, payload, warned):
+    rules = write_bound_dir(tmp_path)
+    template = tmp_path / "template.yaml"
+    # The CLI tests' SAM API, its authorizer of the payload type asked.
+    template.write_text(MISMATCHED_TEMPLATE.replace("FunctionPayloadType: REQUEST", f"FunctionPayloadType: {payload}"))
+    done = run_cli("validate", str(rules / "rules.yaml"), "--template", str(template))
+    no_traceback(done)
+    message = "is a TOKEN authorizer, whose events carry no client certificate"
+    assert (message in done.stdout + done.stderr) == warned, done.stdout + done.stderr
+    if warned:
+        assert "certificate_bound bound" in done.stdout + done.stderr
