@@ -58,6 +58,20 @@ class MethodArn:
 
 
 @dataclass(frozen=True)
+class ClientCert:
+    """The client certificate of a mutual TLS request, as API Gateway forwards it (REST and HTTP
+    payload 1.0: requestContext.identity.clientCert; payload 2.0: requestContext.authentication.
+    clientCert; docs/apigw-facts.md "Client certificates"). Strings the event lacks are ""."""
+
+    pem: str = ""
+    subject_dn: str = ""
+    issuer_dn: str = ""
+    serial_number: str = ""
+    not_before: str = ""  # validity.notBefore as API Gateway writes it ("May 28 12:30:02 2019 GMT")
+    not_after: str = ""
+
+
+@dataclass(frozen=True)
 class Request:
     """One normalised authorizer request, whatever the event type.
 
@@ -83,6 +97,7 @@ class Request:
     header_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     query_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     cookie_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    client_cert: ClientCert | None = None  # None: the request carries no client certificate
 
     @property
     def method(self) -> str:
@@ -107,6 +122,9 @@ class JwtProvider:
     leeway: int = 0
     jwks_uri: str | None = None
     jwks_file: str | None = None  # absolute path once loaded
+    # RFC 8705: a token of this provider is valid only with the client certificate its
+    # cnf["x5t#S256"] names (runtime/client_cert.py).
+    certificate_bound: bool = False
 
 
 @dataclass(frozen=True)

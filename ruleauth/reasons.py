@@ -30,6 +30,11 @@ class Reason(StrEnum):
     JWT_INVALID = "jwt_invalid"
     JWT_EXPIRED = "jwt_expired"
     JWKS_UNAVAILABLE = "jwks_unavailable"
+    # A `certificate_bound` provider's token (RFC 8705): no usable client certificate, no
+    # cnf["x5t#S256"] in the token, or a thumbprint of another certificate.
+    CLIENT_CERT_MISSING = "client_cert_missing"
+    CNF_MISSING = "cnf_missing"
+    CNF_MISMATCH = "cnf_mismatch"
     RULE_TRUE = "rule_true"
     RULE_FALSE = "rule_false"
     RULE_ERROR = "rule_error"

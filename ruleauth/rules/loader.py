@@ -35,6 +35,8 @@ from ruleauth.rules.ruleset import (
     CACHE_DISABLED,
     CACHE_MODES,
     CACHE_ROUTE,
+    CERT_PEM_SOURCE,
+    CERT_SOURCES,
     MODE_ENFORCE,
     MODE_SHADOW,
     RESPONSE_IAM,
@@ -78,6 +80,7 @@ PROVIDER_KEYS = (
     "leeway",
     "jwks_uri",
     "jwks_file",
+    "certificate_bound",
 )
 TEST_KEYS = ("name", "request", "claims", "now", "event_type", "event", "expect")
 REQUEST_KEYS = ("method", "path", "headers", "query", "cookies", "stage_variables", "source_ip", "token")
@@ -210,6 +213,7 @@ class _Builder:
         if token.query and cache.cached and not cache.query and not cache.headers:
             cache = CacheConfig(mode=cache.mode, query=(token.query,))
         providers = self._providers()
+        self._check_bound_providers(cache, providers)
         defines = self._defines()
         engine = self._engine()
         self.compiler = Compiler(
@@ -418,7 +422,23 @@ class _Builder:
                 source.error(item, f"two jwt providers are named {provider.name!r}")
             names[provider.name] = item
             providers.append(provider)
+        self._provider_nodes = {name: (source, node) for name, node in names.items()}
         return providers
+
+    def _check_bound_providers(self, cache: CacheConfig, providers: list[JwtProvider]) -> None:
+        """A certificate-bound token's response cached under a key without the certificate would
+        be replayed, without calling the authorizer, to anyone holding the token."""
+        if not cache.cached or CERT_PEM_SOURCE in cache.context:
+            return
+        for provider in providers:
+            if provider.certificate_bound:
+                source, node = self._provider_nodes[provider.name]
+                source.error(
+                    node,
+                    f"jwt provider {provider.name!r} is certificate_bound, but the client certificate is not part "
+                    f"of the authorizer's cache key (cache.mode: {cache.mode}): API Gateway would replay a cached "
+                    f"answer to a client presenting the token with another certificate, or none; {_CERT_ADVICE}",
+                )
 
     def _provider(self, source: sy.Source, node: Node, several: bool) -> JwtProvider | None:
         entries = _mapping_checked(source, node, "a jwt provider", PROVIDER_KEYS)
@@ -428,6 +448,11 @@ class _Builder:
         for key, _, value in entries:
             if key in ("audience", "client_ids", "algorithms"):
                 raw[key] = tuple(sy.string_list(source, value, f"jwt.{key}"))
+            elif key == "certificate_bound":
+                if isinstance(value, ScalarNode) and value.tag == sy.BOOL and value.value in ("true", "false"):
+                    raw[key] = value.value == "true"
+                else:
+                    source.error(value, "jwt.certificate_bound must be true or false")
             elif key == "leeway":
                 if isinstance(value, ScalarNode) and value.tag == sy.INT:
                     raw[key] = int(value.value, 10) if value.value.lstrip("-").isdigit() else None
@@ -455,6 +480,7 @@ class _Builder:
             leeway=raw.get("leeway") or 0,
             jwks_uri=raw.get("jwks_uri"),
             jwks_file=raw.get("jwks_file"),
+            certificate_bound=raw.get("certificate_bound", False),
         )
         from ruleauth.jwt.verifier import provider_problems  # the verifier owns what a safe provider is
 
@@ -778,7 +804,7 @@ class _Builder:
                 source.error(
                     node,
                     f"{what} reads {', '.join(sorted(map(str, bad)))}, which is not part of "
-                    f"the authorizer's cache key (cache.mode: {cache.mode}); {_cache_advice(cache)}",
+                    f"the authorizer's cache key (cache.mode: {cache.mode}); {_cache_advice(cache, bad)}",
                 )
             if compiled.uses_now:
                 source.warning(
@@ -791,7 +817,7 @@ class _Builder:
                 source.error(
                     _pos_node(rule),
                     f"allow reads {', '.join(sorted(map(str, bad)))}, which is not part of "
-                    f"the authorizer's cache key (cache.mode: {cache.mode}); {_cache_advice(cache)}",
+                    f"the authorizer's cache key (cache.mode: {cache.mode}); {_cache_advice(cache, bad)}",
                     rule.name,
                 )
             if rule.allow.uses_now:
@@ -976,6 +1002,8 @@ def _unsafe_reads(reads: frozenset[Read], cache: CacheConfig, route_level: bool)
             continue
         if read.input == "request.source_ip" and "identity.sourceIp" in cache.context:
             continue
+        if read.input == "request.client_cert" and _cert_read_in_key(read.key, cache.context):
+            continue
         bad.add(read)
     return bad
 
@@ -1011,7 +1039,33 @@ def _example_path(pattern: str) -> str:
     return f"{method} /" + re.sub(r"\*", lambda _: next(names, "z"), path)
 
 
-def _cache_advice(cache: CacheConfig) -> str:
+# The certificate fields an identity source fixes, besides the PEM (which fixes them all).
+_CERT_FIELD_SOURCES = {
+    "subject_dn": "identity.clientCert.subjectDN",
+    "issuer_dn": "identity.clientCert.issuerDN",
+    "serial_number": "identity.clientCert.serialNumber",
+    "not_before": "identity.clientCert.validity.notBefore",
+    "not_after": "identity.clientCert.validity.notAfter",
+}
+assert set(_CERT_FIELD_SOURCES.values()) | {CERT_PEM_SOURCE} == set(CERT_SOURCES)
+_CERT_ADVICE = (
+    f"add {CERT_PEM_SOURCE} to cache.sources.context (and to the authorizer's identity sources: "
+    f"SAM Identity.Context, HTTP API $context.{CERT_PEM_SOURCE}, REST context.{CERT_PEM_SOURCE}), "
+    "or set cache.mode: disabled (TTL 0)"
+)
+
+
+def _cert_read_in_key(key: str | None, context: tuple[str, ...]) -> bool:
+    if CERT_PEM_SOURCE in context:
+        return True
+    return key is not None and _CERT_FIELD_SOURCES.get(key) in context
+
+
+def _cache_advice(cache: CacheConfig, bad: set[Read] | None = None) -> str:
+    if bad and any(read.input == "request.client_cert" for read in bad):
+        return "the client certificate is in API Gateway's cache key only where an identity source names it: " + (
+            _CERT_ADVICE
+        )
     return (
         "add it to cache.sources (and to the authorizer's identity sources in API Gateway), "
         "or set cache.mode: disabled (TTL 0)"

@@ -224,6 +224,12 @@ def build_parser() -> Parser:
     )
     dry.add_argument("--event", metavar="FILE", help="an authorizer event JSON file; - reads standard input")
     dry.add_argument(
+        "--client-cert",
+        metavar="FILE.pem",
+        help="a PEM client certificate the request presents by mutual TLS: the event gets the clientCert "
+        "fields API Gateway sends (REST and HTTP API events; also added to an --event file)",
+    )
+    dry.add_argument(
         "--claims",
         metavar="JSON",
         help="JWT claims as a JSON object (or @file.json), used instead of verifying a token: "
@@ -282,6 +288,11 @@ def build_parser() -> Parser:
         default="rest-request",
         metavar="TYPE",
         help=f"event shape sent to the authorizer: {', '.join(EVENT_TYPES)} (default rest-request)",
+    )
+    serve.add_argument(
+        "--client-cert",
+        metavar="FILE.pem",
+        help="a PEM client certificate every request presents, as if by mutual TLS on a custom domain",
     )
     settings_args(serve)
 
@@ -591,7 +602,7 @@ def request_event(args: argparse.Namespace, ruleset: Any, claims: dict[str, Any]
     """The event to decide: from --event, or built from the request flags."""
     from ruleauth.model import METHODS, WEBSOCKET_CONNECT
     from ruleauth.tools.rule_tests import PLACEHOLDER_TOKEN, has_credential
-    from ruleauth.tools.synthetic_events import build_event
+    from ruleauth.tools.synthetic_events import build_event, with_client_cert
 
     flags = [
         f
@@ -608,10 +619,14 @@ def request_event(args: argparse.Namespace, ruleset: Any, claims: dict[str, Any]
         )
         if v
     ]
+    cert = client_cert_option(args.client_cert)
     if args.event is not None:
         if flags:
             raise UsageError(f"--event cannot be combined with {', '.join(flags)}: the event file is the whole request")
-        return _read_event(args.event)
+        event = _read_event(args.event)
+        if cert is not None and not with_client_cert(event, cert):
+            raise UsageError("--client-cert: TOKEN and WebSocket events carry no client certificate")
+        return event
     event_type = args.event_type or "rest-request"
     if event_type == "websocket" and not args.path:
         args.path = WEBSOCKET_CONNECT
@@ -632,6 +647,8 @@ def request_event(args: argparse.Namespace, ruleset: Any, claims: dict[str, Any]
     token = args.token
     if claims is not None and ruleset.providers and not has_credential(ruleset, headers, query, cookies, token):
         token = PLACEHOLDER_TOKEN
+    if cert is not None and event_type in ("rest-token", "websocket"):
+        raise UsageError(f"--client-cert: {event_type} events carry no client certificate (use rest-request or http-*)")
     return build_event(
         event_type,
         method,
@@ -643,7 +660,30 @@ def request_event(args: argparse.Namespace, ruleset: Any, claims: dict[str, Any]
         source_ip=args.source_ip or "192.0.2.10",
         token=token,
         token_config=ruleset.token,
+        client_cert=cert,
     )
+
+
+def client_cert_option(name: str | None) -> dict[str, Any] | None:
+    """--client-cert FILE.pem: the clientCert fields API Gateway would send for it."""
+    from ruleauth.tools.synthetic_events import client_cert_fields
+
+    if name is None:
+        return None
+    try:
+        text = Path(name).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a PEM text file"
+        raise UsageError(f"cannot read --client-cert {name}: {why}") from None
+    begin = text.find("-----BEGIN CERTIFICATE-----")
+    end = text.find("-----END CERTIFICATE-----", begin)
+    if begin < 0 or end < 0:
+        raise UsageError(f"--client-cert {name} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    pem = text[begin : end + len("-----END CERTIFICATE-----")] + "\n"
+    try:
+        return client_cert_fields(pem)
+    except ValueError as exc:
+        raise UsageError(f"--client-cert {name} is not a readable certificate: {exc}") from None
 
 
 def policy_grants(ruleset: Any, authorization: Any) -> list[str]:
@@ -882,7 +922,12 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if authorizer is None:
         return LOAD_FAILED
     note_warnings(authorizer, path, err)
-    gateway = LocalGateway(authorizer, event_type=args.event_type, ttl=args.cache_ttl, upstream=args.upstream)
+    cert = client_cert_option(args.client_cert)
+    if cert is not None and args.event_type in ("rest-token", "websocket"):
+        raise UsageError(f"--client-cert: {args.event_type} events carry no client certificate")
+    gateway = LocalGateway(
+        authorizer, event_type=args.event_type, ttl=args.cache_ttl, upstream=args.upstream, client_cert=cert
+    )
     cache = authorizer.ruleset.cache
     if args.cache_ttl and cache.mode == "disabled":
         err.write(
@@ -894,6 +939,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     banner = (
         f"rules {path}; {args.event_type} events; cache TTL {gateway.ttl} s (cache.mode {cache.mode}); "
         f"identity sources: {sources}; "
+        + (f"every request presents the client certificate {cert['subjectDN']}; " if cert else "")
         + (
             f"allowed requests go to {args.upstream}"
             if args.upstream

@@ -39,7 +39,7 @@ from ruleauth.model import HTTP_V1, HTTP_V2, REST_REQUEST, REST_TOKEN, WEBSOCKET
 from ruleauth.policy import response_check
 from ruleauth.policy.arn import asked_arn
 from ruleauth.policy.iam import EXPLICIT_DENY, evaluate_response
-from ruleauth.rules.ruleset import CACHE_DISABLED, CACHE_ROUTE
+from ruleauth.rules.ruleset import CACHE_DISABLED, CACHE_ROUTE, CERT_SOURCES
 from ruleauth.runtime.authorizer import (
     EXPLICIT_DENY_BODY,
     SERVER_ERROR_BODY,
@@ -96,8 +96,12 @@ class LocalGateway:
         ttl: int | None = None,
         upstream: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        client_cert: dict[str, Any] | None = None,
     ):
+        """`client_cert`: the clientCert fields (synthetic_events.client_cert_fields) every request
+        presents, as if the client had sent that certificate by mutual TLS."""
         self.authorizer = authorizer
+        self.client_cert = client_cert
         self.ruleset = authorizer.ruleset
         self.event_type = event_type
         if ttl is None:
@@ -121,7 +125,7 @@ class LocalGateway:
         """When API Gateway refuses a request with a missing identity source
         (docs/apigw-facts.md "What the client gets")."""
         headers, query = self.identity_sources()
-        if not headers and not query:
+        if not headers and not query and not any(c in CERT_SOURCES for c in self.ruleset.cache.context):
             return False
         if self.event_type in (REST_TOKEN, WEBSOCKET, HTTP_V1, HTTP_V2):
             return True
@@ -146,6 +150,7 @@ class LocalGateway:
             if not found or not found[-1]:
                 missing.append(f"query parameter {name}")
             values.append(",".join(found))
+        cert_values = self._cert_sources(missing)
         if missing and self.sources_required():
             return json_answer(
                 401,
@@ -160,7 +165,7 @@ class LocalGateway:
             return json_answer(403, EXPLICIT_DENY_BODY, f"403 bad request path: {exc}")
         key = None
         if self.ttl > 0 and (source_names or query_names):
-            key = (tuple(values), self._route_part(method, path))
+            key = (tuple(values), cert_values, self._route_part(method, path))
         cached = self._cached(key)
         if cached is not None:
             return self._answer(cached, arn, method, target, headers, body, "cache=hit (authorizer not called)")
@@ -184,6 +189,18 @@ class LocalGateway:
             self._cache.put(key, authorization.response)
         cache_note = "cache=miss" if key is not None else "cache=off"
         return self._answer(authorization.response, arn, method, target, headers, body, f"{summary} {cache_note}")
+
+    def _cert_sources(self, missing: list[str]) -> tuple[str, ...]:
+        """The client certificate's identity sources (cache.sources.context), part of the cache
+        key; a declared one the request lacks is missing, as API Gateway has it."""
+        values = []
+        for source in self.ruleset.cache.context:
+            if source in CERT_SOURCES:
+                value = _cert_value(self.client_cert, source)
+                if not value:
+                    missing.append(f"context {source}")
+                values.append(value)
+        return tuple(values)
 
     def _route_part(self, method: str, path: str) -> tuple[str, ...]:
         """In `route` mode the cache key holds the route too (routeKey, or httpMethod + resourcePath)."""
@@ -292,6 +309,7 @@ class LocalGateway:
                 query={k: ",".join(v) for k, v in multi_query.items()},
                 source_ip=client_ip,
                 token_config=self.ruleset.token,
+                client_cert=self.client_cert,
             )
             event["rawQueryString"] = raw_query
             event["headers"] = joined
@@ -310,6 +328,7 @@ class LocalGateway:
                 query=single_query,
                 source_ip=client_ip,
                 token_config=self.ruleset.token,
+                client_cert=self.client_cert,
             )
             if kind != REST_TOKEN:
                 event["multiValueHeaders"] = multi_headers
@@ -324,6 +343,14 @@ class LocalGateway:
         if "requestContext" in event:
             event["requestContext"]["requestId"] = f"local-{next(self._ids)}"
         return event
+
+
+def _cert_value(fields: dict[str, Any] | None, source: str) -> str:
+    """`identity.clientCert.validity.notAfter` → fields["validity"]["notAfter"]."""
+    value: Any = fields or {}
+    for part in source.split(".")[2:]:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 def _header_value(value: Any) -> str:
