@@ -30,6 +30,10 @@ class Reason(StrEnum):
     JWT_INVALID = "jwt_invalid"
     JWT_EXPIRED = "jwt_expired"
     JWKS_UNAVAILABLE = "jwks_unavailable"
+    # An opaque token that the introspection endpoint (RFC 7662) says is not active, and one
+    # that could not be introspected (the endpoint down, slow, huge, malformed or refusing us).
+    TOKEN_INACTIVE = "token_inactive"
+    INTROSPECTION_UNAVAILABLE = "introspection_unavailable"
     RULE_TRUE = "rule_true"
     RULE_FALSE = "rule_false"
     RULE_ERROR = "rule_error"
