@@ -541,3 +541,62 @@ def test_two_introspection_providers_are_a_load_error(tmp_path: Path) -> None:
     )
     problems = load_problems(tmp_path, GOOD + "\n" + second.rstrip("\n"))
     assert any("only one provider may use introspection" in p for p in problems), problems
+
+
+# ---------------------------------------------------------------- with the rest of ruleauth
+
+
+def test_offline_claims_naming_a_shared_issuer_stand_for_the_provider_the_route_accepts(
+    endpoint: tuple[FaultServer, Path],
+) -> None:
+    server, rules = endpoint
+    authorizer = authorizer_for(rules, FakeClock(time.time()))
+    claims = {"iss": server.base, "client_id": "c1", "scope": "read:orders"}
+    for path, provider in (("/jwt-only", "idp"), ("/opaque-only", "opaque"), ("/orders", "idp")):
+        decision = authorizer.authorize(request("offline", path), claims=claims).decision
+        assert (decision.outcome, decision.provider) == ("allow", provider), path
+    assert server.posts == []
+
+
+def test_an_introspected_token_under_identity_caching_gets_the_table_of_its_routes(
+    endpoint: tuple[FaultServer, Path], tmp_path: Path
+) -> None:
+    server, rules = endpoint
+    rules.write_text(rules.read_text().replace("cache: {mode: disabled}\n", ""))
+    server.routes["/introspect"] = reply(active())
+    authorizer = authorizer_for(rules, FakeClock(time.time()))
+    result = authorizer.authorize(request("opaque-1", "/opaque-only"))
+    assert result.decision.outcome == "allow" and result.response is not None
+    statements = result.response["policyDocument"]["Statement"]
+    allowed = {r.rsplit("/", 2)[-1] for s in statements if s["Effect"] == "Allow" for r in s["Resource"]}
+    # the routes the opaque token satisfies, and not the one that takes only JWTs
+    assert allowed == {"orders", "opaque-only"}
+    assert stats(authorizer)[0] == 1  # one request, whatever the number of (auth, providers) pairs asked
+
+
+def test_rules_from_a_snapshot_keep_the_introspection_provider(
+    endpoint: tuple[FaultServer, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, rules = endpoint
+    server.routes["/introspect"] = reply(active())
+    assert cli_main(["snapshot", str(rules)]) == 0
+    capsys.readouterr()
+    handler = make_handler(rules, environ={SECRET_ENV: SECRET})
+    assert "snapshot not used" not in capsys.readouterr().out
+    assert handler(request("opaque-1"))["principalId"] == "c1"
+    assert len(server.posts) == 1
+
+
+def test_dry_run_says_the_token_was_introspected_not_verified_as_a_jwt(
+    endpoint: tuple[FaultServer, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, rules = endpoint
+    server.routes["/introspect"] = reply(active())
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    args = ["dry-run", str(rules), "--method", "GET", "--path", "/orders", "--token", "opaque-1"]
+    assert cli_main(args) == 0
+    text = capsys.readouterr().out
+    assert "opaque token, active by provider 'opaque'" in text and "verified JWT" not in text
+    assert cli_main([*args, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["decision"], shown["verified"], shown["principal"]) == ("allow", True, "c1")
