@@ -37,7 +37,6 @@ from ruleauth.reasons import Reason
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_SIZE = 1024
 MAX_CACHE_TTL = 3600
 _INACTIVE = b""  # the cached answer of an inactive token (an active one is its JSON, never empty)
 
@@ -102,7 +101,7 @@ class Introspector:
         clock: Callable[[], float],
         fetch_timeout: float,
         max_bytes: int,
-        cache_size: int = DEFAULT_CACHE_SIZE,
+        cache_size: int,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         config = provider.introspection

@@ -36,7 +36,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from jwt.algorithms import Algorithm, get_default_algorithms
 
@@ -44,8 +44,6 @@ from ruleauth.cache import Cache
 from ruleauth.errors import LoadError, Problem, RequestError, safe_text
 from ruleauth.jwt.codecs import b64url_decode, strict_json
 from ruleauth.jwt.fetch import DEFAULT_FETCH_TIMEOUT, HttpsFetcher, KeyFetcher, check_https_url
-from ruleauth.jwt.introspection import DEFAULT_CACHE_SIZE as DEFAULT_INTROSPECTION_CACHE_SIZE
-from ruleauth.jwt.introspection import MAX_CACHE_TTL, IntrospectionUnavailable, Introspector, Poster
 from ruleauth.jwt.key_cache import DEFAULT_COOLDOWN, DEFAULT_LIFESPAN, DEFAULT_MAX_STALE, CachePolicy, ProviderKeys
 from ruleauth.jwt.keys import (
     ALGORITHMS,
@@ -61,6 +59,9 @@ from ruleauth.jwt.keys import (
 )
 from ruleauth.model import JwtProvider, VerifiedToken
 from ruleauth.reasons import Reason
+
+if TYPE_CHECKING:  # jwt/introspection.py is imported only where a provider introspects
+    from ruleauth.jwt.introspection import Introspector
 
 __all__ = [
     "JWKS_UNAVAILABLE",
@@ -209,6 +210,8 @@ def _introspection_problems(p: JwtProvider) -> list[str]:
             "introspection.client_secret_env must be the NAME of an environment variable "
             "(letters, digits, _), the variable that holds the client secret; never the secret"
         )
+    from ruleauth.jwt.introspection import MAX_CACHE_TTL
+
     ttl = config.cache_ttl
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_CACHE_TTL:
         problems.append(f"introspection.cache_ttl must be a whole number of seconds from 0 to {MAX_CACHE_TTL}")
@@ -481,7 +484,7 @@ class JwtVerifier:
         max_keys: int = DEFAULT_MAX_KEYS,
         token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE,
         environ: Mapping[str, str] | None = None,
-        introspection_cache_size: int = DEFAULT_INTROSPECTION_CACHE_SIZE,
+        introspection_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE,  # answers kept, as many as verified tokens
     ) -> None:
         policy = CachePolicy(
             lifespan=lifespan,
@@ -539,6 +542,8 @@ class JwtVerifier:
             p = introspected[0]
             self._introspected = _Checked(config=p, audience=frozenset(p.audience), client_ids=frozenset(p.client_ids))
             # The one HTTPS client: the key fetcher itself, unless a test substituted a GET-only one.
+            from ruleauth.jwt.introspection import Introspector, Poster
+
             poster: Poster = fetcher if isinstance(fetcher, HttpsFetcher) else HttpsFetcher()
             self._introspector = Introspector(
                 p,
@@ -688,6 +693,8 @@ class JwtVerifier:
         name = provider.name
         if allowed is not None and name not in allowed:
             raise _invalid(f"the token is not a JWT, and introspection provider {name!r} is not accepted on this route")
+        from ruleauth.jwt.introspection import IntrospectionUnavailable
+
         try:
             claims = introspector.introspect(token, use_cache=now_override is None)
         except IntrospectionUnavailable as exc:
