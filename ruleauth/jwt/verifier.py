@@ -541,9 +541,9 @@ class JwtVerifier:
         if introspected:
             p = introspected[0]
             self._introspected = _Checked(config=p, audience=frozenset(p.audience), client_ids=frozenset(p.client_ids))
-            # The one HTTPS client: the key fetcher itself, unless a test substituted a GET-only one.
             from ruleauth.jwt.introspection import Introspector, Poster
 
+            # The one HTTPS client: the key fetcher itself, unless a test substituted a GET-only one.
             poster: Poster = fetcher if isinstance(fetcher, HttpsFetcher) else HttpsFetcher()
             self._introspector = Introspector(
                 p,
