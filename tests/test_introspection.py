@@ -207,15 +207,35 @@ def test_K13_wrong_client_credentials_are_an_outage_not_a_bad_token(
 ) -> None:
     """RFC 7662 §2.3: a 401 from the endpoint refuses the authorizer, not the caller's token."""
     token = op.client_credentials_token("opaque-client", "opaque-secret")
-    authorizer = authorizer_for(op_rules, FakeClock(time.time()), secret="not-the-secret")
+    clock = FakeClock(time.time())
+    authorizer = authorizer_for(op_rules, clock, secret="not-the-secret")
     with caplog.at_level(logging.WARNING, logger="ruleauth.jwt.introspection"):
-        for _ in range(2):
-            decision = authorizer.authorize(request(token)).decision
-            assert (decision.outcome, decision.reason) == ("unauthorized", "introspection_unavailable")
-    assert "HTTP 401" in decision.detail and "client_id and secret" in decision.detail
-    assert stats(authorizer) == (2, 2, 0, 2)  # a failure is never cached
-    assert [r.getMessage().count("HTTP 401") for r in caplog.records] == [1, 1]
+        decision = authorizer.authorize(request(token)).decision
+        assert (decision.outcome, decision.reason) == ("unauthorized", "introspection_unavailable")
+        assert "HTTP 401" in decision.detail and "client_id and secret" in decision.detail
+        clock.advance(0.5)  # within a second of the failure: refused at once, without a request
+        decision = authorizer.authorize(request(token)).decision
+        assert (decision.reason, "not asked again yet" in decision.detail) == ("introspection_unavailable", True)
+        assert stats(authorizer) == (1, 1, 0, 2)  # a failure is never cached
+        clock.advance(0.5)
+        assert authorizer.authorize(request(token)).decision.reason == "introspection_unavailable"
+    assert stats(authorizer) == (2, 2, 0, 3)
+    assert [r.getMessage().count("HTTP 401") for r in caplog.records] == [1, 1]  # one line per failed request
     assert all("not-the-secret" not in r.getMessage() for r in caplog.records)
+
+
+def test_K12_after_a_failure_the_endpoint_is_asked_again_a_second_later(endpoint: tuple[FaultServer, Path]) -> None:
+    server, rules = endpoint
+    clock = FakeClock(time.time())
+    authorizer = authorizer_for(rules, clock)
+    server.routes["/introspect"] = reply(b"", status=503)
+    assert authorizer.authorize(request("opaque-1")).decision.reason == "introspection_unavailable"
+    server.routes["/introspect"] = reply(active())  # the endpoint recovers
+    assert authorizer.authorize(request("opaque-1")).decision.reason == "introspection_unavailable"
+    clock.advance(1)
+    assert authorizer.authorize(request("opaque-1")).decision.outcome == "allow"
+    assert authorizer.authorize(request("opaque-2")).decision.outcome == "allow"  # and the window is over
+    assert len(server.posts) == 3
 
 
 def test_K13_an_unknown_authorizer_client_is_an_outage_too(op: OidcProvider, tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ byte cap. The answer's `active` member decides; an active answer's members are t
 claims, which the verifier checks as a JWT's. Anything but a 200 with a JSON object holding
 a boolean `active` is an outage of the endpoint, not a verdict on the token (a 401 means
 the authorizer's own credentials are refused, RFC 7662 §2.3): logged, counted, and 401
-`introspection_unavailable`.
+`introspection_unavailable`; for a second after a failed request no other is made (the
+answer is the same 401 at once), as the key fetcher's cooldown spares a failing JWKS URL.
 
 Answers are cached per warm container under the SHA-256 of the token (never the token),
 for `cache_ttl` seconds and never past the token's `exp`; inactive answers too, so a
@@ -38,6 +39,10 @@ from ruleauth.reasons import Reason
 log = logging.getLogger(__name__)
 
 MAX_CACHE_TTL = 3600
+# After a failed request, none for this long: an endpoint that hangs costs each warm container
+# one deadline per second, not one per uncached token (what the key fetcher's cooldown does for
+# key sets), and a recovered endpoint is asked again a second later at most.
+RETRY_AFTER = 1.0
 _INACTIVE = b""  # the cached answer of an inactive token (an active one is its JSON, never empty)
 
 
@@ -117,6 +122,8 @@ class Introspector:
         self._fetch_timeout = fetch_timeout
         self._max_bytes = max_bytes
         self._cache: Cache[bytes, bytes] = Cache(cache_size if config.cache_ttl else 0, config.cache_ttl, clock)
+        self._failed_at: float | None = None  # on `clock`, as the key fetcher's cooldown
+        self._last_error = ""
         self.requests = 0  # for metrics and tests
         self.failures = 0
         self.cache_hits = 0
@@ -147,6 +154,11 @@ class Introspector:
         if self._auth is None:
             assert self.secret_problem is not None
             raise IntrospectionUnavailable(self.secret_problem)
+        if self._failed_at is not None and 0 <= self._clock() - self._failed_at < RETRY_AFTER:
+            raise IntrospectionUnavailable(
+                f"introspection for provider {name!r} failed less than {RETRY_AFTER:g} s ago "
+                f"({self._last_error}); not asked again yet"
+            )
         self.requests += 1
         form = urllib.parse.urlencode({"token": token, "token_type_hint": "access_token"}).encode("ascii")
         headers = {"Content-Type": "application/x-www-form-urlencoded", "Authorization": self._auth.header}
@@ -158,12 +170,9 @@ class Introspector:
             why = str(exc) if isinstance(exc, FetchError) else f"unexpected {type(exc).__name__}"
             if why.startswith("HTTP 401"):
                 why += " (the endpoint refuses the authorizer's client_id and secret)"
-            self.failures += 1
-            log.warning("token introspection for provider %s failed: %s", name, why)
-            raise IntrospectionUnavailable(f"introspection for provider {name!r} failed: {why}") from None
+            raise self._failed(why) from None
 
     def _read(self, body: bytes) -> tuple[bool, dict[str, Any]]:
-        name = self.provider.name
         try:
             answer = strict_json(body)
         except (ValueError, RecursionError, UnicodeDecodeError) as exc:
@@ -174,10 +183,16 @@ class Introspector:
             elif not isinstance(answer.get("active"), bool):
                 why = "the answer has no boolean `active` member"
             else:
+                self._failed_at = None
                 return answer["active"], answer
+        raise self._failed(why)
+
+    def _failed(self, why: str) -> IntrospectionUnavailable:
+        """Counts, logs and remembers a failed request; the error to raise."""
         self.failures += 1
-        log.warning("token introspection for provider %s failed: %s", name, why)
-        raise IntrospectionUnavailable(f"introspection for provider {name!r} failed: {why}")
+        self._failed_at, self._last_error = self._clock(), why
+        log.warning("token introspection for provider %s failed: %s", self.provider.name, why)
+        return IntrospectionUnavailable(f"introspection for provider {self.provider.name!r} failed: {why}")
 
 
 def _expiry(claims: Mapping[str, Any]) -> float | None:
