@@ -125,6 +125,25 @@ class JwtProvider:
     # RFC 8705: a token of this provider is valid only with the client certificate its
     # cnf["x5t#S256"] names (runtime/client_cert.py).
     certificate_bound: bool = False
+    # Set: an introspection provider, which vouches for opaque tokens by asking its endpoint
+    # (RFC 7662) instead of verifying signatures (docs/spec.md "Introspection providers").
+    introspection: Introspection | None = None
+
+
+@dataclass(frozen=True)
+class Introspection:
+    """An introspection provider's endpoint and the authorizer's own client credentials there.
+
+    Holds the NAME of the environment variable with the client secret, never the secret: the
+    rule set is saved in rules snapshots and shown by `validate --json`. The secret is read
+    once, when the verifier is built at cold start.
+    """
+
+    url: str
+    client_id: str
+    client_secret_env: str
+    cache_ttl: int = 60  # seconds an answer is reused; never past the token's exp; 0: never
+    pos: SourcePos | None = None  # where client_secret_env is written, for the cold start's error
 
 
 @dataclass(frozen=True)

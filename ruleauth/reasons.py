@@ -35,6 +35,10 @@ class Reason(StrEnum):
     CLIENT_CERT_MISSING = "client_cert_missing"
     CNF_MISSING = "cnf_missing"
     CNF_MISMATCH = "cnf_mismatch"
+    # An opaque token that the introspection endpoint (RFC 7662) says is not active, and one
+    # that could not be introspected (the endpoint down, slow, huge, malformed or refusing us).
+    TOKEN_INACTIVE = "token_inactive"
+    INTROSPECTION_UNAVAILABLE = "introspection_unavailable"
     RULE_TRUE = "rule_true"
     RULE_FALSE = "rule_false"
     RULE_ERROR = "rule_error"

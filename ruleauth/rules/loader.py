@@ -21,7 +21,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from ruleauth.cel import fast_engine
 from ruleauth.cel.compiler import ENGINES, Compiled, Compiler, ExpressionError, Read
 from ruleauth.errors import ERROR, Problem, RulesError
-from ruleauth.model import ANY, EVENT_TYPES, METHODS, JwtProvider, SourcePos
+from ruleauth.model import ANY, EVENT_TYPES, METHODS, Introspection, JwtProvider, SourcePos
 from ruleauth.reasons import Outcome
 from ruleauth.rules import strict_yaml as sy
 from ruleauth.rules.files import rule_files
@@ -81,7 +81,11 @@ PROVIDER_KEYS = (
     "jwks_uri",
     "jwks_file",
     "certificate_bound",
+    "introspection",
 )
+INTROSPECTION_KEYS = ("url", "client_id", "client_secret_env", "cache_ttl")
+# What only a JWT provider reads: an introspection provider verifies no signature.
+_JWT_ONLY_KEYS = ("algorithms", "typ", "jwks_uri", "jwks_file")
 TEST_KEYS = ("name", "request", "claims", "now", "event_type", "event", "expect")
 REQUEST_KEYS = ("method", "path", "headers", "query", "cookies", "stage_variables", "source_ip", "token")
 EXPECT_KEYS = ("decision", "rule", "reason", "status", "principal", "context")
@@ -414,6 +418,7 @@ class _Builder:
         items = [node] if isinstance(node, MappingNode) else (sy.as_list(source, node, "jwt") or [])
         providers: list[JwtProvider] = []
         names: dict[str, Node] = {}
+        introspected: list[tuple[JwtProvider, Node]] = []
         for item in items:
             provider = self._provider(source, item, several=len(items) > 1)
             if provider is None:
@@ -422,6 +427,15 @@ class _Builder:
                 source.error(item, f"two jwt providers are named {provider.name!r}")
             names[provider.name] = item
             providers.append(provider)
+            if provider.introspection is not None:
+                introspected.append((provider, item))
+        for provider, item in introspected[1:]:
+            source.error(
+                item,
+                f"jwt provider {provider.name!r}: only one provider may use introspection "
+                f"({introspected[0][0].name!r} does): an opaque token names no issuer to choose by, "
+                "and sending it to several endpoints would show one issuer's tokens to another",
+            )
         self._provider_nodes = {name: (source, node) for name, node in names.items()}
         return providers
 
@@ -460,11 +474,21 @@ class _Builder:
                         source.error(value, "jwt.leeway must be a whole number of seconds")
                 else:
                     source.error(value, "jwt.leeway must be a whole number of seconds")
+            elif key == "introspection":
+                raw[key] = self._introspection(source, value)
             else:
                 raw[key] = sy.as_string(source, value, f"jwt.{key}")
         if "issuer" not in raw:
             source.error(node, "a jwt provider needs an issuer")
             return None
+        if "introspection" in raw:
+            for key, key_node, _ in entries:
+                if key in _JWT_ONLY_KEYS:
+                    source.error(
+                        key_node,
+                        f"jwt.{key} is not used by an introspection provider: its endpoint vouches for "
+                        "the token, no signature is verified",
+                    )
         if several and not raw.get("name"):
             source.error(node, "with several jwt providers, each needs a name")
         if raw.get("jwks_file"):
@@ -481,12 +505,43 @@ class _Builder:
             jwks_uri=raw.get("jwks_uri"),
             jwks_file=raw.get("jwks_file"),
             certificate_bound=raw.get("certificate_bound", False),
+            introspection=raw.get("introspection"),
         )
         from ruleauth.jwt.verifier import provider_problems  # the verifier owns what a safe provider is
 
         for message in provider_problems(provider):
             source.error(node, f"jwt provider {provider.name!r}: {message}")
         return provider
+
+    def _introspection(self, source: sy.Source, node: Node) -> Introspection | None:
+        """`introspection: {url, client_id, client_secret_env, cache_ttl}`; provider_problems
+        checks the values."""
+        entries = _mapping_checked(source, node, "jwt.introspection", INTROSPECTION_KEYS)
+        values: dict[str, Any] = {}
+        pos = None
+        for key, _, value in entries:
+            if key == "cache_ttl":
+                if isinstance(value, ScalarNode) and value.tag == sy.INT and value.value.isdigit():
+                    values[key] = int(value.value, 10)
+                else:
+                    source.error(value, "jwt.introspection.cache_ttl must be a whole number of seconds")
+            else:
+                values[key] = sy.as_string(source, value, f"jwt.introspection.{key}")
+                if key == "client_secret_env":
+                    pos = source.pos(value)
+        missing = [key for key in ("url", "client_id", "client_secret_env") if key not in values]
+        if missing:
+            source.error(node, f"jwt.introspection needs {', '.join(missing)}")
+            return None
+        if any(values.get(key) is None for key in ("url", "client_id", "client_secret_env")):
+            return None  # each is already reported
+        return Introspection(
+            url=values["url"],
+            client_id=values["client_id"],
+            client_secret_env=values["client_secret_env"],
+            cache_ttl=values.get("cache_ttl", Introspection.cache_ttl),
+            pos=pos,
+        )
 
     def _defines(self) -> dict[str, str]:
         defines: dict[str, str] = {}

@@ -80,14 +80,21 @@ class Authorization:
 
 
 class Authorizer:
-    def __init__(self, ruleset: RuleSet, verifier: Any = None, response_mode: str | None = None):
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        verifier: Any = None,
+        response_mode: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ):
+        """`environ`: where an introspection provider's client secret is read (os.environ by default)."""
         self.ruleset = ruleset
         self.response_mode = response_mode or ruleset.response
         if verifier is None and ruleset.providers:
             from ruleauth.jwt.verifier import JwtConfigError, JwtVerifier
 
             try:
-                verifier = JwtVerifier(ruleset.providers)
+                verifier = JwtVerifier(ruleset.providers, environ=environ)
             except JwtConfigError as exc:
                 raise RulesError([Problem(str(exc))]) from None
         self.verifier = verifier
@@ -110,7 +117,7 @@ class Authorizer:
             from ruleauth.rules import loader as rules_loader  # PyYAML and lark: imported only for a full load
 
             ruleset = rules_loader.load(path, settings=settings)
-        return cls(ruleset)
+        return cls(ruleset, environ=environ)
 
     def authorize(self, event: Any, now: float | None = None, claims: Mapping[str, Any] | None = None) -> Authorization:
         """Decide one event. Never raises: anything unexpected is a 401 `internal_error`."""

@@ -438,7 +438,12 @@ class Decider:
         try:
             check_claim_formats(claims, exp_required=False)
             if "iss" in claims:
-                provider = select_provider({p.issuer: p for p in providers}, claims["iss"], rule.providers).name
+                # One issuer may be a JWT provider's and the introspection provider's: the one the
+                # route accepts wins, then the JWT provider (the last of a kind in the map wins).
+                ranked = sorted(
+                    providers, key=lambda p: (rule.providers is None or p.name in rule.providers, not p.introspection)
+                )
+                provider = select_provider({p.issuer: p for p in ranked}, claims["iss"], rule.providers).name
             else:
                 provider = (rule.providers or tuple(p.name for p in providers))[0]
         except JwtError as exc:

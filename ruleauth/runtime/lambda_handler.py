@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ruleauth.errors import RulesError
+from ruleauth.errors import Problem, RulesError
 from ruleauth.rules.settings import Settings
 from ruleauth.runtime.authorizer import Authorizer, locate_rules
 from ruleauth.runtime.decision_log import DecisionLog
@@ -40,7 +40,12 @@ def make_handler(
             authorizer = rules
         else:
             path = Path(rules) if rules is not None else locate_rules(environ)
-            authorizer = Authorizer.load(path, settings=settings, snapshot=True)
+            authorizer = Authorizer.load(path, environ, settings=settings, snapshot=True)
+        # An introspection provider's client secret is read when its verifier is built; the build
+        # and the CLI run without it, a serving function must not (docs/spec.md "Introspection providers").
+        missing: list[Problem] = getattr(authorizer.verifier, "missing_secrets", list)()
+        if missing:
+            raise RulesError(missing)
         decision_log = DecisionLog(settings.log_sample_allow.value)
         metrics = Metrics(settings.metrics.value)
     except RulesError as exc:
@@ -57,6 +62,7 @@ def make_handler(
             metrics.decision(result.decision, result.latency_ms)
             if authorizer.verifier is not None:
                 metrics.key_fetches(authorizer.verifier.fetch_stats())
+                metrics.introspections(getattr(authorizer.verifier, "introspection_stats", dict)())
         if result.response is None:
             raise Exception("Unauthorized")  # API Gateway's convention: exactly this text gives a 401
         return result.response

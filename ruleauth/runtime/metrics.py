@@ -26,6 +26,7 @@ class Metrics:
     mode: str = OFF
     stream: TextIO | None = None
     _fetches: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _introspections: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
 
     @property
     def enabled(self) -> bool:
@@ -67,6 +68,21 @@ class Metrics:
                     {"Provider": provider},
                 )
             self._fetches[provider] = (attempts, failures)
+
+    def introspections(self, stats: Mapping[str, tuple[int, int, int, int]]) -> None:
+        """Counts introspection requests, their failures and the answer cache's hits and misses
+        since the last call, per provider."""
+        if not self.enabled:
+            return
+        names = ("IntrospectionRequests", "IntrospectionFailures", "IntrospectionCacheHits", "IntrospectionCacheMisses")
+        for provider, counts in stats.items():
+            seen = self._introspections.get(provider, (0, 0, 0, 0))
+            new = [now - before for now, before in zip(counts, seen, strict=True)]
+            if any(new):
+                self._emit(
+                    [["Provider"]], [(n, "Count", v) for n, v in zip(names, new, strict=True)], {"Provider": provider}
+                )
+            self._introspections[provider] = counts
 
     def _emit(
         self, dimensions: list[list[str]], metrics: list[tuple[str, str, float]], values: Mapping[str, Any]

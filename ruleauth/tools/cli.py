@@ -725,8 +725,12 @@ def _replayed(ruleset: Any, decision: Any, route: Any, method: str) -> bool:
     return same_route and method == decision.request.method  # disabled: the asked request alone
 
 
-def _identity_text(decision: Any, claims_given: bool, providers: bool) -> tuple[bool, str]:
+def _identity_text(
+    decision: Any, claims_given: bool, providers: bool, introspected: str | None = None
+) -> tuple[bool, str]:
     identity = decision.identity
+    if identity.verified and identity.provider == introspected:
+        return True, f"opaque token, active by provider {identity.provider!r}'s introspection endpoint"
     if identity.verified:
         return True, f"verified JWT from provider {identity.provider!r}"
     if claims_given and providers:
@@ -760,7 +764,8 @@ def cmd_dry_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     authorization = authorizer.authorize(event, now=now, claims=claims)
     decision = authorization.decision
     explanation = explain(authorizer, authorization)
-    verified, identity_text = _identity_text(decision, claims is not None, bool(ruleset.providers))
+    introspected = next((p.name for p in ruleset.providers if p.introspection is not None), None)
+    verified, identity_text = _identity_text(decision, claims is not None, bool(ruleset.providers), introspected)
     grants = policy_grants(ruleset, authorization)
     shadows = [{"rule": s.rule, "route": s.route, "decision": s.decision, "reason": s.reason} for s in decision.shadows]
     report = {
