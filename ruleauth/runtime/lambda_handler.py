@@ -7,6 +7,7 @@ must not load rules it does not use.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -17,7 +18,7 @@ from typing import Any
 from ruleauth.errors import RulesError
 from ruleauth.rules.settings import Settings
 from ruleauth.runtime.authorizer import Authorizer, locate_rules
-from ruleauth.runtime.decision_log import LEVELS, DecisionLog, service_name
+from ruleauth.runtime.decision_log import LEVELS, LOGGER, DecisionLog, lambda_json_format, service_name
 from ruleauth.runtime.metrics import Metrics
 
 Handler = Callable[..., dict[str, Any]]
@@ -52,8 +53,13 @@ def make_handler(
     except RulesError as exc:
         # Printed once per cold start; the import then fails, so no request is ever served
         # (API Gateway answers 500 and this line says why).
-        sys.stdout.write(str(exc) + "\nFix the rules (run `ruleauth validate`) and redeploy.\n")
-        sys.stdout.flush()
+        text = str(exc) + "\nFix the rules (run `ruleauth validate`) and redeploy."
+        if lambda_json_format(environ):
+            # One JSON record (its newlines escaped) among the runtime's, not bare text lines.
+            logging.getLogger(LOGGER).error(text)
+        else:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
         raise
     decision_log.cold_start(cold_start_fields(authorizer, (time.perf_counter() - started) * 1000))
 
