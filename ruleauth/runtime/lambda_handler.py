@@ -61,7 +61,9 @@ def make_handler(
             sys.stdout.write(text + "\n")
             sys.stdout.flush()
         raise
-    decision_log.cold_start(cold_start_fields(authorizer, (time.perf_counter() - started) * 1000))
+    load_ms = (time.perf_counter() - started) * 1000
+    decision_log.cold_start(cold_start_fields(authorizer, load_ms))
+    metrics.cold_start(load_ms)
 
     def handler(event: Any, context: Any = None) -> dict[str, Any]:
         result = authorizer.authorize(event)
