@@ -210,6 +210,8 @@ def test_sample_api_is_optional_and_the_authorizer_is_not(cfn: dict) -> None:
     for name, resource in cfn["rest"]["Resources"].items():
         if name in authorizer_parts:
             assert "Condition" not in resource, f"{name} must exist without the sample API"
+        elif resource.get("Condition") == "MonitoringOn":  # the alarms and dashboard: tests/test_alarms.py
+            assert resource["Type"].startswith("AWS::CloudWatch::"), name
         else:
             assert resource.get("Condition") in ("CreateSampleApi", "SampleApiAccessLogs"), (
                 f"{name} belongs to the sample API but is created without it"
