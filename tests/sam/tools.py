@@ -26,6 +26,8 @@ TEMPLATES = (
     "examples/http-api/template.yaml",
     "examples/embed/template.yaml",
     "examples/nested/template.yaml",
+    "templates/ruleauth-layer.yaml",
+    "examples/own-stack/template.yaml",
 )
 SAM_TEMPLATES = tuple(t for t in TEMPLATES if t != "templates/apigw-logging.yaml")
 
