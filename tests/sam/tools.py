@@ -57,6 +57,22 @@ def run_tool(args: list[str], timeout: float, **kwargs: Any) -> subprocess.Compl
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, check=False, **kwargs)
 
 
+def run_clean(
+    args: list[str], cwd: Path, env: dict[str, str], stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run a built or installed Python the way Lambda (or a fresh shell) would: none of this
+    process's PYTHON*, RULEAUTH_* or virtualenv settings, plus `env`."""
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTHON", "RULEAUTH_", "VIRTUAL_ENV")) and k != "LAMBDA_TASK_ROOT"
+    }
+    environ.update(env)
+    return subprocess.run(
+        args, input=stdin, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=environ, check=False
+    )
+
+
 def translate(requests: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """Transform SAM templates with aws-sam-translator, in one subprocess for speed.
 
