@@ -151,6 +151,35 @@ def test_the_layer_holds_ruleauth_its_dependencies_and_the_prebuilt_parser_under
     assert tree_size(layer) < 250 * 2**20, "over Lambda's 250 MB unzipped limit"
 
 
+def test_sam_builds_the_layer_template_in_the_source_through_the_makefile(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    shutil.copytree(REPO / "ruleauth", source / "ruleauth", ignore=IGNORE)
+    for name in ("Makefile", "pyproject.toml", LAYER_TEMPLATE):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, source / name)
+    before = sorted(str(p.relative_to(source)) for p in source.rglob("*"))
+    result = run_tool(
+        [
+            str(venv_tool("sam")),
+            "build",
+            "--build-in-source",
+            "--template",
+            LAYER_TEMPLATE,
+            "--build-dir",
+            str(tmp_path / "build"),
+        ],
+        timeout=600,
+        cwd=source,
+        env={"LAMBDA_PYTHON_VERSION": LOCAL_PYTHON, "LAMBDA_PYTHON": sys.executable},
+    )
+    assert result.returncode == 0, f"sam build failed:\n{result.stdout}\n{result.stderr}"
+    built = tmp_path / "build" / "RuleauthLayer"
+    assert sorted(p.name for p in built.iterdir()) == ["python"]
+    assert (built / "python" / "ruleauth" / "handler.py").is_file() and (built / "python" / "re2").exists()
+    # Built in the source, and the source is as it was: make writes only to ARTIFACTS_DIR.
+    assert sorted(str(p.relative_to(source)) for p in source.rglob("*")) == before
+
+
 # --- a user's project on the layer, built by SAM's standard Python builder -------------------
 
 
