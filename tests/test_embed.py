@@ -183,14 +183,11 @@ def test_sam_builds_the_layer_template_in_the_source_through_the_makefile(tmp_pa
 # --- a user's project on the layer, built by SAM's standard Python builder -------------------
 
 
-@pytest.fixture(scope="module")
-def user_function(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    project = tmp_path_factory.mktemp("own-stack")
-    shutil.copytree(EXAMPLE, project, dirs_exist_ok=True)
+def sam_build_project(project: Path, build_dir: Path) -> Path:
+    """`sam build` a copy of examples/own-stack; the built authorizer function's directory."""
     runtime = load_document(str(project / "template.yaml"))["Resources"]["AuthorizerFunction"]["Properties"]["Runtime"]
     # SAM's Python builder wants an interpreter of the function's runtime on PATH.
     python = Path(lambda_python(runtime.removeprefix("python")))
-    build_dir = tmp_path_factory.mktemp("own-stack-build")
     result = run_tool(
         [str(venv_tool("sam")), "build", "--template", "template.yaml", "--build-dir", str(build_dir)],
         timeout=600,
@@ -199,6 +196,13 @@ def user_function(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, f"sam build failed:\n{result.stdout}\n{result.stderr}"
     return build_dir / "AuthorizerFunction"
+
+
+@pytest.fixture(scope="module")
+def user_function(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = tmp_path_factory.mktemp("own-stack")
+    shutil.copytree(EXAMPLE, project, dirs_exist_ok=True)
+    return sam_build_project(project, tmp_path_factory.mktemp("own-stack-build"))
 
 
 def test_the_user_function_ships_only_its_rules_in_a_zip_of_a_few_kb(user_function: Path, tmp_path: Path) -> None:
@@ -260,6 +264,31 @@ def test_the_layer_and_the_user_rules_deny_an_even_number_and_a_non_number(decis
 
 def test_the_layer_and_the_user_rules_answer_401_without_a_credential(decisions: dict[str, Any]) -> None:
     assert decisions["missing"] == {"raised": "Exception", "message": "Unauthorized"}
+
+
+SNAPSHOT_READ = r"""
+import json, os, sys
+sys.path[:0] = [os.environ["LAMBDA_TASK_ROOT"], os.environ["LAYER_PYTHON"]]
+import ruleauth.handler as module
+# The cold start read the snapshot made before `sam build`: no rules file was parsed.
+assert "yaml" not in sys.modules and "lark" not in sys.modules, "the cold start parsed the rules"
+print(json.dumps(module.handler(json.load(sys.stdin), None)))
+"""
+
+
+def test_a_snapshot_made_before_sam_build_is_what_the_cold_start_reads(layer: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(EXAMPLE, project)
+    made = run_clean([sys.executable, "-m", "ruleauth", "snapshot", "rules"], cwd=project, env={})
+    assert made.returncode == 0, made.stdout + made.stderr
+    function = sam_build_project(project, tmp_path / "build")
+    assert sorted(p.name for p in function.iterdir()) == [".ruleauth-snapshot", "demo.yaml"]
+    assert zipped_size(function, tmp_path / "function.zip") < 16 * 1024
+    env = {"LAMBDA_TASK_ROOT": str(function), "LAYER_PYTHON": str(layer / "python"), "PYTHONDONTWRITEBYTECODE": "1"}
+    event = json.dumps(rest_request({"Authorization": "17"}))
+    result = run_clean([sys.executable, "-S", "-c", SNAPSHOT_READ], cwd=function, env=env, stdin=event)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert effects_for(json.loads(result.stdout.strip().splitlines()[-1]), METHOD_ARN) == {"Allow"}
 
 
 # --- the wheel and the sdist, installed in a fresh virtualenv --------------------------------
