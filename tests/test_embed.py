@@ -303,11 +303,14 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`python -m build` on a copy of the sources (with a checkout's prebuilt parser files in it):
     an sdist, and the wheel built from that sdist."""
     source = tmp_path_factory.mktemp("dist-src")
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
+    for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in"):
         shutil.copy2(REPO / name, source / name)
     shutil.copytree(REPO / "ruleauth", source / "ruleauth", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (source / "ruleauth" / "_prebuilt").mkdir(exist_ok=True)
     (source / "ruleauth" / "_prebuilt" / "cel-parser-lark0.0-stale.cache").write_bytes(b"made for another lark")
+    # What an editable install leaves in a checkout: setuptools puts what it lists in the sdist.
+    (source / "ruleauth.egg-info").mkdir()
+    (source / "ruleauth.egg-info" / "SOURCES.txt").write_text("ruleauth/_prebuilt/cel-parser-lark0.0-stale.cache\n")
     builder = tmp_path_factory.mktemp("build-venv")
     venv.create(builder, with_pip=True)
     python = str(venv_bin(builder, "python"))
