@@ -108,6 +108,28 @@ def test_task_root_rules_directory_is_the_default_in_lambda(tmp_path):
     check_demo(run({"LAMBDA_TASK_ROOT": str(tmp_path)}, DEMO, cwd=tmp_path))
 
 
+def test_a_task_root_that_holds_rules_files_is_the_default_in_lambda(tmp_path):
+    """A function whose CodeUri is its rules directory (ruleauth from a layer): the root is the rules."""
+    (tmp_path / "10-hello.yaml").write_text(RULES)
+    (tmp_path / "requirements.txt").write_text("")  # what sam's python builder may leave beside them
+    check_demo(run({"LAMBDA_TASK_ROOT": str(tmp_path)}, DEMO, cwd=tmp_path))
+
+
+def test_a_rules_directory_in_the_task_root_wins_over_rules_files_beside_it(tmp_path):
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(RULES)
+    (tmp_path / "other.yml").write_text("not: [a rules file")  # would fail the import if it were read
+    check_demo(run({"LAMBDA_TASK_ROOT": str(tmp_path)}, DEMO, cwd=tmp_path))
+
+
+def test_a_task_root_without_rules_files_is_tried_and_named_but_not_taken(tmp_path):
+    (tmp_path / ".hidden.yaml").write_text(RULES)  # hidden files are never rules (a snapshot's kind)
+    (tmp_path / "handler.py").write_text("")
+    done = run({"LAMBDA_TASK_ROOT": str(tmp_path)}, DEMO, cwd=tmp_path)
+    assert done.returncode != 0 and "RESULT" not in done.stdout
+    assert f"tried {tmp_path / 'rules'}, {tmp_path}, /opt/rules" in done.stdout + done.stderr
+
+
 def test_A12_a_broken_rules_file_fails_the_import_naming_file_line_and_rule(tmp_path):
     path = tmp_path / "rules.yaml"
     path.write_text(RULES.replace("int(token) % 2 == 1", "int(tokn) % 2 == 1"))

@@ -5,17 +5,15 @@ and decides the demo requests when imported from the build directory alone.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ruleauth.tools.template_routes import load_document
-from tests.sam.tools import REPO, lambda_python, run_tool, venv_tool
+from tests.sam.tools import REPO, lambda_python, run_clean, run_tool, venv_tool
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/hello"
 ROUTE_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/$default/GET/hello"
@@ -191,17 +189,11 @@ def decisions(build: Path) -> dict[str, Any]:
         "missing": rest_request({}),
         "http_odd": http_v2_request({"authorization": "17"}),
     }
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "RULEAUTH_", "VIRTUAL_ENV"))}
-    env.update(PYTHONPATH=str(build), LAMBDA_TASK_ROOT=str(build), PYTHONDONTWRITEBYTECODE="1")
-    result = subprocess.run(
+    result = run_clean(
         [lambda_python(runtime_version()), "-s", "-c", DECIDE],
-        input=json.dumps(events),
-        capture_output=True,
-        text=True,
-        timeout=120,
         cwd=build,
-        env=env,
-        check=False,
+        env={"PYTHONPATH": str(build), "LAMBDA_TASK_ROOT": str(build), "PYTHONDONTWRITEBYTECODE": "1"},
+        stdin=json.dumps(events),
     )
     assert result.returncode == 0, f"the built handler failed:\n{result.stdout}\n{result.stderr}"
     return json.loads(result.stdout.strip().splitlines()[-1])

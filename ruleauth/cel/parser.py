@@ -6,7 +6,9 @@ to a cache file and load it in a few milliseconds. A Lambda bundle is read-only,
 so the file is made at build time (`python -m ruleauth.cel.parser`, run by the
 Makefile) and only read at run time. Its name carries lark's version and a hash
 of the grammar: a file made for another lark or grammar is simply not found,
-and the parser is built as usual.
+and the parser is built as usual. Outside Lambda (an installed wheel, whose
+lark may not be the one any shipped file was made with), the first process
+that builds it saves it in the user's cache directory for the next ones.
 
 Rules are parsed here (`parse`), so a rule set whose expressions all compile to
 closures never imports cel-python (~30 ms and several MB of a cold start); when
@@ -18,6 +20,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
+import os
 import re
 from pathlib import Path
 from typing import Any, cast
@@ -62,6 +65,51 @@ def cache_path(positions: bool = True) -> Path:
     return PREBUILT_DIR / f"cel-parser{kind}-lark{lark.__version__}-{digest}.cache"
 
 
+def user_cache_path(positions: bool = True) -> Path | None:
+    """Where an installed ruleauth keeps the parser it built: the user's cache directory
+    (XDG_CACHE_HOME, else LOCALAPPDATA on Windows, else ~/.cache). None in Lambda, whose
+    bundles ship it prebuilt and whose home is not writable. lark's cache file is a pickle,
+    so only the user's own directory is used, never a shared one such as the temp dir."""
+    if os.environ.get("LAMBDA_TASK_ROOT"):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.environ.get("LOCALAPPDATA")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no home directory to be found
+            return None
+    return Path(base) / "ruleauth" / cache_path(positions).name
+
+
+def _load(path: Path, positions: bool) -> lark.Lark | None:
+    if not path.is_file():
+        return None
+    try:
+        return _build(path, positions)
+    except Exception:  # a damaged cache file must never stop the cold start
+        return None
+
+
+def _build_and_save(path: Path | None, positions: bool) -> lark.Lark:
+    """Analyse the grammar; save the parser at `path` (whole or not at all) if one is given."""
+    if path is None:
+        return _build(None, positions)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:  # an unwritable cache directory costs only the saving
+        return _build(None, positions)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    built = _build(partial, positions)  # lark writes the file after building (or logs why not)
+    try:
+        os.replace(partial, path)  # readers see the whole file or none
+    except OSError:
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return built
+
+
 def _build(cache: Path | None, positions: bool = True) -> lark.Lark:
     # The same options cel-python uses (celpy.celparser.CELParser.__init__), plus the cache.
     # Without positions, trees carry no source spans: half the parse time, for deciding.
@@ -93,19 +141,17 @@ def parser(positions: bool = True) -> lark.Lark:
     """The parser whose trees carry source positions (cel-python's interpreter and dry-run
     explanations need them), or the faster one without (compiling rules into closures)."""
     if positions not in _PARSERS:
-        path = cache_path(positions)
-        built = None
-        if path.is_file():
-            try:
-                built = _build(path, positions)
-            except Exception:  # a damaged cache file must never stop the cold start
-                built = None
-        _PARSERS[positions] = (built, True) if built is not None else (_build(None, positions), False)
+        built = _load(cache_path(positions), positions)
+        saved = user_cache_path(positions) if built is None else None
+        if saved is not None:
+            built = _load(saved, positions)
+        _PARSERS[positions] = (built, True) if built is not None else (_build_and_save(saved, positions), False)
     return _PARSERS[positions][0]
 
 
 def prebuilt(positions: bool = True) -> bool:
-    """Whether this process's parser came from a matching prebuilt file."""
+    """Whether this process's parser came from a matching prebuilt file (shipped, or saved
+    in the user's cache by an earlier process)."""
     parser(positions)
     return _PARSERS[positions][1]
 

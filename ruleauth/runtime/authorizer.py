@@ -20,6 +20,7 @@ from ruleauth.policy.arn import asked_arn
 from ruleauth.policy.builder import asked_only, build_response, deny_all
 from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, evaluate_response
 from ruleauth.reasons import Outcome
+from ruleauth.rules.files import directory_rule_files
 from ruleauth.rules.ruleset import RuleSet
 from ruleauth.rules.settings import Settings
 from ruleauth.runtime.decision import (
@@ -223,7 +224,8 @@ def load_snapshot(path: str | os.PathLike[str], settings: Settings) -> RuleSet |
 
 
 def locate_rules(environ: Mapping[str, str] | None = None, in_lambda: bool | None = None) -> Path:
-    """SPEC "Deploying": RULEAUTH_RULES, then $LAMBDA_TASK_ROOT/rules, then /opt/rules; ./rules outside Lambda."""
+    """SPEC "Deploying": RULEAUTH_RULES, then $LAMBDA_TASK_ROOT/rules, then $LAMBDA_TASK_ROOT itself
+    if it holds rules files, then /opt/rules; ./rules outside Lambda."""
     environ = os.environ if environ is None else environ
     task_root = environ.get("LAMBDA_TASK_ROOT")
     in_lambda = bool(task_root) if in_lambda is None else in_lambda
@@ -236,10 +238,13 @@ def locate_rules(environ: Mapping[str, str] | None = None, in_lambda: bool | Non
         if path.exists():
             return path
         tried.append(path)
-    candidates = [Path(task_root) / "rules"] if task_root else []
+    root = Path(task_root) if task_root else None
+    # The root itself: a function whose code is only its rules (CodeUri: rules/), with ruleauth
+    # from a layer. It counts only with rules files in it, as any function root exists.
+    candidates = [root / "rules", root] if root else []
     candidates.append(Path("/opt/rules") if in_lambda else Path("rules"))
     for path in candidates:
-        if path.exists():
+        if (path.is_dir() and bool(directory_rule_files(path))) if path is root else path.exists():
             return path
         tried.append(path)
     raise RulesError(

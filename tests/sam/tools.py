@@ -27,6 +27,8 @@ TEMPLATES = (
     "examples/embed/template.yaml",
     "examples/nested/template.yaml",
     "examples/usage-plan/template.yaml",
+    "templates/ruleauth-layer.yaml",
+    "examples/own-stack/template.yaml",
 )
 SAM_TEMPLATES = tuple(t for t in TEMPLATES if t != "templates/apigw-logging.yaml")
 
@@ -54,6 +56,22 @@ def run_tool(args: list[str], timeout: float, **kwargs: Any) -> subprocess.Compl
     env = dict(os.environ, SAM_CLI_TELEMETRY="0", AWS_DEFAULT_REGION="us-east-1")
     env.update(kwargs.pop("env", {}))
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, check=False, **kwargs)
+
+
+def run_clean(
+    args: list[str], cwd: Path, env: dict[str, str], stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run a built or installed Python the way Lambda (or a fresh shell) would: none of this
+    process's PYTHON*, RULEAUTH_* or virtualenv settings, plus `env`."""
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTHON", "RULEAUTH_", "VIRTUAL_ENV")) and k != "LAMBDA_TASK_ROOT"
+    }
+    environ.update(env)
+    return subprocess.run(
+        args, input=stdin, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=environ, check=False
+    )
 
 
 def translate(requests: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:

@@ -24,6 +24,8 @@ def packaged(template):
         properties = resource.get("Properties") or {}
         if resource.get("Type") == "AWS::Serverless::Function" and isinstance(properties.get("CodeUri"), str):
             properties["CodeUri"] = "s3://example-bucket/ruleauth.zip"
+        if resource.get("Type") == "AWS::Serverless::LayerVersion" and isinstance(properties.get("ContentUri"), str):
+            properties["ContentUri"] = "s3://example-bucket/ruleauth-layer.zip"
         if resource.get("Type") == "AWS::Serverless::Application" and isinstance(properties.get("Location"), str):
             properties["Location"] = "https://example-bucket.s3.amazonaws.com/nested.yaml"
     return template
