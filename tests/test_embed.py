@@ -70,7 +70,7 @@ def test_the_layer_is_for_the_makefiles_python_and_architecture_and_the_example_
         and properties["Architectures"] == layer["Properties"]["CompatibleArchitectures"]
     )
     assert properties["Layers"] == [{"Ref": "RuleauthLayerArn"}]
-    assert properties["LoggingConfig"] == {"LogFormat": "JSON"}
+    assert properties["LoggingConfig"]["LogFormat"] == "JSON"
     code = EXAMPLE / properties["CodeUri"]
     assert sorted(p.name for p in code.iterdir()) == ["demo.yaml"], "the function's code is only its rules"
     assert not list(EXAMPLE.rglob("*.py")) and not list(EXAMPLE.rglob("requirements*.txt"))
