@@ -201,6 +201,8 @@ class _Builder:
         self.sources = sources
         self.first = sources[0]
         self.settings = settings  # gains the file's keys as they are read
+        self._define_nodes: dict[str, tuple[sy.Source, Node, str]] = {}
+        self._broken_defines: set[str] = set()
 
     # -- top level ---------------------------------------------------------
 
@@ -218,6 +220,7 @@ class _Builder:
             engine=engine,
             interpreter_only=self.settings.interpreter_only.value,
         )
+        self._check_defines()
         self.provider_names = {p.name for p in providers}
         response = self._setting("response", self._choice("response", (RESPONSE_IAM, RESPONSE_SIMPLE), None))
         principal = self._top_expression("principal")
@@ -482,7 +485,21 @@ class _Builder:
             if text is not None:
                 defines[name] = text
                 seen[name] = source
+                self._define_nodes[name] = (source, expr, text)
         return defines
+
+    def _check_defines(self) -> None:
+        """Each definition on its own, so a mistake in one is reported once, at its own line,
+        and not again at every rule that uses it (see `_compile`)."""
+        for name, (source, node, text) in self._define_nodes.items():
+            try:
+                self.compiler.define_tree(name, positions=False)  # the tree rules will share
+            except ExpressionError as exc:
+                if exc.define != name:
+                    continue  # a mistake in another definition, reported at that one
+                pos = _position_in(source, node, text, exc.where) if exc.where else source.pos(node)
+                source.problems.append(Problem(f"define {name}: {exc}", pos, ERROR))
+                self._broken_defines.add(name)
 
     def _expression_text(
         self, source: sy.Source, node: Node, what: str, rule: str | None = None, allow_bool: bool = False
@@ -517,6 +534,13 @@ class _Builder:
         try:
             return self.compiler.compile(text)
         except ExpressionError as exc:
+            if exc.define in self._broken_defines:
+                return None  # reported once, at the definition
+            if exc.define is not None:  # `where` is inside the definition's text, not this one
+                source.problems.append(
+                    Problem(f"{what}: {exc} (in define {exc.define!r})", source.pos(node), ERROR, rule)
+                )
+                return None
             pos = _position_in(source, node, text, exc.where) if exc.where else source.pos(node)
             source.problems.append(Problem(f"{what}: {exc}", pos, ERROR, rule))
             return None
