@@ -138,3 +138,122 @@ def test_defines_that_refer_to_each_other_are_reported_at_each_define(tmp_path):
     problems = problems_of(tmp_path, text)
     assert [p["line"] for p in problems] == [7, 8]
     assert all("refers to itself" in p["message"] for p in problems)
+
+
+# -- YAML slips: the scanner's and parser's errors get the cause and the fix --------------------
+
+
+def yaml_rule(line: str) -> str:
+    return f"version: 1\nrules:\n  - name: r\n    route: GET /a\n    auth: none\n    {line}\n"
+
+
+@pytest.mark.parametrize(
+    "line, hint",
+    [
+        # A value that starts with a quote and goes on after it.
+        ("allow: 'admin' in request.headers['x-roles']", "Quote the whole value: allow: \"'admin' in request.headers"),
+        ('allow: "GET" == request.method', "Quote the whole value: allow: '\"GET\" == request.method'"),
+        ("description: [a] then b", "starts with [ and goes on after the closing ]"),
+        # A ': ' inside a plain value.
+        ("allow: request.method == 'GET' ? true : false", 'Quote the whole value: allow: "request.method'),
+        ("description: note: this is odd", "cannot contain ': '"),
+        # A flow list whose items hold braces.
+        ("route: [GET /projects/{id}]", "Quote each item: ['GET /projects/{id}']"),
+        ("route: [GET /a, PUT /projects/{id}]", "Quote each item: ['GET /a', 'PUT /projects/{id}']"),
+        ("allow: \"request.path.matches('^/a\\d')\"", "use single quotes"),
+        ("allow: @admin", "cannot start with '@'"),
+    ],
+)
+def test_a_yaml_slip_names_its_cause_and_fix(tmp_path, line, hint):
+    (problem,) = problems_of(tmp_path, yaml_rule(line))
+    assert problem["message"].startswith("YAML syntax error: "), problem["message"]
+    assert hint in problem["message"], problem["message"]
+    assert problem["line"] == 6
+
+
+def test_the_flow_list_hint_is_given_by_both_yaml_parsers(tmp_path, monkeypatch):
+    """libyaml and PyYAML's own parser word the errors differently; the hint does not depend on it."""
+    from ruleauth.rules import strict_yaml as sy
+
+    cases = {
+        "route: [GET /projects/{id}]": "Quote each item",
+        "allow: 'admin' in request.headers['x']": "Quote the whole value",
+        "allow: a ? b : c": "cannot contain ': '",
+    }
+    for loader in {sy._StrictLoader, sy._Loader}:
+        monkeypatch.setattr(sy, "_Loader", loader)
+        for line, hint in cases.items():
+            source = sy.Source("rules.yaml", yaml_rule(line))
+            assert sy.parse(source) is None
+            (problem,) = source.problems
+            assert hint in problem.message, (loader.__name__, problem.message)
+
+
+def test_an_unclosed_quote_says_where_it_was_opened(tmp_path):
+    (problem,) = problems_of(tmp_path, yaml_rule('allow: \'request.method == "GET"'))
+    assert "the quote opened at line 6, column 12 is never closed" in problem["message"]
+
+
+def test_an_over_indented_key_is_not_told_to_quote(tmp_path):
+    text = "version: 1\nrules:\n  - name: r\n    route: GET /a\n      auth: none\n"
+    (problem,) = problems_of(tmp_path, text)
+    assert "indented more than the keys above it" in problem["message"]
+
+
+# -- YAML 1.1 values where CEL is meant, and in test requests ------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, text_fix, literal_fix",
+    [
+        ("no", "\"'no'\"", "'false'"),
+        ("on", "\"'on'\"", "'true'"),
+        ("true", "\"'true'\"", "'true'"),
+        ("0777", "\"'0777'\"", "'0777'"),
+    ],
+)
+def test_a_yaml_1_1_value_of_a_cel_key_suggests_the_cel_string_and_the_cel_literal(
+    tmp_path, value, text_fix, literal_fix
+):
+    text = HEAD + f"context:\n  beta: {value}\nrules:\n  - name: r\n    route: GET /a\n    allow: true\n"
+    (problem,) = problems_of(tmp_path, text)
+    assert problem["message"].startswith("context.beta must be a string; ")
+    assert f"write {text_fix} (a CEL string inside YAML quotes)" in problem["message"]
+    assert literal_fix in problem["message"]
+    assert "quote it ('" not in problem["message"]
+
+
+def test_the_suggested_cel_string_loads_and_yields_the_text(tmp_path):
+    text = HEAD + (
+        "context:\n  beta: \"'no'\"\nrules:\n  - name: r\n    route: GET /a\n    auth: none\n    allow: true\n"
+        "tests:\n  - name: beta is the text no\n    request: {method: GET, path: /a}\n"
+        "    expect: {decision: allow, context: {beta: 'no'}}\n"
+    )
+    rules = write(tmp_path / "rules.yaml", text)
+    done = run_cli("test", str(rules), "--verbose")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed, 0 failed" in done.stdout
+
+
+@pytest.mark.parametrize("key", ["principal", "usage_identifier_key"])
+def test_every_cel_valued_top_level_key_gets_the_cel_advice(tmp_path, key):
+    text = HEAD + f"{key}: off\nrules:\n  - name: r\n    route: GET /a\n    allow: true\n"
+    (problem,) = problems_of(tmp_path, text)
+    assert "write \"'off'\"" in problem["message"]
+
+
+def test_a_plain_string_key_keeps_the_plain_advice(tmp_path):
+    text = "version: 1\ntoken:\n  header: on\nrules:\n  - name: r\n    route: GET /a\n    auth: none\n    allow: true\n"
+    problem = next(p for p in problems_of(tmp_path, text) if p["message"].startswith("token.header"))
+    assert "quote it ('on')" in problem["message"]
+
+
+@pytest.mark.parametrize("part", ["headers: {X-Debug: on}", "query: {debug: yes}", "cookies: {flag: off}"])
+def test_a_yaml_1_1_value_in_a_test_request_is_flagged(tmp_path, part):
+    text = (
+        "version: 1\nrules:\n  - name: r\n    route: GET /a\n    auth: none\n    allow: true\n"
+        f"tests:\n  - name: t\n    request: {{method: GET, path: /a, {part}}}\n    expect: allow\n"
+    )
+    (problem,) = problems_of(tmp_path, text)
+    assert problem["line"] == 9
+    assert "as a boolean, not a string: quote it" in problem["message"]

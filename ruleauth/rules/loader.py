@@ -509,7 +509,7 @@ class _Builder:
                 return str(node.value)
             source.error(node, f"{what}: write true or false, not {node.value!r}", rule)
             return None
-        text = sy.as_string(source, node, what, rule)
+        text = sy.as_string(source, node, what, rule, cel=True)
         if text is None:
             return None
         if isinstance(node, ScalarNode) and sy.trailing_comment(source, node):
@@ -901,7 +901,7 @@ class _Builder:
                     request[key] = sy.as_string(source, value, f"request.{key}")
                 else:
                     request[key] = {
-                        k: _scalar_text(source, v, f"request.{key}.{k}")
+                        k: _request_text(source, v, f"request.{key}.{k}")
                         for k, _, v in sy.as_mapping(source, value, f"request.{key}") or []
                     }
         claims = None
@@ -1101,11 +1101,16 @@ def _pos_node(rule: Rule) -> Node:
     return ScalarNode(sy.STR, "", mark, mark)
 
 
-def _scalar_text(source: sy.Source, node: Node, what: str) -> str:
-    if isinstance(node, ScalarNode):
-        return str(node.value)
-    source.error(node, f"{what} must be a single value")
-    return ""
+def _request_text(source: sy.Source, node: Node, what: str) -> str:
+    """A header, query, cookie or stage-variable value of a test request: a string, refused
+    like every other string the rules mean (`X-Debug: on` is YAML 1.1's boolean); an empty
+    value (`X-Empty:`) is the empty string."""
+    if not isinstance(node, ScalarNode):
+        source.error(node, f"{what} must be a single value")
+        return ""
+    if node.tag == sy.NULL and node.value == "":
+        return ""
+    return sy.as_string(source, node, what) or ""
 
 
 def _plain_data(node: Node) -> Any:
