@@ -226,7 +226,7 @@ def test_a_yaml_1_1_value_of_a_cel_key_suggests_the_cel_string_and_the_cel_liter
 def test_the_suggested_cel_string_loads_and_yields_the_text(tmp_path):
     text = HEAD + (
         "context:\n  beta: \"'no'\"\nrules:\n  - name: r\n    route: GET /a\n    auth: none\n    allow: true\n"
-        "tests:\n  - name: beta is the text no\n    request: {method: GET, path: /a}\n"
+        "tests:\n  - name: beta is the text no\n    request: {method: GET, path: /a, headers: {Authorization: x}}\n"
         "    expect: {decision: allow, context: {beta: 'no'}}\n"
     )
     rules = write(tmp_path / "rules.yaml", text)

@@ -27,7 +27,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
@@ -39,7 +39,7 @@ from ruleauth.model import HTTP_V1, HTTP_V2, REST_REQUEST, REST_TOKEN, WEBSOCKET
 from ruleauth.policy import response_check
 from ruleauth.policy.arn import asked_arn
 from ruleauth.policy.iam import EXPLICIT_DENY, evaluate_response
-from ruleauth.rules.ruleset import CACHE_DISABLED, CACHE_ROUTE
+from ruleauth.rules.ruleset import CACHE_DISABLED, CACHE_ROUTE, RuleSet
 from ruleauth.runtime.authorizer import (
     EXPLICIT_DENY_BODY,
     SERVER_ERROR_BODY,
@@ -100,9 +100,7 @@ class LocalGateway:
         self.authorizer = authorizer
         self.ruleset = authorizer.ruleset
         self.event_type = event_type
-        if ttl is None:
-            ttl = 0 if self.ruleset.cache.mode == CACHE_DISABLED else DEFAULT_TTL
-        self.ttl = ttl
+        self.ttl = default_ttl(self.ruleset) if ttl is None else ttl
         self.upstream = upstream.rstrip("/") if upstream else None
         self.clock = clock
         self._cache: Cache[tuple[Any, ...], dict[str, Any]] = Cache(GATEWAY_CACHE_SIZE, ttl, clock)
@@ -112,20 +110,10 @@ class LocalGateway:
 
     def identity_sources(self) -> tuple[list[str], list[str]]:
         """(header names, query names) API Gateway reads as identity sources."""
-        if self.event_type == REST_TOKEN:
-            return [self.ruleset.token.header or "Authorization"], []
-        cache = self.ruleset.cache
-        return list(cache.headers), list(cache.query)
+        return identity_sources(self.ruleset, self.event_type)
 
     def sources_required(self) -> bool:
-        """When API Gateway refuses a request with a missing identity source
-        (docs/apigw-facts.md "What the client gets")."""
-        headers, query = self.identity_sources()
-        if not headers and not query:
-            return False
-        if self.event_type in (REST_TOKEN, WEBSOCKET, HTTP_V1, HTTP_V2):
-            return True
-        return self.ttl > 0  # REST REQUEST: only with caching on
+        return sources_required(self.ruleset, self.event_type, self.ttl)
 
     # -- one request -------------------------------------------------------------
 
@@ -134,25 +122,10 @@ class LocalGateway:
         path = split.path or "/"
         query_pairs = parse_qsl(split.query, keep_blank_values=True)
         source_names, query_names = self.identity_sources()
-        values: list[str] = []
-        missing: list[str] = []
-        for name in source_names:
-            found = [v for k, v in headers if k.lower() == name.lower()]
-            if not found or not found[-1].strip():
-                missing.append(f"header {name}")
-            values.append(",".join(found))
-        for name in query_names:
-            found = [v for k, v in query_pairs if k == name]
-            if not found or not found[-1]:
-                missing.append(f"query parameter {name}")
-            values.append(",".join(found))
-        if missing and self.sources_required():
-            return json_answer(
-                401,
-                UNAUTHORIZED_BODY,
-                f"401 identity source missing ({', '.join(missing)}): API Gateway answers "
-                "without calling the authorizer",
-            )
+        values, _ = source_values(self.ruleset, self.event_type, headers, query_pairs)
+        refusal = gateway_refusal(self.ruleset, self.event_type, self.ttl, headers, query_pairs)
+        if refusal is not None:
+            return json_answer(401, UNAUTHORIZED_BODY, f"401 {refusal}")
         event = self.event(method, path, split.query, query_pairs, headers, client_ip)
         try:
             arn = asked_arn(parse_event(event).arn)
@@ -324,6 +297,79 @@ class LocalGateway:
         if "requestContext" in event:
             event["requestContext"]["requestId"] = f"local-{next(self._ids)}"
         return event
+
+
+# -- API Gateway's own 401 (docs/apigw-facts.md "What the client gets") ------------------------
+
+
+def identity_sources(ruleset: RuleSet, event_type: str) -> tuple[list[str], list[str]]:
+    """(header names, query names) API Gateway reads as identity sources: a TOKEN
+    authorizer's token header, else the rules' cache sources (the token's header by default)."""
+    if event_type == REST_TOKEN:
+        return [ruleset.token.header or "Authorization"], []
+    return list(ruleset.cache.headers), list(ruleset.cache.query)
+
+
+def default_ttl(ruleset: RuleSet) -> int:
+    """The authorizer cache TTL the rules imply: none under cache.mode disabled."""
+    return 0 if ruleset.cache.mode == CACHE_DISABLED else DEFAULT_TTL
+
+
+def sources_required(ruleset: RuleSet, event_type: str, ttl: int) -> bool:
+    """When API Gateway refuses a request with a missing identity source."""
+    headers, query = identity_sources(ruleset, event_type)
+    if not headers and not query:
+        return False
+    if event_type in (REST_TOKEN, WEBSOCKET, HTTP_V1, HTTP_V2):
+        return True
+    return ttl > 0  # REST REQUEST: only with caching on
+
+
+def source_values(
+    ruleset: RuleSet, event_type: str, headers: Sequence[tuple[str, str]], query: Sequence[tuple[str, str]]
+) -> tuple[list[str], list[str]]:
+    """(each identity source's value, those missing or empty), as API Gateway reads them."""
+    names, query_names = identity_sources(ruleset, event_type)
+    values: list[str] = []
+    missing: list[str] = []
+    for name in names:
+        found = [v for k, v in headers if k.lower() == name.lower()]
+        if not found or not found[-1].strip():
+            missing.append(f"header {name}")
+        values.append(",".join(found))
+    for name in query_names:
+        found = [v for k, v in query if k == name]
+        if not found or not found[-1]:
+            missing.append(f"query parameter {name}")
+        values.append(",".join(found))
+    return values, missing
+
+
+def gateway_refusal(
+    ruleset: RuleSet, event_type: str, ttl: int, headers: Sequence[tuple[str, str]], query: Sequence[tuple[str, str]]
+) -> str | None:
+    """Why API Gateway answers 401 itself, without calling the authorizer, or None when it calls it.
+    The one check behind `serve`, `test` and `dry-run`."""
+    _, missing = source_values(ruleset, event_type, headers, query)
+    if not missing or not sources_required(ruleset, event_type, ttl):
+        return None
+    return f"identity source missing ({', '.join(missing)}): API Gateway answers 401 without calling the authorizer"
+
+
+def event_refusal(ruleset: RuleSet, event: Any, ttl: int | None = None) -> str | None:
+    """`gateway_refusal` for an authorizer event (a test case's or dry-run's), with the TTL the
+    rules imply unless given; None also for an event that is not one (the authorizer reports it)."""
+    try:
+        request = parse_event(event)
+    except BadEvent:
+        return None
+    headers = list(request.headers.items())
+    if request.cookies and "cookie" not in request.headers:  # HTTP API 2.0 carries cookies apart
+        headers.append(("cookie", "; ".join(f"{k}={v}" for k, v in request.cookies.items())))
+    if request.event_type == REST_TOKEN and request.token_field is not None:
+        headers.append((identity_sources(ruleset, REST_TOKEN)[0][0], request.token_field))
+    ttl = default_ttl(ruleset) if ttl is None else ttl
+    return gateway_refusal(ruleset, request.event_type, ttl, headers, list(request.query.items()))
 
 
 def _header_value(value: Any) -> str:
