@@ -272,8 +272,10 @@ def build_parser() -> Parser:
     commands.add_parser(
         "schema",
         help="print the JSON Schema of the rules file",
-        description="Print the JSON Schema (draft 2020-12) of the rules file, for editors: "
-        "`# yaml-language-server: $schema=<path to the schema>`.",
+        description="Print the JSON Schema (draft 2020-12) of the rules file, for editors: save it "
+        "(`ruleauth schema > .vscode/ruleauth.schema.json`), then put "
+        "`# yaml-language-server: $schema=<path to the saved file>` on a rules file's first line, "
+        "or map it in VS Code's `yaml.schemas` setting.",
     )
 
     snapshot = commands.add_parser(
