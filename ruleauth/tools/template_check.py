@@ -191,7 +191,7 @@ def _never_consulted(ruleset: RuleSet, guarded: list[Any], open_routes: list[Any
     return [
         Problem(
             f"API route {api_route} runs no authorizer ({api_route.open_by or 'no authorizer'}), so "
-            f"API Gateway never consults rule {rule.name!r} ({route}). {_open_fix(api_route.open_by)}",
+            f"API Gateway never consults this rule ({route}). {_open_fix(api_route.open_by)}",
             api_route.pos or where,
             WARNING,
             rule.name,
