@@ -56,6 +56,10 @@ END = None  # the failure is where the expression ends
         ("\"claims.roles.exists(r, r == 'admin'\"", END, "'(' at column 20 is never closed"),
         ('"claims.sub == \'abc"', "'abc", 'string opened by "\'" at column 15 is never closed'),
         ("\"claims.sub == 'x' &&\"", END, "ends with '&&'"),
+        ('"claims.a == 1 AND claims.b == 2"', "AND", "'AND' as '&&'"),
+        ('"claims.a === 1"', "= 1", "no '==='"),
+        ('"claims.a => 1"', "=> 1", "'>='"),
+        ('"claims.a <> 1"', "> 1", "'!='"),
     ],
 )
 def test_a_cel_syntax_error_points_at_the_failing_character_and_names_the_fix(tmp_path, allow, at, hint):
@@ -67,6 +71,12 @@ def test_a_cel_syntax_error_points_at_the_failing_character_and_names_the_fix(tm
     # At the end of the expression, the caret sits on the closing quote, just after its last character.
     column = len(line) if at is END else column_of(text, ALLOW_LINE, at)
     assert (problem["line"], problem["col"]) == (ALLOW_LINE, column)
+
+
+@pytest.mark.parametrize("allow", ['"not(claims.a == 1)"', '"claims.a == 1 && and"'])
+def test_a_word_operator_that_parses_as_a_name_says_how_cel_writes_it(tmp_path, allow):
+    (problem,) = problems_of(tmp_path, rule_with(allow))
+    assert "CEL writes 'not' as '!'" in problem["message"] or "CEL writes 'and' as '&&'" in problem["message"]
 
 
 def test_a_cel_syntax_error_says_what_was_expected(tmp_path):

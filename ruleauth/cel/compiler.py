@@ -861,4 +861,10 @@ def _unknown(kind: str, name: str, known: tuple[str, ...] | list[str]) -> str:
     # Never the name itself: "unknown variable 'q'; did you mean 'q'?" says nothing.
     close = difflib.get_close_matches(name, [k for k in known if k != name], n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
+    word = _WORD_OPERATORS.get(name.lower())
+    if word is not None:  # `not(x)` parses as a call, `and` as a name: other languages' operators
+        hint = f"; CEL writes {name!r} as {word!r}"
     return f"unknown {kind} {name!r}{hint}"
+
+
+_WORD_OPERATORS = {"and": "&&", "or": "||", "not": "!"}

@@ -37,6 +37,13 @@ _OPENERS = {v: k for k, v in _CLOSERS.items()}
 _END = "$END"
 # What a word-operator from other languages is in CEL.
 _WORD_OPERATORS = {"and": "&&", "or": "||", "not": "!"}
+# Other languages' operators, by the two characters around where CEL's parser stops.
+_MISSPELLED = {
+    "==": "CEL writes equality as '==' (there is no '===')",
+    "=>": "CEL writes 'greater or equal' as '>='",
+    "=<": "CEL writes 'less or equal' as '<='",
+    "<>": "CEL writes 'not equal' as '!='",
+}
 _TRAILING_OPERATOR = re.compile(r"(\|\||&&|==|!=|<=|>=|[<>+\-*/%!?:,.]|\bin)\s*$")
 
 
@@ -112,13 +119,16 @@ def _expected(accepts: set[str], names: dict[str, str]) -> str:
 
 def _hint(text: str, offset: int, found: str | None, accepts: set[str], exc: Exception) -> str:
     before = text[:offset]
+    for pair in (text[max(offset - 1, 0) : offset + 1], text[offset : offset + 2]):
+        if pair in _MISSPELLED and found is not None:
+            return _MISSPELLED[pair]
     if found == "=" and text[offset : offset + 2] != "==":
         return "CEL compares with '==', not '='"
     if found in ("&", "|") and text[offset : offset + 2] not in ("&&", "||"):
         return "CEL writes 'and' as '&&' and 'or' as '||'"
-    if found in ("and", "or"):
-        return f"CEL writes {found!r} as {_WORD_OPERATORS[found]!r}"
-    negated = re.search(r"\bnot\s*$", before)
+    if found is not None and found.lower() in ("and", "or"):
+        return f"CEL writes {found!r} as {_WORD_OPERATORS[found.lower()]!r}"
+    negated = re.search(r"\bnot\s*$", before, re.I)
     if negated and (found is None or found not in _BINARY):
         return "CEL writes 'not' as '!', e.g. !(x in y)"
     if found in ("'", '"') and isinstance(exc, lark.exceptions.UnexpectedCharacters):
