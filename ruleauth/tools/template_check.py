@@ -183,7 +183,8 @@ def _unreached_rules(ruleset: RuleSet, routes: Iterable[Any], where: SourcePos) 
 
 def _never_consulted(ruleset: RuleSet, guarded: list[Any], open_routes: list[Any], where: SourcePos) -> list[Problem]:
     """A rule whose route the API serves without the authorizer (SAM `Auth: {Authorizer: NONE}`,
-    OpenAPI `security: []`): API Gateway never asks ruleauth, so the rule decides nothing."""
+    OpenAPI `security: []`): API Gateway never asks ruleauth, so the rule decides nothing
+    (docs/apigw-facts.md "Routes without the authorizer")."""
     guarded_routes, catch_all = _api_routes(guarded)
     open_api_routes, _ = _api_routes(open_routes)
     if catch_all:
