@@ -118,9 +118,9 @@ def run_lint() -> int:
 
 
 def test(pytest_args: list[str]) -> int:
-    # "test-lint": a venv stamped before the [test] extra gained cel-expr-python, or before the
-    # [lint] extra existed, reinstalls.
-    ensure_venv(VENV, "test-lint", editable=f"{ROOT}[test,lint]")
+    # "test-lint-ric": a venv stamped before the [test] extra gained cel-expr-python or
+    # awslambdaric, or before the [lint] extra existed, reinstalls.
+    ensure_venv(VENV, "test-lint-ric", editable=f"{ROOT}[test,lint]")
     ensure_venv(SAM_VENV, "sam", *SAM_TOOLS)
     ensure_node_provider()
     linted = run_lint()

@@ -58,6 +58,20 @@ class MethodArn:
 
 
 @dataclass(frozen=True)
+class ClientCert:
+    """The client certificate of a mutual TLS request, as API Gateway forwards it (REST and HTTP
+    payload 1.0: requestContext.identity.clientCert; payload 2.0: requestContext.authentication.
+    clientCert; docs/apigw-facts.md "Client certificates"). Strings the event lacks are ""."""
+
+    pem: str = ""
+    subject_dn: str = ""
+    issuer_dn: str = ""
+    serial_number: str = ""
+    not_before: str = ""  # validity.notBefore as API Gateway writes it ("May 28 12:30:02 2019 GMT")
+    not_after: str = ""
+
+
+@dataclass(frozen=True)
 class Request:
     """One normalised authorizer request, whatever the event type.
 
@@ -83,6 +97,7 @@ class Request:
     header_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     query_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     cookie_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    client_cert: ClientCert | None = None  # None: the request carries no client certificate
 
     @property
     def method(self) -> str:
@@ -107,6 +122,28 @@ class JwtProvider:
     leeway: int = 0
     jwks_uri: str | None = None
     jwks_file: str | None = None  # absolute path once loaded
+    # RFC 8705: a token of this provider is valid only with the client certificate its
+    # cnf["x5t#S256"] names (runtime/client_cert.py).
+    certificate_bound: bool = False
+    # Set: an introspection provider, which vouches for opaque tokens by asking its endpoint
+    # (RFC 7662) instead of verifying signatures (docs/spec.md "Introspection providers").
+    introspection: Introspection | None = None
+
+
+@dataclass(frozen=True)
+class Introspection:
+    """An introspection provider's endpoint and the authorizer's own client credentials there.
+
+    Holds the NAME of the environment variable with the client secret, never the secret: the
+    rule set is saved in rules snapshots and shown by `validate --json`. The secret is read
+    once, when the verifier is built at cold start.
+    """
+
+    url: str
+    client_id: str
+    client_secret_env: str
+    cache_ttl: int = 60  # seconds an answer is reused; never past the token's exp; 0: never
+    pos: SourcePos | None = None  # where client_secret_env is written, for the cold start's error
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,15 @@ class Reason(StrEnum):
     JWT_INVALID = "jwt_invalid"
     JWT_EXPIRED = "jwt_expired"
     JWKS_UNAVAILABLE = "jwks_unavailable"
+    # A `certificate_bound` provider's token (RFC 8705): no usable client certificate, no
+    # cnf["x5t#S256"] in the token, or a thumbprint of another certificate.
+    CLIENT_CERT_MISSING = "client_cert_missing"
+    CNF_MISSING = "cnf_missing"
+    CNF_MISMATCH = "cnf_mismatch"
+    # An opaque token that the introspection endpoint (RFC 7662) says is not active, and one
+    # that could not be introspected (the endpoint down, slow, huge, malformed or refusing us).
+    TOKEN_INACTIVE = "token_inactive"
+    INTROSPECTION_UNAVAILABLE = "introspection_unavailable"
     RULE_TRUE = "rule_true"
     RULE_FALSE = "rule_false"
     RULE_ERROR = "rule_error"

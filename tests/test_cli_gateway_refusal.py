@@ -117,3 +117,33 @@ def test_serve_test_and_dry_run_give_the_same_answer(tmp_path):
     answer = LocalGateway(Authorizer.load(rules)).handle("GET", "/health", [], b"", "127.0.0.1")
     assert answer.status == report["status"] == 401
     assert "without calling the authorizer" in answer.log and "without calling the authorizer" in report["detail"]
+
+
+CERT_RULES = """\
+version: 1
+token:
+  header: Authorization
+cache:
+  mode: identity
+  sources:
+    headers: [Authorization]
+    context: [identity.clientCert.clientCertPem]
+rules:
+  - name: health
+    route: GET /health
+    auth: none
+    allow: true
+"""
+
+
+def test_dry_run_without_a_client_certificate_identity_source_is_api_gateways_401(tmp_path):
+    from tests.test_client_cert import ALICE
+
+    rules = write(tmp_path / "rules.yaml", CERT_RULES)
+    (tmp_path / "alice.pem").write_text(ALICE)
+    ask = ("dry-run", str(rules), "--method", "GET", "--path", "/health", "-H", "Authorization: x")
+    _, report = run_json(*ask)
+    assert (report["decision"], report["reason"]) == ("unauthorized", "identity_source_missing")
+    assert "context identity.clientCert.clientCertPem" in report["detail"]
+    _, report = run_json(*ask, "--client-cert", str(tmp_path / "alice.pem"))
+    assert (report["decision"], report["authorizer_called"]) == ("allow", True)

@@ -1,5 +1,6 @@
 """The decision log: one JSON line per decision with SPEC's fields, and never a secret (A10)."""
 
+import datetime
 import importlib
 import io
 import json
@@ -200,3 +201,85 @@ def test_A10_the_handler_writes_exactly_one_clean_line_per_invocation(write_rule
     everything = out.out + out.err
     assert not {f for f in secret_fragments(TOKEN, COOKIE, QUERY_SECRET, HEADER_SECRET) if f in everything}
     assert "\x1b" not in everything
+
+
+# --- Powertools-shaped records (docs/logging.md) ---------------------------------------------
+
+TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
+
+def lambda_context(request_id="8476a536-e9f4-11e8-9739-2dfe598c3fcd"):
+    from awslambdaric.lambda_context import LambdaContext  # the runtime's own context class
+
+    return LambdaContext(request_id, None, None, 0, "arn:aws:lambda:eu-west-1:123456789012:function:authz")
+
+
+def test_decision_lines_carry_powertools_fields_from_the_context_the_trace_header_and_the_environment(
+    authorizer, monkeypatch
+):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "authz")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", TRACE_HEADER)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "orders-authz")
+    stream = io.StringIO()
+    log = decision_log.DecisionLog(stream=stream)
+    auth = authorizer(RULES)
+    for _ in range(2):
+        result = auth.authorize(event(), now=NOW)
+        log.write(result.decision, result.latency_ms, None, lambda_context())
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert set(first) >= FIELDS
+    assert {k: first[k] for k in ("level", "message", "service", "function_name", "function_memory_size")} == {
+        "level": "INFO",
+        "message": "ruleauth decision",
+        "service": "orders-authz",
+        "function_name": "authz",
+        "function_memory_size": 1024,
+    }
+    assert first["function_arn"] == "arn:aws:lambda:eu-west-1:123456789012:function:authz"
+    assert first["function_request_id"] == "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
+    assert first["xray_trace_id"] == "1-5759e988-bd862e3fe1be46a994272793"
+    assert (first["cold_start"], second["cold_start"]) == (True, False)
+    stamp = datetime.datetime.strptime(first["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z")
+    assert stamp.utcoffset() == datetime.timedelta(0) and len(first["timestamp"]) == len("2026-01-01T00:00:00.000Z")
+    assert list(first)[:3] == ["level", "message", "timestamp"]
+
+
+@pytest.mark.parametrize(
+    "env, service",
+    [
+        ({}, "ruleauth"),
+        ({"RULEAUTH_SERVICE": "gw"}, "gw"),
+        ({"RULEAUTH_SERVICE": "gw", "POWERTOOLS_SERVICE_NAME": "pt"}, "pt"),
+        ({"POWERTOOLS_SERVICE_NAME": " ", "RULEAUTH_SERVICE": "gw"}, "gw"),
+    ],
+)
+def test_the_service_is_powertools_then_ruleauth_then_the_default(env, service):
+    assert decision_log.service_name(env) == service
+
+
+@pytest.mark.parametrize(
+    "header, root",
+    [
+        (TRACE_HEADER, "1-5759e988-bd862e3fe1be46a994272793"),
+        ("Parent=53995c3f42cd8ad8;Root=1-abc;Sampled=0", "1-abc"),
+        ("Sampled=1", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_the_xray_trace_id_is_the_root_of_the_trace_header(header, root):
+    assert decision_log.xray_trace_id(header) == root
+
+
+@pytest.mark.parametrize("level, written", [("TRACE", 2), ("DEBUG", 2), ("INFO", 2), ("WARN", 1), ("FATAL", 0)])
+def test_lambdas_own_log_levels_filter_the_decision_lines(authorizer, monkeypatch, level, written):
+    monkeypatch.delenv("RULEAUTH_LOG_LEVEL", raising=False)
+    monkeypatch.setenv("AWS_LAMBDA_LOG_LEVEL", level)
+    stream = io.StringIO()
+    log = decision_log.DecisionLog(stream=stream)
+    auth = authorizer(RULES)
+    for path in ("/orders/1", "/broken"):  # an INFO line and a WARNING line
+        result = auth.authorize(event(path), now=NOW)
+        log.write(result.decision, result.latency_ms)
+    assert len(stream.getvalue().splitlines()) == written

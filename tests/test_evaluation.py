@@ -246,6 +246,7 @@ def test_E09_rules_see_only_the_fixed_documented_activation(authorizer):
         "api_id",
         "account_id",
         "region",
+        "client_cert",
     }
     assert activation["token"] == "" and activation["claims"] == celtypes.MapType({})
 

@@ -293,13 +293,17 @@ def test_K10_interleaved_requests_are_independent() -> None:
     assert again.claims["sub"] == "alice" and again.claims["groups"] == ["admin"]
     assert again.claims is not first.claims
     assert verifier.verify(bob).claims["groups"] == ["user"]
-    # nothing about a request lingers on the verifier: only keys and verified-token entries
+    # nothing about a request lingers on the verifier: only keys, verified-token entries and
+    # the introspection provider's client (None here) with its answer cache
     assert set(vars(verifier)) == {
         "_providers",
         "_by_name",
         "_clock",
         "_cache",
+        "_introspected",
+        "_introspector",
     }
+    assert verifier.introspector is None
     assert ISSUER in verifier._providers
 
 

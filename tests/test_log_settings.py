@@ -57,7 +57,7 @@ def test_allow_lines_can_be_sampled_but_denials_are_always_written():
     log.write(decide("17").decision, 1.0)  # 0.1 < 0.25: written, with its rate
     log.write(decide("2").decision, 1.0)  # a denial: always
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert [(line["decision"], line.get("sample_rate")) for line in lines] == [("allow", 0.25), ("deny", None)]
+    assert [(line["decision"], line.get("sampling_rate")) for line in lines] == [("allow", 0.25), ("deny", None)]
 
 
 @pytest.mark.parametrize("value", ["2", "-0.1", "half"])

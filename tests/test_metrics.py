@@ -124,7 +124,9 @@ def test_the_lambda_handler_prints_a_decision_line_and_an_emf_line_per_request()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=root, check=True)
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     decision = next(line for line in lines if line.get("message") == "ruleauth decision")
-    emf = next(line for line in lines if "_aws" in line)
+    emf = next(line for line in lines if "_aws" in line and "Decisions" in line)
+    cold = next(line for line in lines if "_aws" in line and "ColdStarts" in line)
+    assert cold["ColdStarts"] == 1 and cold["ColdStartLoadTime"] > 0
     assert decision["decision"] == "allow" and decision["rule"] == "odd numbers only"
     assert (emf["Outcome"], emf["Rule"], emf["Decisions"]) == ("allow", "odd numbers only", 1)
     assert "900000000000001" not in done.stdout  # the credential never reaches a log line

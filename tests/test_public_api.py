@@ -150,7 +150,10 @@ def test_make_handler_accepts_an_authorizer_and_reads_settings_from_the_given_en
     handler = ruleauth.make_handler(authorizer, environ={"RULEAUTH_LOG_SAMPLE_ALLOW": "1"})
     handler(hello_event("17"))
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    assert [entry.get("decision") for entry in logged] == ["allow"]
+    assert [(entry["message"], entry.get("decision")) for entry in logged] == [
+        ("ruleauth cold start", None),
+        ("ruleauth decision", "allow"),
+    ]
 
 
 def test_the_module_level_handler_fails_its_import_on_a_broken_rules_file(tmp_path):

@@ -20,6 +20,8 @@ from tests.sam.tools import REPO, SAM_TEMPLATES, TEMPLATES, run_tool, translate,
 
 SUPPORTED_RUNTIMES = ("python3.12", "python3.13")
 FUNCTION_ARN = {"Fn::GetAtt": ["RuleauthFunction", "Arn"]}
+# The key values examples/usage-plan/rules.yaml gives callers (its define: block).
+USAGE_KEYS = {"GoldKeyValue": "gold-plan-0123456789abcdef", "FreeKeyValue": "free-plan-0123456789abcdef"}
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +36,7 @@ def cfn() -> dict[str, dict[str, Any]]:
             "http_simple_ttl0": ("examples/http-api/template.yaml", {"ResponseType": "simple", "AuthorizerTtl": 0}),
             "embed": ("examples/embed/template.yaml", {}),
             "nested": ("examples/nested/template.yaml", {}),
+            "usage_plan": ("examples/usage-plan/template.yaml", USAGE_KEYS),
         }
     )
 
@@ -207,6 +210,8 @@ def test_sample_api_is_optional_and_the_authorizer_is_not(cfn: dict) -> None:
     for name, resource in cfn["rest"]["Resources"].items():
         if name in authorizer_parts:
             assert "Condition" not in resource, f"{name} must exist without the sample API"
+        elif resource.get("Condition") == "MonitoringOn":  # the alarms and dashboard: tests/test_alarms.py
+            assert resource["Type"].startswith("AWS::CloudWatch::"), name
         else:
             assert resource.get("Condition") in ("CreateSampleApi", "SampleApiAccessLogs"), (
                 f"{name} belongs to the sample API but is created without it"
@@ -350,6 +355,30 @@ def test_nested_application_deploys_the_authorizer_without_the_sample_api(cfn: d
     nested = load_document(str(REPO / "examples/nested/template.yaml"))
     given = nested["Resources"]["Ruleauth"]["Properties"]["Parameters"]
     assert set(given) <= set(root["Parameters"])
+
+
+def test_usage_plan_takes_the_api_key_from_the_authorizer_on_every_method(cfn: dict) -> None:
+    template = cfn["usage_plan"]
+    api = one(template, "AWS::ApiGateway::RestApi")
+    assert api["ApiKeySourceType"] == "AUTHORIZER"
+    methods = [m for path in api["Body"]["paths"].values() for m in path.values()]
+    assert methods and all({"api_key": []} in m["security"] and {"Ruleauth": []} in m["security"] for m in methods)
+    stage = {"Ref": next(iter(resources_of(template, "AWS::ApiGateway::Stage")))}
+    plans = resources_of(template, "AWS::ApiGateway::UsagePlan")
+    assert len(plans) == 2
+    for plan in plans.values():
+        assert plan["Properties"]["ApiStages"] == [{"ApiId": {"Ref": "MeteredApi"}, "Stage": stage}]
+    # Each plan holds one of the two keys, whose values are the template's parameters.
+    links = resources_of(template, "AWS::ApiGateway::UsagePlanKey").values()
+    assert {(link["Properties"]["UsagePlanId"]["Ref"], link["Properties"]["KeyId"]["Ref"]) for link in links} == {
+        ("GoldPlan", "GoldKey"),
+        ("FreePlan", "FreeKey"),
+    }
+    keys = resources_of(template, "AWS::ApiGateway::ApiKey")
+    assert {name: key["Properties"]["Value"] for name, key in keys.items()} == {
+        "GoldKey": {"Ref": "GoldKeyValue"},
+        "FreeKey": {"Ref": "FreeKeyValue"},
+    }
 
 
 # --- the account-level logging role ---------------------------------------------------

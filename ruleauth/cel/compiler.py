@@ -67,6 +67,19 @@ REQUEST_FIELDS = (
     "api_id",
     "account_id",
     "region",
+    "client_cert",
+)
+# request.client_cert: present only where the request has a client certificate (mTLS).
+CLIENT_CERT_FIELDS = (
+    "subject_dn",
+    "issuer_dn",
+    "serial_number",
+    "not_before",
+    "not_after",
+    "fingerprint_sha256",
+    "san_dns",
+    "san_uri",
+    "san_email",
 )
 REQUEST_MAPS = ("params", "headers", "query", "cookies", "stage_variables")
 AUTH_FIELDS = ("provider",)
@@ -573,6 +586,10 @@ class _Checker:
             if fieldname not in REQUEST_FIELDS:
                 raise ExpressionError(_unknown("field of request", fieldname, REQUEST_FIELDS))
             key = chain.names[2] if len(chain.names) > 2 and fieldname in REQUEST_MAPS else None
+            if fieldname == "client_cert" and len(chain.names) > 2:
+                key = chain.names[2]
+                if key not in CLIENT_CERT_FIELDS:
+                    raise ExpressionError(_unknown("field of request.client_cert", key, CLIENT_CERT_FIELDS))
             if fieldname == "headers" and key is not None and key != key.lower():
                 raise ExpressionError(
                     f"header names are lower case in request.headers: write {key.lower()!r}, not {key!r}"

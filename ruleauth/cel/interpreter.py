@@ -381,7 +381,7 @@ def celpy_activation(plain: Mapping[str, Any]) -> dict[str, Any]:
         if name == "request" and isinstance(value, Mapping):
             result[name] = celtypes.MapType(
                 {
-                    celtypes.StringType(k): string_map(v) if isinstance(v, Mapping) else json_to_cel(v)
+                    celtypes.StringType(k): _request_field(v) if isinstance(v, Mapping) else json_to_cel(v)
                     for k, v in value.items()
                 }
             )
@@ -392,6 +392,14 @@ def celpy_activation(plain: Mapping[str, Any]) -> dict[str, Any]:
         else:
             result[name] = json_to_cel(value)
     return result
+
+
+def _request_field(values: Mapping[str, Any]) -> celtypes.MapType:
+    """A map of the request: of strings (headers, query, ...), or request.client_cert's strings,
+    integers and lists of strings."""
+    if all(type(v) is str for v in values.values()):
+        return string_map(values)
+    return celtypes.MapType({celtypes.StringType(k): json_to_cel(v) for k, v in values.items()})
 
 
 def string_map(values: Mapping[str, str]) -> celtypes.MapType:

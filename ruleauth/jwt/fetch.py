@@ -1,7 +1,9 @@
-"""The deadline-bounded HTTPS client that fetches discovery documents and key sets.
+"""The deadline-bounded HTTPS client that fetches discovery documents and key sets, and posts
+token introspection requests (RFC 7662).
 
-A fetch is HTTPS only, refuses redirects, and is bounded by one overall deadline
-(resolution, connect, TLS and every read) and a byte cap.
+A request is HTTPS only, refuses redirects, and is bounded by one overall deadline
+(resolution, connect, TLS, the request body and every read) and a byte cap. GET and POST
+share every one of these steps: one client, one set of limits.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ruleauth.errors import safe_text
@@ -240,11 +243,28 @@ class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
 
 
 class HttpsFetcher:
-    """GET over HTTPS with one overall deadline, a byte cap and no redirects."""
+    """GET or POST over HTTPS with one overall deadline, a byte cap and no redirects."""
 
     user_agent = "ruleauth-jwks/1"
 
     def fetch(self, url: str, *, deadline: float, max_bytes: int) -> bytes:
+        return self._request("GET", url, None, {}, deadline=deadline, max_bytes=max_bytes)
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], *, deadline: float, max_bytes: int) -> bytes:
+        """The body of a 200 answer to a POST of `body` (with `headers`, e.g. Content-Type and
+        Authorization). Raises FetchError; its message never holds the request's headers or body."""
+        return self._request("POST", url, body, headers, deadline=deadline, max_bytes=max_bytes)
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        *,
+        deadline: float,
+        max_bytes: int,
+    ) -> bytes:
         problem = check_https_url(url)
         if problem:
             raise FetchError(f"URL {problem}")
@@ -256,12 +276,16 @@ class HttpsFetcher:
         conn = _DeadlineHTTPSConnection(host, port, deadline=deadline, read_cap=wire_cap)
         resp: http.client.HTTPResponse | None = None
         try:
-            conn.putrequest("GET", target, skip_accept_encoding=True)
+            conn.putrequest(method, target, skip_accept_encoding=True)
             conn.putheader("Accept", "application/json")
             conn.putheader("Accept-Encoding", "identity")
             conn.putheader("User-Agent", self.user_agent)
             conn.putheader("Connection", "close")
-            conn.endheaders()
+            for name, value in headers.items():
+                conn.putheader(name, value)
+            if body is not None:
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body)
             resp = conn.getresponse()
             if 300 <= resp.status < 400:
                 raise FetchError(f"HTTP {resp.status} redirect refused")
@@ -270,10 +294,10 @@ class HttpsFetcher:
             length = resp.getheader("Content-Length")
             if length is not None and length.isdigit() and int(length) > max_bytes:
                 raise FetchError(f"response of {int(length)} bytes is larger than the cap of {max_bytes}")
-            body = resp.read(max_bytes + 1)
-            if len(body) > max_bytes:
+            data = resp.read(max_bytes + 1)
+            if len(data) > max_bytes:
                 raise FetchError(f"response is larger than the cap of {max_bytes} bytes")
-            return body
+            return data
         except FetchError:
             raise
         except TimeoutError:

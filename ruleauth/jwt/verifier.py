@@ -14,7 +14,11 @@ The token is hostile until its signature verifies, so the order matters:
   6. claims: exp (required), nbf, iat as NumericDates of the years 1-9999; sub, jti
      strings; scope, scp a string or a list of strings; aud / client_id / azp;
      typ, token_use; size and shape limits.
-Every failure is a JwtError with one of three reasons; nothing else escapes.
+Every failure is a JwtError with one of its reasons; nothing else escapes.
+
+A token that is not a JWT (three base64url segments, the first a JSON object) goes to the
+introspection provider, where one is configured (jwt/introspection.py); its answer's claims
+then get the checks of step 6, exp optional (RFC 7662 makes it so).
 
 A small cache of verified tokens skips step 5 for a token seen before. It is
 keyed on a hash of the decoded segments (so padded and unpadded spellings are
@@ -27,15 +31,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from jwt.algorithms import Algorithm, get_default_algorithms
 
 from ruleauth.cache import Cache
-from ruleauth.errors import LoadError, RequestError, safe_text
+from ruleauth.errors import LoadError, Problem, RequestError, safe_text
 from ruleauth.jwt.codecs import b64url_decode, strict_json
 from ruleauth.jwt.fetch import DEFAULT_FETCH_TIMEOUT, HttpsFetcher, KeyFetcher, check_https_url
 from ruleauth.jwt.key_cache import DEFAULT_COOLDOWN, DEFAULT_LIFESPAN, DEFAULT_MAX_STALE, CachePolicy, ProviderKeys
@@ -54,6 +60,9 @@ from ruleauth.jwt.keys import (
 from ruleauth.model import JwtProvider, VerifiedToken
 from ruleauth.reasons import Reason
 
+if TYPE_CHECKING:  # jwt/introspection.py is imported only where a provider introspects
+    from ruleauth.jwt.introspection import Introspector
+
 __all__ = [
     "JWKS_UNAVAILABLE",
     "JWT_EXPIRED",
@@ -69,6 +78,9 @@ __all__ = [
 JWT_INVALID = Reason.JWT_INVALID
 JWT_EXPIRED = Reason.JWT_EXPIRED
 JWKS_UNAVAILABLE = Reason.JWKS_UNAVAILABLE
+TOKEN_INACTIVE = Reason.TOKEN_INACTIVE
+INTROSPECTION_UNAVAILABLE = Reason.INTROSPECTION_UNAVAILABLE
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 MAX_TOKEN_BYTES = 8 * 1024
 MAX_CLAIM_DEPTH = 32  # the claims object itself is depth 1
@@ -84,7 +96,8 @@ _SIGNERS: dict[str, Algorithm] = {name: get_default_algorithms()[name] for name 
 
 
 class JwtError(RequestError):
-    """Verification failed. `reason` is jwt_invalid, jwt_expired or jwks_unavailable.
+    """Verification failed. `reason` is jwt_invalid, jwt_expired or jwks_unavailable; for an
+    opaque token also token_inactive or introspection_unavailable.
 
     str(e) is safe to log: no token or signature, token-derived text escaped and cut.
     """
@@ -120,7 +133,9 @@ def _check_provider(p: JwtProvider) -> tuple[list[str], KeySet | None]:
     elif "?" in p.issuer:
         problems.append("issuer must not have a query string")
 
-    algs = p.algorithms
+    if p.introspection is not None:
+        problems.extend(_introspection_problems(p))
+    algs = p.algorithms  # an introspection provider's are the default's: the loader refuses others
     if not _is_str_list(algs) or not algs:
         problems.append("algorithms must be a non-empty list, e.g. [RS256]")
     else:
@@ -177,6 +192,32 @@ def _check_provider(p: JwtProvider) -> tuple[list[str], KeySet | None]:
                         "(check each key's kty, crv and alg)"
                     )
     return problems, keys
+
+
+def _introspection_problems(p: JwtProvider) -> list[str]:
+    config = p.introspection
+    assert config is not None
+    problems: list[str] = []
+    why = check_https_url(config.url)
+    if why:
+        problems.append(
+            f"introspection.url {why}" + ("; tokens are introspected over https:// only" if "https" in why else "")
+        )
+    if not isinstance(config.client_id, str) or not config.client_id:
+        problems.append("introspection.client_id must be a non-empty string")
+    if not isinstance(config.client_secret_env, str) or not _ENV_NAME.fullmatch(config.client_secret_env):
+        problems.append(
+            "introspection.client_secret_env must be the NAME of an environment variable "
+            "(letters, digits, _), the variable that holds the client secret; never the secret"
+        )
+    from ruleauth.jwt.introspection import MAX_CACHE_TTL
+
+    ttl = config.cache_ttl
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_CACHE_TTL:
+        problems.append(f"introspection.cache_ttl must be a whole number of seconds from 0 to {MAX_CACHE_TTL}")
+    if p.jwks_uri is not None or p.jwks_file is not None or p.typ is not None:
+        problems.append("jwks_uri, jwks_file and typ are not used by an introspection provider")
+    return problems
 
 
 def provider_problems(p: JwtProvider) -> list[str]:
@@ -362,6 +403,19 @@ def select_provider(by_issuer: Mapping[str, _P], iss: object, allowed: Sequence[
     return provider
 
 
+def is_jwt(token: str) -> bool:
+    """A JWT in the compact serialization, as routing reads it: three base64url segments, the
+    first a JSON object. Anything else is opaque, for the introspection provider."""
+    segments = token.split(".")
+    if len(segments) != 3:
+        return False
+    try:
+        header = strict_json(b64url_decode(segments[0]))
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        return False
+    return isinstance(header, dict)
+
+
 def _string_claim(claims: Mapping[str, Any], name: str) -> str | None:
     value = claims.get(name, _MISSING)
     if value is _MISSING:
@@ -390,16 +444,22 @@ class _Entry:
 
 
 @dataclass(frozen=True)
-class _Provider:
+class _Checked:
+    """What the claim checks read of a provider, JWT or introspection."""
+
     config: JwtProvider
-    keys: ProviderKeys
-    typ: str | None
     audience: frozenset[str]
     client_ids: frozenset[str]
 
     @property
     def name(self) -> str:
         return self.config.name
+
+
+@dataclass(frozen=True)
+class _Provider(_Checked):
+    keys: ProviderKeys
+    typ: str | None
 
 
 class JwtVerifier:
@@ -423,6 +483,8 @@ class JwtVerifier:
         max_jwks_bytes: int = DEFAULT_MAX_BYTES,
         max_keys: int = DEFAULT_MAX_KEYS,
         token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE,
+        environ: Mapping[str, str] | None = None,
+        introspection_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE,  # answers kept, as many as verified tokens
     ) -> None:
         policy = CachePolicy(
             lifespan=lifespan,
@@ -438,17 +500,22 @@ class JwtVerifier:
         fetcher = fetcher if fetcher is not None else HttpsFetcher()
         by_issuer: dict[str, _Provider] = {}
         names: set[str] = set()
+        introspected: list[JwtProvider] = []
         for p in providers:
             found, static = _check_provider(p)
             problems.extend(f"jwt provider {p.name!r}: {msg}" for msg in found)
             if p.name in names:
                 problems.append(f"jwt provider {p.name!r}: the name is used twice")
+            names.add(p.name)
+            if p.introspection is not None:
+                # Not selected by iss: an opaque token is introspected, so it may share a JWT provider's issuer.
+                introspected.append(p)
+                continue
             if p.issuer in by_issuer:
                 problems.append(
                     f"jwt provider {p.name!r}: issuer {p.issuer} is also provider "
                     f"{by_issuer[p.issuer].config.name!r}'s; a token's iss must pick one provider"
                 )
-            names.add(p.name)
             if found:
                 continue
             keys = ProviderKeys(p, fetcher=fetcher, clock=clock, policy=policy, static=static)
@@ -462,8 +529,31 @@ class JwtVerifier:
                     client_ids=frozenset(p.client_ids),
                 ),
             )
+        if len(introspected) > 1:
+            problems.append(
+                f"jwt providers {', '.join(repr(p.name) for p in introspected)}: only one provider may use "
+                "introspection (an opaque token names no issuer to choose by)"
+            )
         if problems:
             raise JwtConfigError("; ".join(problems))
+        self._introspected: _Checked | None = None
+        self._introspector: Introspector | None = None
+        if introspected:
+            p = introspected[0]
+            self._introspected = _Checked(config=p, audience=frozenset(p.audience), client_ids=frozenset(p.client_ids))
+            from ruleauth.jwt.introspection import Introspector, Poster
+
+            # The one HTTPS client: the key fetcher itself, unless a test substituted a GET-only one.
+            poster: Poster = fetcher if isinstance(fetcher, HttpsFetcher) else HttpsFetcher()
+            self._introspector = Introspector(
+                p,
+                environ=os.environ if environ is None else environ,
+                poster=poster,
+                clock=clock,
+                fetch_timeout=fetch_timeout,
+                max_bytes=max_jwks_bytes,
+                cache_size=introspection_cache_size,
+            )
         self._providers = by_issuer
         self._by_name = {p.config.name: p for p in by_issuer.values()}
         self._clock = clock
@@ -481,6 +571,25 @@ class JwtVerifier:
     def fetch_stats(self) -> dict[str, tuple[int, int]]:
         """Per provider name: key-set fetch attempts and failures so far (for metrics)."""
         return {p.config.name: (p.keys.fetch_count, p.keys.fetch_failures) for p in self._providers.values()}
+
+    @property
+    def introspector(self) -> Introspector | None:
+        """The introspection provider's client and cache, if one is configured (for metrics and tests)."""
+        return self._introspector
+
+    def introspection_stats(self) -> dict[str, tuple[int, int, int, int]]:
+        """Per introspection provider: requests, failures, cache hits and misses so far (for metrics)."""
+        found = self._introspector
+        return {} if found is None else {found.provider.name: found.stats()}
+
+    def missing_secrets(self) -> list[Problem]:
+        """An introspection provider without its client secret (the variable unset), at the
+        position of `client_secret_env`: the cold start fails on it (lambda_handler)."""
+        found = self._introspector
+        if found is None or not found.secret_problem:
+            return []
+        assert found.provider.introspection is not None
+        return [Problem(found.secret_problem, found.provider.introspection.pos)]
 
     def verify(self, token: str, allowed: Sequence[str] | None = None, now: float | None = None) -> VerifiedToken:
         """Verified claims of `token`, or JwtError.
@@ -503,6 +612,8 @@ class JwtVerifier:
             raise _invalid(f"token is longer than {MAX_TOKEN_BYTES} bytes")
         if not token.isascii():
             raise _invalid("token has non-ASCII characters")
+        if self._introspected is not None and not is_jwt(token):
+            return self._introspect(token, allowed, now_override)
         segments = token.split(".")
         if len(segments) != 3:
             raise _invalid(f"token has {len(segments)} segments, not 3 (JWE and JSON serialization are not accepted)")
@@ -576,12 +687,34 @@ class JwtVerifier:
             )
         return VerifiedToken(provider=cfg.name, claims=claims)
 
-    def _check_claims(self, provider: _Provider, claims: dict[str, Any], now: float) -> float:
+    def _introspect(self, token: str, allowed: Sequence[str] | None, now_override: float | None) -> VerifiedToken:
+        provider, introspector = self._introspected, self._introspector
+        assert provider is not None and introspector is not None
+        name = provider.name
+        if allowed is not None and name not in allowed:
+            raise _invalid(f"the token is not a JWT, and introspection provider {name!r} is not accepted on this route")
+        from ruleauth.jwt.introspection import IntrospectionUnavailable
+
+        try:
+            claims = introspector.introspect(token, use_cache=now_override is None)
+        except IntrospectionUnavailable as exc:
+            raise JwtError(INTROSPECTION_UNAVAILABLE, str(exc)) from None
+        if claims is None:
+            raise JwtError(TOKEN_INACTIVE, f"introspection provider {name!r} says the token is not active")
+        _check_shape(claims, "introspection answer")
+        iss = claims.get("iss", _MISSING)
+        if iss is not _MISSING and iss != provider.config.issuer:
+            raise _invalid(f"introspection answer's iss {safe_text(iss)} is not provider {name!r}'s issuer")
+        self._check_claims(
+            provider, claims, self._clock() if now_override is None else now_override, exp_required=False
+        )
+        return VerifiedToken(provider=name, claims=claims)
+
+    def _check_claims(self, provider: _Checked, claims: dict[str, Any], now: float, exp_required: bool = True) -> float:
         cfg = provider.config
         leeway = cfg.leeway
-        exp, nbf, iat = check_claim_formats(claims)
-        assert exp is not None
-        if now >= exp + leeway:
+        exp, nbf, iat = check_claim_formats(claims, exp_required=exp_required)
+        if exp is not None and now >= exp + leeway:
             raise JwtError(JWT_EXPIRED, "token has expired")
         if nbf is not None and nbf > now + leeway:
             raise _invalid("token is not valid yet (nbf)")
@@ -615,7 +748,7 @@ class JwtVerifier:
 
         if cfg.token_use is not None and claims.get("token_use") != cfg.token_use:
             raise _invalid(f"token_use is not {cfg.token_use!r}")
-        return exp
+        return math.inf if exp is None else exp
 
     def _cached(self, digest: bytes, allowed: Sequence[str] | None) -> VerifiedToken | None:
         entry = self._cache.get(digest)

@@ -21,7 +21,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from ruleauth.cel import fast_engine
 from ruleauth.cel.compiler import ENGINES, Compiled, Compiler, ExpressionError, Read
 from ruleauth.errors import ERROR, Problem, RulesError
-from ruleauth.model import ANY, EVENT_TYPES, METHODS, JwtProvider, SourcePos
+from ruleauth.model import ANY, EVENT_TYPES, METHODS, Introspection, JwtProvider, SourcePos
 from ruleauth.reasons import Outcome
 from ruleauth.rules import strict_yaml as sy
 from ruleauth.rules.files import rule_files
@@ -35,6 +35,8 @@ from ruleauth.rules.ruleset import (
     CACHE_DISABLED,
     CACHE_MODES,
     CACHE_ROUTE,
+    CERT_PEM_SOURCE,
+    CERT_SOURCES,
     MODE_ENFORCE,
     MODE_SHADOW,
     RESPONSE_IAM,
@@ -78,7 +80,12 @@ PROVIDER_KEYS = (
     "leeway",
     "jwks_uri",
     "jwks_file",
+    "certificate_bound",
+    "introspection",
 )
+INTROSPECTION_KEYS = ("url", "client_id", "client_secret_env", "cache_ttl")
+# What only a JWT provider reads: an introspection provider verifies no signature.
+_JWT_ONLY_KEYS = ("algorithms", "typ", "jwks_uri", "jwks_file")
 TEST_KEYS = ("name", "request", "claims", "now", "event_type", "event", "expect")
 REQUEST_KEYS = ("method", "path", "headers", "query", "cookies", "stage_variables", "source_ip", "token")
 EXPECT_KEYS = ("decision", "rule", "reason", "status", "principal", "context")
@@ -212,6 +219,7 @@ class _Builder:
         if token.query and cache.cached and not cache.query and not cache.headers:
             cache = CacheConfig(mode=cache.mode, query=(token.query,))
         providers = self._providers()
+        self._check_bound_providers(cache, providers)
         defines = self._defines()
         engine = self._engine()
         self.compiler = Compiler(
@@ -413,6 +421,7 @@ class _Builder:
         items = [node] if isinstance(node, MappingNode) else (sy.as_list(source, node, "jwt") or [])
         providers: list[JwtProvider] = []
         names: dict[str, Node] = {}
+        introspected: list[tuple[JwtProvider, Node]] = []
         for item in items:
             provider = self._provider(source, item, several=len(items) > 1)
             if provider is None:
@@ -421,7 +430,32 @@ class _Builder:
                 source.error(item, f"two jwt providers are named {provider.name!r}")
             names[provider.name] = item
             providers.append(provider)
+            if provider.introspection is not None:
+                introspected.append((provider, item))
+        for provider, item in introspected[1:]:
+            source.error(
+                item,
+                f"jwt provider {provider.name!r}: only one provider may use introspection "
+                f"({introspected[0][0].name!r} does): an opaque token names no issuer to choose by, "
+                "and sending it to several endpoints would show one issuer's tokens to another",
+            )
+        self._provider_nodes = {name: (source, node) for name, node in names.items()}
         return providers
+
+    def _check_bound_providers(self, cache: CacheConfig, providers: list[JwtProvider]) -> None:
+        """A certificate-bound token's response cached under a key without the certificate would
+        be replayed, without calling the authorizer, to anyone holding the token."""
+        if not cache.cached or CERT_PEM_SOURCE in cache.context:
+            return
+        for provider in providers:
+            if provider.certificate_bound:
+                source, node = self._provider_nodes[provider.name]
+                source.error(
+                    node,
+                    f"jwt provider {provider.name!r} is certificate_bound, but the client certificate is not part "
+                    f"of the authorizer's cache key (cache.mode: {cache.mode}): API Gateway would replay a cached "
+                    f"answer to a client presenting the token with another certificate, or none; {_CERT_ADVICE}",
+                )
 
     def _provider(self, source: sy.Source, node: Node, several: bool) -> JwtProvider | None:
         entries = _mapping_checked(source, node, "a jwt provider", PROVIDER_KEYS)
@@ -431,6 +465,11 @@ class _Builder:
         for key, _, value in entries:
             if key in ("audience", "client_ids", "algorithms"):
                 raw[key] = tuple(sy.string_list(source, value, f"jwt.{key}"))
+            elif key == "certificate_bound":
+                if isinstance(value, ScalarNode) and value.tag == sy.BOOL and value.value in ("true", "false"):
+                    raw[key] = value.value == "true"
+                else:
+                    source.error(value, "jwt.certificate_bound must be true or false")
             elif key == "leeway":
                 if isinstance(value, ScalarNode) and value.tag == sy.INT:
                     raw[key] = int(value.value, 10) if value.value.lstrip("-").isdigit() else None
@@ -438,11 +477,21 @@ class _Builder:
                         source.error(value, "jwt.leeway must be a whole number of seconds")
                 else:
                     source.error(value, "jwt.leeway must be a whole number of seconds")
+            elif key == "introspection":
+                raw[key] = self._introspection(source, value)
             else:
                 raw[key] = sy.as_string(source, value, f"jwt.{key}")
         if "issuer" not in raw:
             source.error(node, "a jwt provider needs an issuer")
             return None
+        if "introspection" in raw:
+            for key, key_node, _ in entries:
+                if key in _JWT_ONLY_KEYS:
+                    source.error(
+                        key_node,
+                        f"jwt.{key} is not used by an introspection provider: its endpoint vouches for "
+                        "the token, no signature is verified",
+                    )
         if several and not raw.get("name"):
             source.error(node, "with several jwt providers, each needs a name")
         if raw.get("jwks_file"):
@@ -458,12 +507,44 @@ class _Builder:
             leeway=raw.get("leeway") or 0,
             jwks_uri=raw.get("jwks_uri"),
             jwks_file=raw.get("jwks_file"),
+            certificate_bound=raw.get("certificate_bound", False),
+            introspection=raw.get("introspection"),
         )
         from ruleauth.jwt.verifier import provider_problems  # the verifier owns what a safe provider is
 
         for message in provider_problems(provider):
             source.error(node, f"jwt provider {provider.name!r}: {message}")
         return provider
+
+    def _introspection(self, source: sy.Source, node: Node) -> Introspection | None:
+        """`introspection: {url, client_id, client_secret_env, cache_ttl}`; provider_problems
+        checks the values."""
+        entries = _mapping_checked(source, node, "jwt.introspection", INTROSPECTION_KEYS)
+        values: dict[str, Any] = {}
+        pos = None
+        for key, _, value in entries:
+            if key == "cache_ttl":
+                if isinstance(value, ScalarNode) and value.tag == sy.INT and value.value.isdigit():
+                    values[key] = int(value.value, 10)
+                else:
+                    source.error(value, "jwt.introspection.cache_ttl must be a whole number of seconds")
+            else:
+                values[key] = sy.as_string(source, value, f"jwt.introspection.{key}")
+                if key == "client_secret_env":
+                    pos = source.pos(value)
+        missing = [key for key in ("url", "client_id", "client_secret_env") if key not in values]
+        if missing:
+            source.error(node, f"jwt.introspection needs {', '.join(missing)}")
+            return None
+        if any(values.get(key) is None for key in ("url", "client_id", "client_secret_env")):
+            return None  # each is already reported
+        return Introspection(
+            url=values["url"],
+            client_id=values["client_id"],
+            client_secret_env=values["client_secret_env"],
+            cache_ttl=values.get("cache_ttl", Introspection.cache_ttl),
+            pos=pos,
+        )
 
     def _defines(self) -> dict[str, str]:
         defines: dict[str, str] = {}
@@ -802,7 +883,7 @@ class _Builder:
                 source.error(
                     node,
                     f"{what} reads {', '.join(sorted(map(str, bad)))}, which is not part of "
-                    f"the authorizer's cache key (cache.mode: {cache.mode}); {_cache_advice(cache)}",
+                    f"the authorizer's cache key (cache.mode: {cache.mode}); {_cache_advice(cache, bad)}",
                 )
             if compiled.uses_now:
                 source.warning(
@@ -815,7 +896,7 @@ class _Builder:
                 source.error(
                     _pos_node(rule),
                     f"allow reads {', '.join(sorted(map(str, bad)))}, which is not part of "
-                    f"the authorizer's cache key (cache.mode: {cache.mode}); {_cache_advice(cache)}",
+                    f"the authorizer's cache key (cache.mode: {cache.mode}); {_cache_advice(cache, bad)}",
                     rule.name,
                 )
             if rule.allow.uses_now:
@@ -1000,6 +1081,8 @@ def _unsafe_reads(reads: frozenset[Read], cache: CacheConfig, route_level: bool)
             continue
         if read.input == "request.source_ip" and "identity.sourceIp" in cache.context:
             continue
+        if read.input == "request.client_cert" and _cert_read_in_key(read.key, cache.context):
+            continue
         bad.add(read)
     return bad
 
@@ -1035,7 +1118,33 @@ def _example_path(pattern: str) -> str:
     return f"{method} /" + re.sub(r"\*", lambda _: next(names, "z"), path)
 
 
-def _cache_advice(cache: CacheConfig) -> str:
+# The certificate fields an identity source fixes, besides the PEM (which fixes them all).
+_CERT_FIELD_SOURCES = {
+    "subject_dn": "identity.clientCert.subjectDN",
+    "issuer_dn": "identity.clientCert.issuerDN",
+    "serial_number": "identity.clientCert.serialNumber",
+    "not_before": "identity.clientCert.validity.notBefore",
+    "not_after": "identity.clientCert.validity.notAfter",
+}
+assert set(_CERT_FIELD_SOURCES.values()) | {CERT_PEM_SOURCE} == set(CERT_SOURCES)
+_CERT_ADVICE = (
+    f"add {CERT_PEM_SOURCE} to cache.sources.context (and to the authorizer's identity sources: "
+    f"SAM Identity.Context, HTTP API $context.{CERT_PEM_SOURCE}, REST context.{CERT_PEM_SOURCE}), "
+    "or set cache.mode: disabled (TTL 0)"
+)
+
+
+def _cert_read_in_key(key: str | None, context: tuple[str, ...]) -> bool:
+    if CERT_PEM_SOURCE in context:
+        return True
+    return key is not None and _CERT_FIELD_SOURCES.get(key) in context
+
+
+def _cache_advice(cache: CacheConfig, bad: set[Read] | None = None) -> str:
+    if bad and any(read.input == "request.client_cert" for read in bad):
+        return "the client certificate is in API Gateway's cache key only where an identity source names it: " + (
+            _CERT_ADVICE
+        )
     return (
         "add it to cache.sources (and to the authorizer's identity sources in API Gateway), "
         "or set cache.mode: disabled (TTL 0)"

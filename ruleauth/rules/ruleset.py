@@ -37,6 +37,20 @@ class TokenConfig:
         return f"cookie {self.cookie}"
 
 
+# Identity sources (cache.sources.context) that put the mutual TLS client certificate, or one
+# of its fields, in API Gateway's cache key (docs/apigw-facts.md "Client certificates"), and the
+# model.ClientCert attribute each holds. The PEM fixes every request.client_cert field.
+CERT_PEM_SOURCE = "identity.clientCert.clientCertPem"
+CERT_SOURCES = {
+    CERT_PEM_SOURCE: "pem",
+    "identity.clientCert.subjectDN": "subject_dn",
+    "identity.clientCert.issuerDN": "issuer_dn",
+    "identity.clientCert.serialNumber": "serial_number",
+    "identity.clientCert.validity.notBefore": "not_before",
+    "identity.clientCert.validity.notAfter": "not_after",
+}
+
+
 @dataclass(frozen=True)
 class CacheConfig:
     mode: str = CACHE_IDENTITY

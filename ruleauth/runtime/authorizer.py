@@ -80,18 +80,27 @@ class Authorization:
 
 
 class Authorizer:
-    def __init__(self, ruleset: RuleSet, verifier: Any = None, response_mode: str | None = None):
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        verifier: Any = None,
+        response_mode: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ):
+        """`environ`: where an introspection provider's client secret is read (os.environ by default)."""
         self.ruleset = ruleset
         self.response_mode = response_mode or ruleset.response
         if verifier is None and ruleset.providers:
             from ruleauth.jwt.verifier import JwtConfigError, JwtVerifier
 
             try:
-                verifier = JwtVerifier(ruleset.providers)
+                verifier = JwtVerifier(ruleset.providers, environ=environ)
             except JwtConfigError as exc:
                 raise RulesError([Problem(str(exc))]) from None
         self.verifier = verifier
         self.decider = Decider(ruleset, verifier)
+        # (snapshot | full load | given, why): what the cold-start line reports (lambda_handler.py).
+        self.rules_source = (GIVEN, "built by the caller")
 
     @classmethod
     def load(
@@ -106,11 +115,15 @@ class Authorizer:
         if settings is None:
             settings = Settings.from_environ(os.environ if environ is None else environ)
         ruleset = load_snapshot(path, settings) if snapshot and settings.snapshot.value else None
+        source = (SNAPSHOT, "it matches the rules files, ruleauth and the load settings")
         if ruleset is None:
             from ruleauth.rules import loader as rules_loader  # PyYAML and lark: imported only for a full load
 
             ruleset = rules_loader.load(path, settings=settings)
-        return cls(ruleset)
+            source = (FULL_LOAD, full_load_reason(path, snapshot, settings))
+        authorizer = cls(ruleset, environ=environ)
+        authorizer.rules_source = source
+        return authorizer
 
     def authorize(self, event: Any, now: float | None = None, claims: Mapping[str, Any] | None = None) -> Authorization:
         """Decide one event. Never raises: anything unexpected is a 401 `internal_error`."""
@@ -175,6 +188,23 @@ class Authorizer:
                 return
             decision.outcome, decision.reason = DENY, POLICY_CONFLICT
             decision.detail = "the cached policy cannot allow this route without over-granting another"
+
+
+SNAPSHOT, FULL_LOAD, GIVEN = "snapshot", "full load", "given"
+
+
+def full_load_reason(path: str | os.PathLike[str], snapshot: bool, settings: Settings) -> str:
+    """Why a load read the rules files rather than a snapshot (its cold-start line says it)."""
+    if not snapshot:
+        return "no snapshot asked for"
+    if not settings.snapshot.value:
+        return f"snapshots are off: {settings.snapshot}"
+    from ruleauth.rules.snapshot import snapshot_path
+
+    found = snapshot_path(path)
+    if not found.exists():
+        return f"no snapshot at {found}"
+    return "the snapshot was not usable (the line before says why)"
 
 
 def load_snapshot(path: str | os.PathLike[str], settings: Settings) -> RuleSet | None:

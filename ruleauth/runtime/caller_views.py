@@ -32,7 +32,7 @@ from ruleauth.cel import evaluation as ev
 from ruleauth.cel import numeric as cel_numbers
 from ruleauth.cel.compiler import Compiled
 from ruleauth.model import Request
-from ruleauth.rules.ruleset import AUTH_JWT, AUTH_TOKEN, RuleSet
+from ruleauth.rules.ruleset import AUTH_JWT, AUTH_TOKEN, CERT_SOURCES, RuleSet
 
 VIEW_TTL = 60.0
 VIEW_CACHE_SIZE = 1024
@@ -213,6 +213,13 @@ def _sources(decider: CallerSource, request: Request) -> tuple:
         tuple(request.query_values.get(q, ()) for q in cache.query if q != token.query),
         tuple(request.stage_variables.get(v, "") for v in cache.stage_variables),
         request.source_ip if "identity.sourceIp" in cache.context else "",
+        # The client certificate's identity sources (the loader lets rules read the certificate
+        # under caching only where they are declared).
+        tuple(
+            getattr(request.client_cert, CERT_SOURCES[c], "") if request.client_cert else ""
+            for c in cache.context
+            if c in CERT_SOURCES
+        ),
     )
 
 

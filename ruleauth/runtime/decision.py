@@ -28,6 +28,7 @@ from ruleauth.rules.ruleset import (
     Rule,
     RuleSet,
 )
+from ruleauth.runtime import client_cert
 from ruleauth.runtime.caller_views import ANONYMOUS, CallerFacts, CallerView, CallerViews, Identities, Identity
 from ruleauth.runtime.credentials import MISSING, Credential, extract, without_credential
 
@@ -133,6 +134,10 @@ class Decider:
         self._caller_reads_route = any(
             r.input in ("request.method", "request.route") for c in caller_exprs for r in c.reads
         )
+        # Certificates are parsed only for rule sets that read them (runtime/client_cert.py).
+        every = [r.allow for r in ruleset.rules] + caller_exprs
+        self._reads_cert = any(r.input == "request.client_cert" for c in every for r in c.reads)
+        self._bound = frozenset(p.name for p in ruleset.providers if p.certificate_bound)
         self._route_table: Any = None
         self._route_lock = threading.Lock()
         self._scopes: dict[tuple, frozenset[int] | None] = {}
@@ -412,8 +417,12 @@ class Decider:
             # no claims (the loader warns a rule that reads them).
             return Identity(token=credential.value)
         if claims is not None:
-            return self._unverified(rule, credential, claims)
-        return self._verified(rule, credential, now)
+            identity = self._unverified(rule, credential, claims)
+        else:
+            identity = self._verified(rule, credential, now)
+        if identity.provider in self._bound:
+            client_cert.check_binding(request.client_cert, identity.claims)
+        return identity
 
     def _unverified(self, rule: Auth, credential: Credential, claims: Mapping[str, Any]) -> Identity:
         """Offline claims (`ruleauth test`, `dry-run --claims`) stand in for a verified token: no
@@ -429,7 +438,12 @@ class Decider:
         try:
             check_claim_formats(claims, exp_required=False)
             if "iss" in claims:
-                provider = select_provider({p.issuer: p for p in providers}, claims["iss"], rule.providers).name
+                # One issuer may be a JWT provider's and the introspection provider's: the one the
+                # route accepts wins, then the JWT provider (the last of a kind in the map wins).
+                ranked = sorted(
+                    providers, key=lambda p: (rule.providers is None or p.name in rule.providers, not p.introspection)
+                )
+                provider = select_provider({p.issuer: p for p in ranked}, claims["iss"], rule.providers).name
             else:
                 provider = (rule.providers or tuple(p.name for p in providers))[0]
         except JwtError as exc:
@@ -480,6 +494,7 @@ class Decider:
             "api_id": arn.api_id,
             "account_id": arn.account_id,
             "region": arn.region,
+            "client_cert": client_cert.variables(request.client_cert) if self._reads_cert else {},
         }
         return {
             "token": identity.token,

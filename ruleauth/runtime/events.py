@@ -22,6 +22,7 @@ from ruleauth.model import (
     REST_TOKEN,
     WEBSOCKET,
     WEBSOCKET_CONNECT,
+    ClientCert,
     Request,
 )
 from ruleauth.policy.arn import parse_arn
@@ -80,6 +81,7 @@ def parse_event(event: Any) -> Request:
         header_values=header_values,
         query_values=query_values,
         cookie_values=cookie_values,
+        client_cert=_client_cert(context, kind),
     )
 
 
@@ -175,6 +177,26 @@ def _source_ip(context: Mapping[str, Any], kind: str) -> str:
     if kind == HTTP_V2:
         return _text(_map(context.get("http")).get("sourceIp"))
     return _text(_map(context.get("identity")).get("sourceIp"))
+
+
+def _client_cert(context: Mapping[str, Any], kind: str) -> ClientCert | None:
+    """The mutual TLS client certificate, where the event has one (docs/apigw-facts.md "Client
+    certificates"): payload 2.0 under authentication, the other shapes under identity."""
+    holder = _map(context.get("authentication" if kind == HTTP_V2 else "identity"))
+    raw = _map(holder.get("clientCert"))
+    validity = _map(raw.get("validity"))
+    cert = ClientCert(
+        pem=_text(raw.get("clientCertPem")),
+        subject_dn=_text(raw.get("subjectDN")),
+        issuer_dn=_text(raw.get("issuerDN")),
+        serial_number=_text(raw.get("serialNumber")),
+        not_before=_text(validity.get("notBefore")),
+        not_after=_text(validity.get("notAfter")),
+    )
+    return cert if cert != _NO_CERT else None
+
+
+_NO_CERT = ClientCert()
 
 
 def _route_key_method(event: Mapping[str, Any], context: Mapping[str, Any], kind: str) -> str:

@@ -7,16 +7,18 @@ must not load rules it does not use.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ruleauth.errors import RulesError
+from ruleauth.errors import Problem, RulesError
 from ruleauth.rules.settings import Settings
 from ruleauth.runtime.authorizer import Authorizer, locate_rules
-from ruleauth.runtime.decision_log import DecisionLog
+from ruleauth.runtime.decision_log import LEVELS, LOGGER, DecisionLog, lambda_json_format, service_name
 from ruleauth.runtime.metrics import Metrics
 
 Handler = Callable[..., dict[str, Any]]
@@ -33,6 +35,7 @@ def make_handler(
     authorizer's response, or raises `Exception("Unauthorized")` for a 401, as API Gateway
     requires; it never raises anything else.
     """
+    started = time.perf_counter()
     try:
         # Every RULEAUTH_* setting read and checked once, and the rules checked under them all.
         settings = Settings.from_environ(environ)
@@ -40,25 +43,61 @@ def make_handler(
             authorizer = rules
         else:
             path = Path(rules) if rules is not None else locate_rules(environ)
-            authorizer = Authorizer.load(path, settings=settings, snapshot=True)
-        decision_log = DecisionLog(settings.log_sample_allow.value)
+            authorizer = Authorizer.load(path, environ, settings=settings, snapshot=True)
+        # An introspection provider's client secret is read when its verifier is built; the build
+        # and the CLI run without it, a serving function must not (docs/spec.md "Introspection providers").
+        missing: list[Problem] = getattr(authorizer.verifier, "missing_secrets", list)()
+        if missing:
+            raise RulesError(missing)
+        decision_log = DecisionLog(
+            settings.log_sample_allow.value,
+            level=LEVELS.get(str(settings.log_level.value), LEVELS["INFO"]),
+            service=service_name(environ),
+        )
         metrics = Metrics(settings.metrics.value)
     except RulesError as exc:
         # Printed once per cold start; the import then fails, so no request is ever served
         # (API Gateway answers 500 and this line says why).
-        sys.stdout.write(str(exc) + "\nFix the rules (run `ruleauth validate`) and redeploy.\n")
-        sys.stdout.flush()
+        text = str(exc) + "\nFix the rules (run `ruleauth validate`) and redeploy."
+        if lambda_json_format(environ):
+            # One JSON record (its newlines escaped) among the runtime's, not bare text lines.
+            logging.getLogger(LOGGER).error(text)
+        else:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
         raise
+    load_ms = (time.perf_counter() - started) * 1000
+    decision_log.cold_start(cold_start_fields(authorizer, load_ms))
+    metrics.cold_start(load_ms)
 
     def handler(event: Any, context: Any = None) -> dict[str, Any]:
         result = authorizer.authorize(event)
-        decision_log.write(result.decision, result.latency_ms, result.internal_error)
+        decision_log.write(result.decision, result.latency_ms, result.internal_error, context)
         if metrics.enabled:
             metrics.decision(result.decision, result.latency_ms)
             if authorizer.verifier is not None:
                 metrics.key_fetches(authorizer.verifier.fetch_stats())
+                metrics.introspections(getattr(authorizer.verifier, "introspection_stats", dict)())
         if result.response is None:
             raise Exception("Unauthorized")  # API Gateway's convention: exactly this text gives a 401
         return result.response
 
     return handler
+
+
+def cold_start_fields(authorizer: Authorizer, load_ms: float) -> dict[str, Any]:
+    """What the cold start did, from the effective settings and the loaded rule set only:
+    names and counts, never a value a request or a credential brought."""
+    ruleset = authorizer.ruleset
+    source, why = authorizer.rules_source
+    return {
+        "rules_source": source,
+        "rules_source_reason": why,
+        "rules_files": len(ruleset.files),
+        "rules_count": len(ruleset.rules),
+        "engine": ruleset.engine,
+        "cache_mode": ruleset.cache.mode,
+        "response_type": authorizer.response_mode,
+        "providers": [provider.name for provider in ruleset.providers],
+        "load_ms": round(load_ms, 1),
+    }

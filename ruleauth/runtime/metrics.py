@@ -19,6 +19,11 @@ from ruleauth.rules.settings import METRICS_PER_RULE as PER_RULE
 from ruleauth.runtime.decision import Decision
 
 NAMESPACE = "ruleauth"
+# The empty dimension set also publishes each metric with no dimension, and decisions are also
+# counted by outcome alone: the totals the stack's alarms and dashboard read (docs/logging.md
+# "Embedded Metric Format"), without one alarm per reason or provider. Keep template.yaml's
+# alarms and dashboard in step (tests/test_alarms.py).
+TOTAL: list[str] = []
 
 
 @dataclass
@@ -26,6 +31,7 @@ class Metrics:
     mode: str = OFF
     stream: TextIO | None = None
     _fetches: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _introspections: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
 
     @property
     def enabled(self) -> bool:
@@ -34,7 +40,7 @@ class Metrics:
     def decision(self, decision: Decision, latency_ms: float) -> None:
         if not self.enabled:
             return
-        dimensions = [["Outcome", "Reason"]]
+        dimensions = [["Outcome", "Reason"], ["Outcome"], TOTAL]
         values: dict[str, Any] = {"Outcome": decision.outcome, "Reason": decision.reason}
         if self.mode == PER_RULE:
             dimensions.append(["Rule", "Outcome"])
@@ -53,6 +59,13 @@ class Metrics:
                 shadow_values["ShadowRule"] = shadow.rule
             self._emit(shadow_dims, [("ShadowDecisions", "Count", 1)], shadow_values)
 
+    def cold_start(self, load_ms: float) -> None:
+        """One cold start, and how long settings and rules took to load."""
+        if self.enabled:
+            self._emit(
+                [TOTAL], [("ColdStarts", "Count", 1), ("ColdStartLoadTime", "Milliseconds", round(load_ms, 1))], {}
+            )
+
     def key_fetches(self, stats: Mapping[str, tuple[int, int]]) -> None:
         """Counts JWKS fetches and failures since the last call, per provider."""
         if not self.enabled:
@@ -62,11 +75,26 @@ class Metrics:
             new_attempts, new_failures = attempts - seen_attempts, failures - seen_failures
             if new_attempts or new_failures:
                 self._emit(
-                    [["Provider"]],
+                    [["Provider"], TOTAL],
                     [("JwksFetches", "Count", new_attempts), ("JwksFetchFailures", "Count", new_failures)],
                     {"Provider": provider},
                 )
             self._fetches[provider] = (attempts, failures)
+
+    def introspections(self, stats: Mapping[str, tuple[int, int, int, int]]) -> None:
+        """Counts introspection requests, their failures and the answer cache's hits and misses
+        since the last call, per provider."""
+        if not self.enabled:
+            return
+        names = ("IntrospectionRequests", "IntrospectionFailures", "IntrospectionCacheHits", "IntrospectionCacheMisses")
+        for provider, counts in stats.items():
+            seen = self._introspections.get(provider, (0, 0, 0, 0))
+            new = [now - before for now, before in zip(counts, seen, strict=True)]
+            if any(new):
+                self._emit(
+                    [["Provider"]], [(n, "Count", v) for n, v in zip(names, new, strict=True)], {"Provider": provider}
+                )
+            self._introspections[provider] = counts
 
     def _emit(
         self, dimensions: list[list[str]], metrics: list[tuple[str, str, float]], values: Mapping[str, Any]

@@ -1,7 +1,8 @@
-"""The `ruleauth` command line: validate, dry-run, test, serve, schema, snapshot.
+"""The `ruleauth` command line: validate, dry-run, test, serve, schema, snapshot, diff.
 
 Exit status, every command: 0 success; 1 the checked thing failed (validate
-problems, test failures, --expect mismatch); 2 usage or input error (bad flag,
+problems, test failures, --expect mismatch, diff --exit-code changes,
+--min-coverage not met); 2 usage or input error (bad flag,
 unreadable path, malformed event); 3 the rules failed to load.
 """
 
@@ -11,7 +12,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -64,10 +65,13 @@ class Style:
 class _Lines:
     """Source lines of rules files, for the line-and-caret display."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: Mapping[str, str] | None = None) -> None:
         self._files: dict[str, list[str]] = {}
+        self._real = {shown: real for real, shown in (names or {}).items()}
 
     def line(self, file: str, number: int) -> str | None:
+        if file in self._real:  # shown by another name (a copy of a pipe or a git revision)
+            file = self._real[file]
         if file not in self._files:
             try:
                 self._files[file] = Path(file).read_text(encoding="utf-8-sig").splitlines()
@@ -220,6 +224,12 @@ def build_parser() -> Parser:
     )
     dry.add_argument("--event", metavar="FILE", help="an authorizer event JSON file; - reads standard input")
     dry.add_argument(
+        "--client-cert",
+        metavar="FILE.pem",
+        help="a PEM client certificate the request presents by mutual TLS: the event gets the clientCert "
+        "fields API Gateway sends (REST and HTTP API events; also added to an --event file)",
+    )
+    dry.add_argument(
         "--claims",
         metavar="JSON",
         help="JWT claims as a JSON object (or @file.json), used instead of verifying a token: "
@@ -239,6 +249,18 @@ def build_parser() -> Parser:
     )
     rules_arg(test)
     test.add_argument("-v", "--verbose", action="store_true", help="also list the cases that pass")
+    test.add_argument(
+        "--coverage",
+        action="store_true",
+        help="report what the cases reach: each rule's routes, its outcomes (allow, deny; errors shown) "
+        "and which operands of its && and || decided; list what no case reaches",
+    )
+    test.add_argument(
+        "--min-coverage",
+        type=float,
+        metavar="N",
+        help="exit 1 when the coverage (covered items / all items) is under N percent; implies --coverage",
+    )
     settings_args(test)
 
     serve = commands.add_parser(
@@ -267,6 +289,11 @@ def build_parser() -> Parser:
         metavar="TYPE",
         help=f"event shape sent to the authorizer: {', '.join(EVENT_TYPES)} (default rest-request)",
     )
+    serve.add_argument(
+        "--client-cert",
+        metavar="FILE.pem",
+        help="a PEM client certificate every request presents, as if by mutual TLS on a custom domain",
+    )
     settings_args(serve)
 
     commands.add_parser(
@@ -289,6 +316,33 @@ def build_parser() -> Parser:
         "full. Exit 3 if the rules fail to load.",
     )
     rules_arg(snapshot)
+
+    diff = commands.add_parser(
+        "diff",
+        help="what a rules change grants and revokes, per route, method and caller class",
+        description="Decide the same requests with the OLD and the NEW rules on the Lambda's code path and "
+        "list every change: + grant, - revoke, ~ principal or context (and ~ refusal, 403 ↔ 401). "
+        "Requests: every route × method of both versions, asked by every caller class the rules "
+        "tell apart (each variable they read at each value they compare it with, another value "
+        "and missing; no credential, a non-JWT credential, each trusted issuer, an untrusted one), "
+        "and the `tests:` requests of both. OLD and NEW are rules files or directories; "
+        "`<(git show main:rules/api.yaml)` works. With --git REV, OLD is RULES at that revision.",
+    )
+    diff.add_argument("paths", nargs="*", metavar="OLD NEW", help="the rules before and after")
+    diff.add_argument(
+        "--git", metavar="REV", help="compare RULES (one path, default as for the other commands) at REV with now"
+    )
+    diff.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    diff.add_argument(
+        "--exit-code", action="store_true", help="exit 1 when any access changes (grant, revoke, principal, context)"
+    )
+    diff.add_argument(
+        "--max-classes",
+        type=int,
+        metavar="N",
+        help="caller classes per route and method before sampling (default 4096)",
+    )
+    settings_args(diff)
     return parser
 
 
@@ -318,22 +372,41 @@ def settings_of(args: argparse.Namespace) -> Any:
     return Settings.from_environ(os.environ, flags)
 
 
-def load_or_report(path: Path, err: TextIO, args: argparse.Namespace | None = None) -> Any:
-    """The cold start's load; on failure print the problems and return None (exit 3)."""
+def load_or_report(
+    path: Path, err: TextIO, args: argparse.Namespace | None = None, names: Mapping[str, str] | None = None
+) -> Any:
+    """The cold start's load; on failure print the problems and return None (exit 3).
+    `names` shows copied files (file name → name to show) by their own names."""
     from ruleauth.errors import RulesError
     from ruleauth.runtime.authorizer import Authorizer
 
     try:
         return Authorizer.load(path, settings=settings_of(args) if args is not None else None)
     except RulesError as exc:
-        style, lines = Style(err), _Lines()
+        names = names or {}
+        style, lines = Style(err), _Lines(names)
         for problem in exc.problems:
-            err.write("\n".join(format_problem(problem, style, lines)) + "\n")
+            err.write("\n".join(format_problem(_renamed(problem, names), style, lines)) + "\n")
+        shown = names.get(str(path), str(path))
         err.write(
-            f"ruleauth: the rules in {path} failed to load ({plural(len(exc.problems), 'problem')}); "
-            f"fix them (`ruleauth validate {path}`) and try again\n"
+            f"ruleauth: the rules in {shown} failed to load ({plural(len(exc.problems), 'problem')}); "
+            f"fix them (`ruleauth validate {shown}`) and try again\n"
         )
         return None
+
+
+def _renamed(problem: Any, names: Mapping[str, str]) -> Any:
+    import dataclasses
+
+    if not names:
+        return problem
+    message = problem.message
+    for real, shown in names.items():
+        message = message.replace(real, shown)
+    pos = problem.pos
+    if pos is not None and pos.file in names:
+        pos = dataclasses.replace(pos, file=names[pos.file])
+    return dataclasses.replace(problem, message=message, pos=pos)
 
 
 def note_warnings(authorizer: Any, path: Path, err: TextIO) -> None:
@@ -531,7 +604,7 @@ def request_event(args: argparse.Namespace, ruleset: Any, claims: dict[str, Any]
     """The event to decide: from --event, or built from the request flags."""
     from ruleauth.model import METHODS, WEBSOCKET_CONNECT
     from ruleauth.tools.rule_tests import PLACEHOLDER_TOKEN, has_credential
-    from ruleauth.tools.synthetic_events import build_event
+    from ruleauth.tools.synthetic_events import build_event, with_client_cert
 
     flags = [
         f
@@ -548,10 +621,14 @@ def request_event(args: argparse.Namespace, ruleset: Any, claims: dict[str, Any]
         )
         if v
     ]
+    cert = client_cert_option(args.client_cert)
     if args.event is not None:
         if flags:
             raise UsageError(f"--event cannot be combined with {', '.join(flags)}: the event file is the whole request")
-        return _read_event(args.event)
+        event = _read_event(args.event)
+        if cert is not None and not with_client_cert(event, cert):
+            raise UsageError("--client-cert: TOKEN and WebSocket events carry no client certificate")
+        return event
     event_type = args.event_type or "rest-request"
     if event_type == "websocket" and not args.path:
         args.path = WEBSOCKET_CONNECT
@@ -572,6 +649,8 @@ def request_event(args: argparse.Namespace, ruleset: Any, claims: dict[str, Any]
     token = args.token
     if claims is not None and ruleset.providers and not has_credential(ruleset, headers, query, cookies, token):
         token = PLACEHOLDER_TOKEN
+    if cert is not None and event_type in ("rest-token", "websocket"):
+        raise UsageError(f"--client-cert: {event_type} events carry no client certificate (use rest-request or http-*)")
     return build_event(
         event_type,
         method,
@@ -583,7 +662,30 @@ def request_event(args: argparse.Namespace, ruleset: Any, claims: dict[str, Any]
         source_ip=args.source_ip or "192.0.2.10",
         token=token,
         token_config=ruleset.token,
+        client_cert=cert,
     )
+
+
+def client_cert_option(name: str | None) -> dict[str, Any] | None:
+    """--client-cert FILE.pem: the clientCert fields API Gateway would send for it."""
+    from ruleauth.tools.synthetic_events import client_cert_fields
+
+    if name is None:
+        return None
+    try:
+        text = Path(name).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a PEM text file"
+        raise UsageError(f"cannot read --client-cert {name}: {why}") from None
+    begin = text.find("-----BEGIN CERTIFICATE-----")
+    end = text.find("-----END CERTIFICATE-----", begin)
+    if begin < 0 or end < 0:
+        raise UsageError(f"--client-cert {name} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    pem = text[begin : end + len("-----END CERTIFICATE-----")] + "\n"
+    try:
+        return client_cert_fields(pem)
+    except ValueError as exc:
+        raise UsageError(f"--client-cert {name} is not a readable certificate: {exc}") from None
 
 
 def policy_grants(ruleset: Any, authorization: Any) -> list[str]:
@@ -625,8 +727,12 @@ def _replayed(ruleset: Any, decision: Any, route: Any, method: str) -> bool:
     return same_route and method == decision.request.method  # disabled: the asked request alone
 
 
-def _identity_text(decision: Any, claims_given: bool, providers: bool) -> tuple[bool, str]:
+def _identity_text(
+    decision: Any, claims_given: bool, providers: bool, introspected: str | None = None
+) -> tuple[bool, str]:
     identity = decision.identity
+    if identity.verified and identity.provider == introspected:
+        return True, f"opaque token, active by provider {identity.provider!r}'s introspection endpoint"
     if identity.verified:
         return True, f"verified JWT from provider {identity.provider!r}"
     if claims_given and providers:
@@ -665,7 +771,8 @@ def cmd_dry_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     authorization = authorizer.authorize(event, now=now, claims=claims)
     decision = authorization.decision
     explanation = explain(authorizer, authorization)
-    verified, identity_text = _identity_text(decision, claims is not None, bool(ruleset.providers))
+    introspected = next((p.name for p in ruleset.providers if p.introspection is not None), None)
+    verified, identity_text = _identity_text(decision, claims is not None, bool(ruleset.providers), introspected)
     grants = policy_grants(ruleset, authorization)
     shadows = [{"rule": s.rule, "route": s.route, "decision": s.decision, "reason": s.reason} for s in decision.shadows]
     report = {
@@ -818,11 +925,15 @@ def cmd_test(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     authorizer = load_or_report(path, err, args)
     if authorizer is None:
         return LOAD_FAILED
+    if args.min_coverage is not None and not 0 <= args.min_coverage <= 100:
+        raise UsageError("--min-coverage must be a percentage between 0 and 100")
     style = Style(out)
     cases = authorizer.ruleset.tests
     passed = failed = 0
+    results = []
     for case in cases:
         result = run_case(authorizer, case)
+        results.append(result)
         if result.passed:
             passed += 1
             if args.verbose:
@@ -837,7 +948,25 @@ def cmd_test(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"note: {path} has no `tests:` cases; add some (see `ruleauth schema`)\n")
     note_warnings(authorizer, path, err)
     out.write(f"{passed} passed, {failed} failed\n")
+    wanted = args.coverage or args.min_coverage is not None
+    if wanted and not _report_coverage(authorizer, results, args.min_coverage, out, err):
+        return FAILED
     return FAILED if failed else OK
+
+
+def _report_coverage(authorizer: Any, results: list[Any], minimum: float | None, out: TextIO, err: TextIO) -> bool:
+    """Print the coverage of the cases' results; False when it is under `minimum` percent."""
+    from ruleauth.tools.coverage import coverage, coverage_lines
+
+    report = coverage(authorizer, results)
+    lines, missing = coverage_lines(report)
+    out.write("\n".join(lines) + "\n")
+    if missing:
+        out.write(f"not reached by any test ({len(missing)}):\n" + "".join(f"  {line}\n" for line in missing))
+    if minimum is not None and report.percent < minimum:
+        err.write(f"ruleauth test: coverage {report.percent:.1f}% is under --min-coverage {minimum:g}%\n")
+        return False
+    return True
 
 
 # -- serve --------------------------------------------------------------------------------
@@ -863,7 +992,12 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if authorizer is None:
         return LOAD_FAILED
     note_warnings(authorizer, path, err)
-    gateway = LocalGateway(authorizer, event_type=args.event_type, ttl=args.cache_ttl, upstream=args.upstream)
+    cert = client_cert_option(args.client_cert)
+    if cert is not None and args.event_type in ("rest-token", "websocket"):
+        raise UsageError(f"--client-cert: {args.event_type} events carry no client certificate")
+    gateway = LocalGateway(
+        authorizer, event_type=args.event_type, ttl=args.cache_ttl, upstream=args.upstream, client_cert=cert
+    )
     cache = authorizer.ruleset.cache
     if args.cache_ttl and cache.mode == "disabled":
         err.write(
@@ -875,6 +1009,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     banner = (
         f"rules {path}; {args.event_type} events; cache TTL {gateway.ttl} s (cache.mode {cache.mode}); "
         f"identity sources: {sources}; "
+        + (f"every request presents the client certificate {cert['subjectDN']}; " if cert else "")
         + (
             f"allowed requests go to {args.upstream}"
             if args.upstream
@@ -929,6 +1064,50 @@ def cmd_snapshot(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return OK
 
 
+# -- diff ---------------------------------------------------------------------------------
+
+
+def cmd_diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import tempfile
+
+    from ruleauth.tools import diff as rules_diff
+
+    if args.max_classes is not None and args.max_classes < 1:
+        raise UsageError("--max-classes must be at least 1")
+    if args.git is not None and len(args.paths) > 1:
+        raise UsageError("with --git REV give at most one RULES path (the working tree's)")
+    if args.git is None and len(args.paths) != 2:
+        raise UsageError(
+            "give OLD and NEW rules paths (e.g. <(git show main:rules/api.yaml) rules/api.yaml), or --git REV"
+        )
+    with tempfile.TemporaryDirectory(prefix="ruleauth-diff-") as workdir:
+        inputs = rules_diff.Inputs(Path(workdir))
+        try:
+            if args.git is not None:
+                new_path = rules_path(args.paths[0] if args.paths else None)
+                old_path = inputs.from_git(args.git, new_path)
+                new_path = inputs.readable(new_path, "new")
+            else:
+                old_path = inputs.readable(rules_path(args.paths[0]), "old")
+                new_path = inputs.readable(rules_path(args.paths[1]), "new")
+        except rules_diff.InputError as exc:
+            raise UsageError(str(exc)) from None
+        old = load_or_report(old_path, err, args, inputs.names)
+        new = load_or_report(new_path, err, args, inputs.names) if old is not None else None
+        if old is None or new is None:
+            return LOAD_FAILED
+        old_name = inputs.names.get(str(old_path), str(old_path))
+        new_name = inputs.names.get(str(new_path), str(new_path))
+        cap = args.max_classes or rules_diff.MAX_CLASSES
+        report = rules_diff.diff(old, new, old_name, new_name, cap, inputs.names)
+    if args.json:
+        print_json(report.as_dict(), out)
+    else:
+        out.write(f"ruleauth diff {old_name} → {new_name}\n\n")
+        out.write("\n".join(rules_diff.text_lines(report)) + "\n")
+    return FAILED if args.exit_code and report.access_changed else OK
+
+
 COMMANDS = {
     "validate": cmd_validate,
     "dry-run": cmd_dry_run,
@@ -936,6 +1115,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "schema": cmd_schema,
     "snapshot": cmd_snapshot,
+    "diff": cmd_diff,
 }
 
 

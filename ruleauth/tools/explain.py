@@ -198,6 +198,20 @@ def explain_expression(
     return Explanation(summary, walker.steps)
 
 
+class SubExpressions:
+    """The sub-expressions of one expression evaluated against one activation, each as the
+    explanation evaluates it (so as the decision did), and their text: for `test --coverage`."""
+
+    def __init__(self, compiled: Compiled, activation: Mapping[str, Any]):
+        self._walker = _Walker(compiled, activation, (frozenset(), frozenset()))
+
+    def result(self, node: lark.Tree) -> ev.Result:
+        return self._walker.evaluate(node)
+
+    def text(self, node: lark.Tree) -> str:
+        return self._walker.text(node)
+
+
 # -- the walk -------------------------------------------------------------------
 
 

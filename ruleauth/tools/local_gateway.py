@@ -27,7 +27,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
@@ -39,7 +39,7 @@ from ruleauth.model import HTTP_V1, HTTP_V2, REST_REQUEST, REST_TOKEN, WEBSOCKET
 from ruleauth.policy import response_check
 from ruleauth.policy.arn import asked_arn
 from ruleauth.policy.iam import EXPLICIT_DENY, evaluate_response
-from ruleauth.rules.ruleset import CACHE_DISABLED, CACHE_ROUTE, RuleSet
+from ruleauth.rules.ruleset import CACHE_DISABLED, CACHE_ROUTE, CERT_SOURCES, RuleSet
 from ruleauth.runtime.authorizer import (
     EXPLICIT_DENY_BODY,
     SERVER_ERROR_BODY,
@@ -96,8 +96,12 @@ class LocalGateway:
         ttl: int | None = None,
         upstream: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        client_cert: dict[str, Any] | None = None,
     ):
+        """`client_cert`: the clientCert fields (synthetic_events.client_cert_fields) every request
+        presents, as if the client had sent that certificate by mutual TLS."""
         self.authorizer = authorizer
+        self.client_cert = client_cert
         self.ruleset = authorizer.ruleset
         self.event_type = event_type
         self.ttl = default_ttl(self.ruleset) if ttl is None else ttl
@@ -122,8 +126,8 @@ class LocalGateway:
         path = split.path or "/"
         query_pairs = parse_qsl(split.query, keep_blank_values=True)
         source_names, query_names = self.identity_sources()
-        values, _ = source_values(self.ruleset, self.event_type, headers, query_pairs)
-        refusal = gateway_refusal(self.ruleset, self.event_type, self.ttl, headers, query_pairs)
+        values, cert_values, _ = source_values(self.ruleset, self.event_type, headers, query_pairs, self.client_cert)
+        refusal = gateway_refusal(self.ruleset, self.event_type, self.ttl, headers, query_pairs, self.client_cert)
         if refusal is not None:
             return json_answer(401, UNAUTHORIZED_BODY, f"401 {refusal}")
         event = self.event(method, path, split.query, query_pairs, headers, client_ip)
@@ -133,7 +137,7 @@ class LocalGateway:
             return json_answer(403, EXPLICIT_DENY_BODY, f"403 bad request path: {exc}")
         key = None
         if self.ttl > 0 and (source_names or query_names):
-            key = (tuple(values), self._route_part(method, path))
+            key = (tuple(values), cert_values, self._route_part(method, path))
         cached = self._cached(key)
         if cached is not None:
             return self._answer(cached, arn, method, target, headers, body, "cache=hit (authorizer not called)")
@@ -265,6 +269,7 @@ class LocalGateway:
                 query={k: ",".join(v) for k, v in multi_query.items()},
                 source_ip=client_ip,
                 token_config=self.ruleset.token,
+                client_cert=self.client_cert,
             )
             event["rawQueryString"] = raw_query
             event["headers"] = joined
@@ -283,6 +288,7 @@ class LocalGateway:
                 query=single_query,
                 source_ip=client_ip,
                 token_config=self.ruleset.token,
+                client_cert=self.client_cert,
             )
             if kind != REST_TOKEN:
                 event["multiValueHeaders"] = multi_headers
@@ -318,7 +324,7 @@ def default_ttl(ruleset: RuleSet) -> int:
 def sources_required(ruleset: RuleSet, event_type: str, ttl: int) -> bool:
     """When API Gateway refuses a request with a missing identity source."""
     headers, query = identity_sources(ruleset, event_type)
-    if not headers and not query:
+    if not headers and not query and not any(c in CERT_SOURCES for c in ruleset.cache.context):
         return False
     if event_type in (REST_TOKEN, WEBSOCKET, HTTP_V1, HTTP_V2):
         return True
@@ -326,9 +332,14 @@ def sources_required(ruleset: RuleSet, event_type: str, ttl: int) -> bool:
 
 
 def source_values(
-    ruleset: RuleSet, event_type: str, headers: Sequence[tuple[str, str]], query: Sequence[tuple[str, str]]
-) -> tuple[list[str], list[str]]:
-    """(each identity source's value, those missing or empty), as API Gateway reads them."""
+    ruleset: RuleSet,
+    event_type: str,
+    headers: Sequence[tuple[str, str]],
+    query: Sequence[tuple[str, str]],
+    client_cert: Mapping[str, Any] | None = None,
+) -> tuple[list[str], tuple[str, ...], list[str]]:
+    """(each header and query identity source's value, each client-certificate one's (from
+    cache.sources.context), those missing or empty), as API Gateway reads them."""
     names, query_names = identity_sources(ruleset, event_type)
     values: list[str] = []
     missing: list[str] = []
@@ -342,15 +353,27 @@ def source_values(
         if not found or not found[-1]:
             missing.append(f"query parameter {name}")
         values.append(",".join(found))
-    return values, missing
+    cert_values = []
+    for source in ruleset.cache.context:
+        if source in CERT_SOURCES:
+            value = _cert_value(client_cert, source)
+            if not value:
+                missing.append(f"context {source}")
+            cert_values.append(value)
+    return values, tuple(cert_values), missing
 
 
 def gateway_refusal(
-    ruleset: RuleSet, event_type: str, ttl: int, headers: Sequence[tuple[str, str]], query: Sequence[tuple[str, str]]
+    ruleset: RuleSet,
+    event_type: str,
+    ttl: int,
+    headers: Sequence[tuple[str, str]],
+    query: Sequence[tuple[str, str]],
+    client_cert: Mapping[str, Any] | None = None,
 ) -> str | None:
     """Why API Gateway answers 401 itself, without calling the authorizer, or None when it calls it.
     The one check behind `serve`, `test` and `dry-run`."""
-    _, missing = source_values(ruleset, event_type, headers, query)
+    _, _, missing = source_values(ruleset, event_type, headers, query, client_cert)
     if not missing or not sources_required(ruleset, event_type, ttl):
         return None
     return f"identity source missing ({', '.join(missing)}): API Gateway answers 401 without calling the authorizer"
@@ -369,7 +392,29 @@ def event_refusal(ruleset: RuleSet, event: Any, ttl: int | None = None) -> str |
     if request.event_type == REST_TOKEN and request.token_field is not None:
         headers.append((identity_sources(ruleset, REST_TOKEN)[0][0], request.token_field))
     ttl = default_ttl(ruleset) if ttl is None else ttl
-    return gateway_refusal(ruleset, request.event_type, ttl, headers, list(request.query.items()))
+    query = list(request.query.items())
+    return gateway_refusal(ruleset, request.event_type, ttl, headers, query, _event_cert_fields(event))
+
+
+def _event_cert_fields(event: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The clientCert fields an event carries (payload 2.0 under authentication, the other
+    shapes under identity: docs/apigw-facts.md "Client certificates")."""
+    context = event.get("requestContext")
+    if not isinstance(context, Mapping):
+        return None
+    for holder in (context.get("authentication"), context.get("identity")):
+        if isinstance(holder, Mapping) and isinstance(holder.get("clientCert"), Mapping):
+            fields: Mapping[str, Any] = holder["clientCert"]
+            return fields
+    return None
+
+
+def _cert_value(fields: Mapping[str, Any] | None, source: str) -> str:
+    """`identity.clientCert.validity.notAfter` → fields["validity"]["notAfter"]."""
+    value: Any = fields or {}
+    for part in source.split(".")[2:]:
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value if isinstance(value, str) else ""
 
 
 def _header_value(value: Any) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ruleauth.errors import LoadError
 from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY
 from ruleauth.reasons import Outcome, Reason
 from ruleauth.rules.ruleset import RuleSet, TestCase
@@ -84,29 +85,47 @@ def case_with_credential(ruleset: RuleSet, case: TestCase) -> TestCase:
     return dataclasses.replace(case, request={**request, "token": PLACEHOLDER_TOKEN})
 
 
-def run_case(authorizer: Any, case: TestCase) -> CaseResult:
-    result = CaseResult(case)
-    ruleset = authorizer.ruleset
+class CaseInputError(LoadError, ValueError):
+    """A case that cannot be run: its event file is unreadable or its `now` is bad."""
+
+
+def case_event(ruleset: RuleSet, case: TestCase) -> dict[str, Any]:
+    """The event a case's request is (its event file, or one built from its request).
+    Raises CaseInputError."""
     try:
-        event = event_for_test(ruleset, case_with_credential(ruleset, case))
+        return event_for_test(ruleset, case_with_credential(ruleset, case))
     except (OSError, ValueError) as exc:
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        result.failures.append(f"cannot read event file {case.event}: {detail}")
-        return result
+        raise CaseInputError(f"cannot read event file {case.event}: {detail}") from None
+
+
+def authorize_case(authorizer: Any, case: TestCase) -> Any:
+    """The `Authorization` a case's request gets on the Lambda's code path: the one way
+    `ruleauth test`, its `--coverage` and `ruleauth diff`'s caller classes are decided.
+    Raises CaseInputError."""
+    event = case_event(authorizer.ruleset, case)
     now = None
     if case.now:
         try:
             now = parse_time(case.now)
         except ValueError as exc:
-            result.failures.append(f"now: {exc}")
+            raise CaseInputError(f"now: {exc}") from None
+    return authorizer.authorize(event, now=now, claims=case.claims)
+
+
+def run_case(authorizer: Any, case: TestCase) -> CaseResult:
+    result = CaseResult(case)
+    try:
+        refusal = event_refusal(authorizer.ruleset, case_event(authorizer.ruleset, case))
+        if refusal is not None:
+            # API Gateway answers without calling the authorizer: nothing of the rules runs.
+            result.refusal = refusal
+            _check(result, Outcome.UNAUTHORIZED, Reason.IDENTITY_SOURCE_MISSING, None, 401, None, {}, f"; {refusal}")
             return result
-    refusal = event_refusal(ruleset, event)
-    if refusal is not None:
-        # API Gateway answers without calling the authorizer: nothing of the rules runs.
-        result.refusal = refusal
-        _check(result, Outcome.UNAUTHORIZED, Reason.IDENTITY_SOURCE_MISSING, None, 401, None, {}, f"; {refusal}")
+        authorization = authorize_case(authorizer, case)
+    except CaseInputError as exc:
+        result.failures.append(str(exc))
         return result
-    authorization = authorizer.authorize(event, now=now, claims=case.claims)
     result.authorization = authorization
     decision = authorization.decision
     _check(

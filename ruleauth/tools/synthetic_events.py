@@ -30,7 +30,10 @@ def build_event(
     token: str | None = None,
     token_config: TokenConfig | None = None,
     api: Mapping[str, str] | None = None,
+    client_cert: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`client_cert`: the requestContext's clientCert fields (client_cert_fields), placed where
+    each event shape carries them; TOKEN and WebSocket events carry none."""
     api = {**DEFAULT_API, **(api or {})}
     headers = dict(headers or {})
     query = dict(query or {})
@@ -84,6 +87,8 @@ def build_event(
                 "routeKey": "$default",
             },
         }
+        if client_cert is not None:
+            event["requestContext"]["authentication"] = {"clientCert": dict(client_cert)}
         if cookies:
             event["cookies"] = [f"{k}={v}" for k, v in cookies.items()]
         return event
@@ -106,7 +111,48 @@ def build_event(
     if event_type == WEBSOCKET:
         event.pop("path"), event.pop("httpMethod"), event.pop("pathParameters")
         event["requestContext"].update({"routeKey": WEBSOCKET_CONNECT, "eventType": "CONNECT"})
+    elif client_cert is not None:
+        event["requestContext"]["identity"]["clientCert"] = dict(client_cert)
     return event
+
+
+def with_client_cert(event: dict[str, Any], client_cert: Mapping[str, Any]) -> bool:
+    """Puts the clientCert fields into an event (e.g. a `dry-run --event` file) where its shape
+    carries them; False for TOKEN and WebSocket events, which carry none."""
+    from ruleauth.runtime.events import event_type as shape
+
+    kind = shape(event)
+    if kind in (REST_TOKEN, WEBSOCKET):
+        return False
+    context = event.setdefault("requestContext", {})
+    holder = context.setdefault("authentication" if kind == HTTP_V2 else "identity", {})
+    holder["clientCert"] = dict(client_cert)
+    return True
+
+
+def client_cert_fields(pem: str) -> dict[str, Any]:
+    """The clientCert object API Gateway sends for a mutual TLS client presenting this
+    certificate (docs/apigw-facts.md "Client certificates"). Raises ValueError for a PEM that
+    holds no certificate."""
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    serial = cert.serial_number.to_bytes(max(1, (cert.serial_number.bit_length() + 7) // 8), "big")
+    return {
+        "clientCertPem": pem,
+        "subjectDN": cert.subject.rfc4514_string(),
+        "issuerDN": cert.issuer.rfc4514_string(),
+        "serialNumber": ":".join(f"{b:02x}" for b in serial),
+        "validity": {
+            "notBefore": _openssl_time(cert.not_valid_before_utc),
+            "notAfter": _openssl_time(cert.not_valid_after_utc),
+        },
+    }
+
+
+def _openssl_time(value: Any) -> str:
+    """API Gateway's validity form, `May 28 12:30:02 2019 GMT` (day padded with a space)."""
+    return f"{value:%b} {value.day:2d} {value:%H:%M:%S %Y} GMT"
 
 
 def event_for_test(ruleset: RuleSet, case: Any) -> dict[str, Any]:

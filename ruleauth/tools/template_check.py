@@ -274,6 +274,15 @@ def _authorizer(ruleset: RuleSet, settings: Any, where: SourcePos) -> list[Probl
                 f"is a TOKEN authorizer reading header {header}, but the rules read the credential from "
                 f"{token.where}: use a REQUEST authorizer or set token.header: {header}"
             )
+    if settings.payload == "TOKEN":
+        reading = [p.name for p in ruleset.providers if p.certificate_bound]
+        if reading or _reads_client_cert(ruleset):
+            warn(
+                "is a TOKEN authorizer, whose events carry no client certificate (docs/apigw-facts.md "
+                '"Client certificates"), but the rules read request.client_cert'
+                + (f" or bind tokens to it (certificate_bound {', '.join(reading)})" if reading else "")
+                + ": every such request fails; use a REQUEST authorizer (FunctionPayloadType: REQUEST)"
+            )
     if settings.simple_responses and ruleset.response != RESPONSE_SIMPLE:
         warn(
             "has EnableSimpleResponses, but the rules answer with IAM policies (response: iam), which "
@@ -285,6 +294,12 @@ def _authorizer(ruleset: RuleSet, settings: Any, where: SourcePos) -> list[Probl
             "turn EnableSimpleResponses on, or set response: iam"
         )
     return problems
+
+
+def _reads_client_cert(ruleset: RuleSet) -> bool:
+    compiled = [r.allow for r in ruleset.rules] + list(ruleset.context.values())
+    compiled += [c for c in (ruleset.principal, ruleset.usage_identifier_key) if c is not None]
+    return any(read.input == "request.client_cert" for c in compiled for read in c.reads)
 
 
 def _listed(values: set[str]) -> str:

@@ -140,6 +140,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.server.owner.posts.append((self.path, dict(self.headers.items()), self.rfile.read(length)))
+        self.do_GET()
+
     def do_GET(self) -> None:
         fault = self.server.owner
         fault.hits.append(self.path)
@@ -169,6 +174,7 @@ class FaultServer:
     tls: TlsFiles
     routes: dict[str, Handler] = field(default_factory=dict)
     hits: list[str] = field(default_factory=list)
+    posts: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)  # path, headers, body
     stopping: threading.Event = field(default_factory=threading.Event)
     client_gave_up: threading.Event = field(default_factory=threading.Event)
     bytes_sent: int = 0
@@ -285,6 +291,23 @@ class OidcProvider:
         """Stop and start again on the same port with another key set (key rotation)."""
         self.stop()
         self.start(private_jwks)
+
+    @property
+    def introspection_endpoint(self) -> str:
+        return self.issuer + "/token/introspection"
+
+    def revoke(self, token: str, client_id: str, client_secret: str) -> None:
+        """Revokes `token` at the provider's revocation endpoint (RFC 7009), as its client."""
+        import urllib.parse
+        import urllib.request
+
+        ctx = ssl.create_default_context(cafile=str(self.tls.ca_pem))
+        body = urllib.parse.urlencode(
+            {"token": token, "token_type_hint": "access_token", "client_id": client_id, "client_secret": client_secret}
+        ).encode()
+        req = urllib.request.Request(self.issuer + "/token/revocation", data=body, method="POST")
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            assert resp.status == 200
 
     def client_credentials_token(self, client_id: str, client_secret: str, scope: str = "read:orders") -> str:
         """An access token from the provider's token endpoint (stdlib client; trusts the test CA)."""

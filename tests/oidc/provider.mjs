@@ -10,6 +10,11 @@
 // https://api.example.test):
 //   rs-client / rs-secret  -> RS256 access tokens
 //   es-client / es-secret  -> ES256 access tokens
+//   opaque-client / opaque-secret -> opaque access tokens, for introspection
+//   ruleauth-authorizer / authorizer-secret -> no grants: the authorizer's own
+//     credentials at the introspection endpoint (client_secret_basic)
+// Introspection (RFC 7662) is at /token/introspection, revocation (RFC 7009) at
+// /token/revocation.
 // Prints "READY <issuer>" on stdout once it is listening.
 
 import { readFileSync } from 'node:fs';
@@ -61,11 +66,30 @@ const configuration = {
       token_endpoint_auth_method: 'client_secret_post',
       scope: SCOPE,
     },
+    {
+      client_id: 'opaque-client',
+      client_secret: 'opaque-secret',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_post',
+      scope: SCOPE,
+    },
+    {
+      client_id: 'ruleauth-authorizer',
+      client_secret: 'authorizer-secret',
+      grant_types: [],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
   ],
   scopes: ['openid', 'read:orders', 'write:orders'],
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
     resourceIndicators: {
       enabled: true,
       // Without an explicit `resource` parameter the token is still for our API,
@@ -80,7 +104,7 @@ const configuration = {
           scope: SCOPE,
           audience: AUDIENCE,
           accessTokenTTL: 600,
-          accessTokenFormat: 'jwt',
+          accessTokenFormat: client.clientId === 'opaque-client' ? 'opaque' : 'jwt',
           jwt: { sign: { alg: algByClient[client.clientId] ?? 'RS256' } },
         };
       },

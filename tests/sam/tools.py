@@ -26,6 +26,7 @@ TEMPLATES = (
     "examples/http-api/template.yaml",
     "examples/embed/template.yaml",
     "examples/nested/template.yaml",
+    "examples/usage-plan/template.yaml",
 )
 SAM_TEMPLATES = tuple(t for t in TEMPLATES if t != "templates/apigw-logging.yaml")
 
