@@ -23,6 +23,9 @@ class Outcome(StrEnum):
 class Reason(StrEnum):
     """Why, in the order of the pipeline step that decides it."""
 
+    # Not the authorizer's: API Gateway answers 401 itself, without calling it, when a configured
+    # identity source is missing (`ruleauth test`, `dry-run` and `serve` show this answer).
+    IDENTITY_SOURCE_MISSING = "identity_source_missing"
     BAD_EVENT = "bad_event"
     NO_ROUTE = "no_route"
     MISSING_CREDENTIAL = "missing_credential"

@@ -65,12 +65,14 @@ def test_demo_decisions_status_and_body(token, decision, status, body):
 
 
 def test_no_credential_is_401_and_the_lambda_raises():
-    code, report = dry(str(DEMO), "--method", "GET", "--path", "/hello")
+    # Without caching, a REST REQUEST authorizer is called even when its identity source is
+    # missing (docs/apigw-facts.md "What the client gets"); the rules then answer 401.
+    code, report = dry(str(DEMO), "--method", "GET", "--path", "/hello", "--cache-mode", "disabled")
     assert code == 0
     assert report["decision"] == "unauthorized" and report["status"] == 401
     assert report["body"] == {"message": "Unauthorized"} and report["response"] is None
     assert report["raises"] == "Unauthorized" and report["policy_grants"] == []
-    human = run_cli("dry-run", str(DEMO), "--method", "GET", "--path", "/hello")
+    human = run_cli("dry-run", str(DEMO), "--method", "GET", "--path", "/hello", "--cache-mode", "disabled")
     assert "raises Exception('Unauthorized')" in human.stdout and "401" in human.stdout
 
 

@@ -29,3 +29,16 @@ def test_no_code_or_doc_cites_a_file_outside_the_repository():
 def test_no_code_comment_points_at_an_issue_the_repository_does_not_have():
     issue = re.compile(r"\bissue \d+", re.I)
     assert [p.name for p in SOURCES if p != Path(__file__) and issue.search(p.read_text())] == []
+
+
+def test_every_relative_link_in_the_documentation_resolves_to_a_file_of_the_repository():
+    """The documents are self-contained: a link to a page the repository does not ship is broken
+    for every reader."""
+    pages = [*sorted(ROOT.joinpath("docs").glob("*.md")), ROOT / "README.md", *sorted(ROOT.glob("*/README.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            path = target.split("#", 1)[0]
+            if path and not re.match(r"^[a-z]+:", path) and not (page.parent / path).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert broken == []

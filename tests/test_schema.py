@@ -274,3 +274,19 @@ def test_bundled_demo_matches_the_schema(validator):
     document = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
     assert list(validator.iter_errors(document)) == []
     assert DEMO.read_text().startswith("# yaml-language-server: $schema=")
+
+
+def test_the_schema_id_is_a_versioned_url_naming_this_release(schema):
+    """One `$id` per release: a schema saved from one release is never taken for another's."""
+    import tomllib
+
+    release = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    assert schema["$id"] == f"https://ruleauth.dev/schema/{release}/rules.schema.json"
+    assert release in schema["description"]
+
+
+def test_the_editor_setup_the_readme_documents_names_the_schema_and_its_id(schema):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert schema["$id"] in readme
+    assert "ruleauth schema > .vscode/ruleauth.schema.json" in readme
+    assert "# yaml-language-server: $schema=" in readme and '"yaml.schemas"' in readme

@@ -158,11 +158,14 @@ class ExpressionError(LoadError, ValueError):
     """A CEL expression that cannot be accepted; the message says how to fix it.
 
     `where` is a 1-based (line, column) inside the expression's own text, when known.
+    `define` names the `define:` whose own text is wrong (then `where` is inside that text):
+    the loader reports it once, at the definition, not at every rule that uses it.
     """
 
-    def __init__(self, message: str, where: tuple[int, int] | None = None):
+    def __init__(self, message: str, where: tuple[int, int] | None = None, define: str | None = None):
         super().__init__(message)
         self.where = where
+        self.define = define
 
 
 @dataclass(frozen=True)
@@ -362,15 +365,21 @@ class Compiler:
         except RecursionError:
             raise ExpressionError(f"expression nests too deeply (limit {MAX_DEPTH} levels)") from None
         except cel_parser.CELSyntaxError as exc:
-            raise ExpressionError(f"CEL syntax error: {exc}") from None
+            raise ExpressionError(f"CEL syntax error {exc}", exc.where) from None
 
     def define_tree(self, name: str, stack: tuple[str, ...] = (), positions: bool = True) -> lark.Tree:
         if name in stack:
-            raise ExpressionError(f"define {name!r} refers to itself ({' → '.join((*stack, name))})")
+            cycle = " → ".join((*stack, name))
+            raise ExpressionError(f"define {name!r} refers to itself ({cycle})", define=name)
         if (name, positions) not in self._define_trees:
-            tree = self.parse(self._define_sources[name], positions)
-            checker = _Checker(self, (*stack, name), positions)
-            checker.visit(tree, frozenset(), 0)
+            try:
+                tree = self.parse(self._define_sources[name], positions)
+                checker = _Checker(self, (*stack, name), positions)
+                checker.visit(tree, frozenset(), 0)
+            except ExpressionError as exc:
+                if exc.define is None:  # the innermost definition is the one to fix
+                    exc.define = name
+                raise
             self._define_trees[(name, positions)] = tree
             self._define_uses[name] = frozenset(checker.defines_used)
             self._define_spans[name] = checker.define_spans
@@ -869,4 +878,10 @@ def _unknown(kind: str, name: str, known: tuple[str, ...] | list[str]) -> str:
     # Never the name itself: "unknown variable 'q'; did you mean 'q'?" says nothing.
     close = difflib.get_close_matches(name, [k for k in known if k != name], n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
+    word = _WORD_OPERATORS.get(name.lower())
+    if word is not None:  # `not(x)` parses as a call, `and` as a name: other languages' operators
+        hint = f"; CEL writes {name!r} as {word!r}"
     return f"unknown {kind} {name!r}{hint}"
+
+
+_WORD_OPERATORS = {"and": "&&", "or": "||", "not": "!"}

@@ -129,7 +129,12 @@ def _build(cache: Path | None, positions: bool = True) -> lark.Lark:
 
 
 class CELSyntaxError(LoadError, ValueError):
-    """The text is not CEL; the message is the first line of lark's own description."""
+    """The text is not CEL; the message says where parsing failed, what was expected there
+    and, for the usual slips, the fix. `where` is the 1-based (line, column) in the text."""
+
+    def __init__(self, message: str, where: tuple[int, int] | None = None):
+        super().__init__(message)
+        self.where = where
 
 
 # The process's parsers, with and without positions, and whether each was prebuilt; made on
@@ -161,8 +166,11 @@ def parse(text: str, positions: bool = True) -> lark.ParseTree:
     if `positions` is false), or CELSyntaxError."""
     try:
         return parser(positions).parse(text)
-    except (lark.exceptions.UnexpectedToken, lark.exceptions.UnexpectedCharacters) as exc:
-        message = exc.get_context(text)  # as cel-python reports it: the source line, a caret
+    except lark.exceptions.UnexpectedInput as exc:
+        from ruleauth.cel.syntax_hints import diagnose  # only when a rule fails to parse
+
+        diagnosis = diagnose(parser(positions), text, exc)
+        raise CELSyntaxError(diagnosis.message, diagnosis.where) from None
     except (lark.exceptions.LexError, lark.exceptions.ParseError) as exc:
         message = str(exc.args[0]) if exc.args else ""
     first = message.strip().splitlines()[0] if message.strip() else "syntax error"

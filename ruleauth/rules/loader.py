@@ -208,6 +208,8 @@ class _Builder:
         self.sources = sources
         self.first = sources[0]
         self.settings = settings  # gains the file's keys as they are read
+        self._define_nodes: dict[str, tuple[sy.Source, Node, str]] = {}
+        self._broken_defines: set[str] = set()
 
     # -- top level ---------------------------------------------------------
 
@@ -226,6 +228,7 @@ class _Builder:
             engine=engine,
             interpreter_only=self.settings.interpreter_only.value,
         )
+        self._check_defines()
         self.provider_names = {p.name for p in providers}
         response = self._setting("response", self._choice("response", (RESPONSE_IAM, RESPONSE_SIMPLE), None))
         principal = self._top_expression("principal")
@@ -563,7 +566,21 @@ class _Builder:
             if text is not None:
                 defines[name] = text
                 seen[name] = source
+                self._define_nodes[name] = (source, expr, text)
         return defines
+
+    def _check_defines(self) -> None:
+        """Each definition on its own, so a mistake in one is reported once, at its own line,
+        and not again at every rule that uses it (see `_compile`)."""
+        for name, (source, node, text) in self._define_nodes.items():
+            try:
+                self.compiler.define_tree(name, positions=False)  # the tree rules will share
+            except ExpressionError as exc:
+                if exc.define != name:
+                    continue  # a mistake in another definition, reported at that one
+                pos = _position_in(source, node, text, exc.where) if exc.where else source.pos(node)
+                source.problems.append(Problem(f"define {name}: {exc}", pos, ERROR))
+                self._broken_defines.add(name)
 
     def _expression_text(
         self, source: sy.Source, node: Node, what: str, rule: str | None = None, allow_bool: bool = False
@@ -573,7 +590,7 @@ class _Builder:
                 return str(node.value)
             source.error(node, f"{what}: write true or false, not {node.value!r}", rule)
             return None
-        text = sy.as_string(source, node, what, rule)
+        text = sy.as_string(source, node, what, rule, cel=True)
         if text is None:
             return None
         if isinstance(node, ScalarNode) and sy.trailing_comment(source, node):
@@ -598,6 +615,13 @@ class _Builder:
         try:
             return self.compiler.compile(text)
         except ExpressionError as exc:
+            if exc.define in self._broken_defines:
+                return None  # reported once, at the definition
+            if exc.define is not None:  # `where` is inside the definition's text, not this one
+                source.problems.append(
+                    Problem(f"{what}: {exc} (in define {exc.define!r})", source.pos(node), ERROR, rule)
+                )
+                return None
             pos = _position_in(source, node, text, exc.where) if exc.where else source.pos(node)
             source.problems.append(Problem(f"{what}: {exc}", pos, ERROR, rule))
             return None
@@ -958,7 +982,7 @@ class _Builder:
                     request[key] = sy.as_string(source, value, f"request.{key}")
                 else:
                     request[key] = {
-                        k: _scalar_text(source, v, f"request.{key}.{k}")
+                        k: _request_text(source, v, f"request.{key}.{k}")
                         for k, _, v in sy.as_mapping(source, value, f"request.{key}") or []
                     }
         claims = None
@@ -1186,11 +1210,16 @@ def _pos_node(rule: Rule) -> Node:
     return ScalarNode(sy.STR, "", mark, mark)
 
 
-def _scalar_text(source: sy.Source, node: Node, what: str) -> str:
-    if isinstance(node, ScalarNode):
-        return str(node.value)
-    source.error(node, f"{what} must be a single value")
-    return ""
+def _request_text(source: sy.Source, node: Node, what: str) -> str:
+    """A header, query, cookie or stage-variable value of a test request: a string, refused
+    like every other string the rules mean (`X-Debug: on` is YAML 1.1's boolean); an empty
+    value (`X-Empty:`) is the empty string."""
+    if not isinstance(node, ScalarNode):
+        source.error(node, f"{what} must be a single value")
+        return ""
+    if node.tag == sy.NULL and node.value == "":
+        return ""
+    return sy.as_string(source, node, what) or ""
 
 
 def _plain_data(node: Node) -> Any:

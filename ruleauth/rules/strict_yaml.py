@@ -10,6 +10,7 @@ then read the composed node tree, which keeps every value's line and column.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import cast
@@ -157,7 +158,85 @@ def _yaml_problem(source: Source, exc: yaml.YAMLError) -> Problem:
     what = getattr(exc, "problem", None) or str(exc)
     if "\t" in source.line(mark.line + 1 if mark else 0) or "tab" in str(what):
         what = f"{what} (tabs cannot indent YAML: use spaces)"
+    else:
+        hint = _yaml_hint(source, str(what), str(getattr(exc, "context", None) or ""), mark, exc)
+        what = f"{what}: {hint}" if hint else what
     return Problem(f"YAML syntax error: {what}", _mark_pos(source, mark))
+
+
+# `key: value` on one line (a list item's dash allowed), the value's first character kept.
+_KEY_VALUE = re.compile(r"^(?P<indent>\s*(?:-\s+)?)(?P<key>[^\s:#'\"\[{][^:#]*?):\s+(?P<value>\S.*?)\s*$")
+
+
+def _yaml_hint(source: Source, problem: str, context: str, mark: yaml.Mark | None, exc: yaml.YAMLError) -> str:
+    """The usual cause of a scanner or parser error, and its fix. PyYAML's pure-Python and
+    libyaml parsers word the same error differently; both wordings are recognised."""
+    if mark is None:
+        return ""
+    line = source.line(mark.line + 1)
+    entry = _KEY_VALUE.match(line)
+    key, value = (entry.group("key"), entry.group("value")) if entry else ("", "")
+    if "block mapping" in context and ("expected key" in problem or "<block end>" in problem):
+        if entry and value[0] in "'\"[{":
+            return (
+                f"the value of {key} starts with {value[0]} and goes on after the closing "
+                f"{_CLOSING.get(value[0], value[0])}, but YAML takes only the quoted part as the value. "
+                f"Quote the whole value: {key}: {_quoted(value)}"
+            )
+        return "a key is not lined up with the keys above it, or a value goes on after a closing quote"
+    if "mapping values are not allowed" in problem:
+        if entry and mark.column > len(entry.group("indent")) + len(key):
+            return (
+                "an unquoted value cannot contain ': ' (as in a ? b : c), which YAML reads as a key. "
+                f"Quote the whole value: {key}: {_quoted(value)}"
+            )
+        return "this key is indented more than the keys above it: line it up with them"
+    if "flow sequence" in context and ("','" in problem or "']'" in problem):
+        items = _flow_items(source, getattr(exc, "context_mark", None))
+        first = items[0] if items else "GET /projects/{id}"
+        quoted = "[" + ", ".join("'" + item.replace("'", "''") + "'" for item in items or [first]) + "]"
+        return (
+            "a value in [ ] is a YAML flow list, whose items cannot hold an unquoted {, }, [, ] or ': '. "
+            f"Quote each item: {quoted}, or write a block list, one item per line: - '{first}'"
+        )
+    if "flow mapping" in context and ("','" in problem or "'}'" in problem):
+        return "a value that starts with { is a YAML flow mapping: quote the whole value"
+    if "cannot start any token" in problem:
+        char = line[mark.column : mark.column + 1]
+        return f"a plain value cannot start with {char!r}: quote the value"
+    if "unknown escape" in problem:
+        return (
+            "inside double quotes a backslash starts a YAML escape: use single quotes, "
+            "a block scalar (|), or write \\\\ for one backslash"
+        )
+    if "end of stream" in problem and "quoted scalar" in context:
+        start = getattr(exc, "context_mark", None)
+        at = f" at line {start.line + 1}, column {start.column + 1}" if start is not None else ""
+        return f"the quote opened{at} is never closed"
+    return ""
+
+
+_CLOSING = {"[": "]", "{": "}"}
+
+
+def _flow_items(source: Source, start: yaml.Mark | None) -> list[str]:
+    """The items a one-line flow list meant: the text from its `[` to its `]` (or the line's
+    end), split at commas."""
+    if start is None:
+        return []
+    text = source.line(start.line + 1)[start.column :]
+    if not text.startswith("["):
+        return []
+    inner = text[1:].split("#", 1)[0].rstrip()
+    inner = inner[:-1] if inner.endswith("]") else inner
+    return [item.strip() for item in inner.split(",") if item.strip()]
+
+
+def _quoted(value: str) -> str:
+    """`value` as one YAML scalar holding exactly that text."""
+    if '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _check_tree(source: Source, root: Node) -> None:
@@ -212,11 +291,34 @@ def surprise_hint(node: ScalarNode) -> str:
     return f"YAML 1.1 reads {node.value!r} as {describe(node)}, not a string: quote it ('{node.value}')"
 
 
-def as_string(source: Source, node: Node, what: str, rule: str | None = None) -> str | None:
+_YAML_TRUE = ("yes", "true", "on")
+
+
+def cel_surprise_hint(node: ScalarNode) -> str:
+    """Like `surprise_hint`, for a value that is CEL: quoting `no` gives the CEL name `no`,
+    so the text needs CEL's own quotes inside YAML's."""
+    if node.tag == STR:
+        return ""
+    text = f"for the text {node.value} write \"'{node.value}'\" (a CEL string inside YAML quotes)"
+    if node.tag == BOOL:
+        literal = "true" if node.value.lower() in _YAML_TRUE else "false"
+        meant = f"for the boolean write '{literal}' (the CEL literal {literal})"
+        return f"YAML 1.1 reads {node.value!r} as a boolean, and this value is a CEL expression: {text}; {meant}"
+    if node.tag in (INT, "tag:yaml.org,2002:float"):
+        return (
+            f"YAML 1.1 reads {node.value!r} as a number, and this value is a CEL expression: {text}; "
+            f"for a CEL number write it quoted ('{node.value}')"
+        )
+    return f"YAML 1.1 reads {node.value!r} as {describe(node)}, and this value is a CEL expression: {text}"
+
+
+def as_string(source: Source, node: Node, what: str, rule: str | None = None, cel: bool = False) -> str | None:
+    """A string value; `cel` marks a value that is a CEL expression, for the advice on YAML 1.1 values."""
     if isinstance(node, ScalarNode) and node.tag == STR:
         return str(node.value)
     if isinstance(node, ScalarNode) and node.style is None and node.tag != NULL:
-        source.error(node, f"{what} must be a string; {surprise_hint(node)}", rule)
+        hint = cel_surprise_hint(node) if cel else surprise_hint(node)
+        source.error(node, f"{what} must be a string; {hint}", rule)
     else:
         source.error(node, f"{what} must be a string, not {describe(node)}", rule)
     return None
@@ -291,6 +393,7 @@ __all__ = [
     "as_list",
     "as_mapping",
     "as_string",
+    "cel_surprise_hint",
     "check_keys",
     "describe",
     "parse",

@@ -299,8 +299,10 @@ def build_parser() -> Parser:
     commands.add_parser(
         "schema",
         help="print the JSON Schema of the rules file",
-        description="Print the JSON Schema (draft 2020-12) of the rules file, for editors: "
-        "`# yaml-language-server: $schema=<path to the schema>`.",
+        description="Print the JSON Schema (draft 2020-12) of the rules file, for editors: save it "
+        "(`ruleauth schema > .vscode/ruleauth.schema.json`), then put "
+        "`# yaml-language-server: $schema=<path to the saved file>` on a rules file's first line, "
+        "or map it in VS Code's `yaml.schemas` setting.",
     )
 
     snapshot = commands.add_parser(
@@ -761,6 +763,11 @@ def cmd_dry_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     event = request_event(args, ruleset, claims)
     if claims is not None and not ruleset.providers:
         err.write("note: --claims has no effect: the rules configure no `jwt:` provider\n")
+    from ruleauth.tools.local_gateway import event_refusal
+
+    refusal = event_refusal(ruleset, event)
+    if refusal is not None:
+        return _dry_run_refused(args, refusal, authorizer, path, out, err)
     authorization = authorizer.authorize(event, now=now, claims=claims)
     decision = authorization.decision
     explanation = explain(authorizer, authorization)
@@ -794,6 +801,7 @@ def cmd_dry_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "detail": decision.detail or None,
         "event_type": decision.request.event_type if decision.request else None,
         "internal_error": authorization.internal_error,
+        "authorizer_called": True,
     }
     if args.json:
         print_json(report, out)
@@ -802,6 +810,63 @@ def cmd_dry_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     note_warnings(authorizer, path, err)
     if args.expect and args.expect != decision.outcome:
         err.write(f"ruleauth dry-run: expected {args.expect}, got {decision.outcome} (reason {decision.reason})\n")
+        return FAILED
+    return OK
+
+
+def _dry_run_refused(
+    args: argparse.Namespace, refusal: str, authorizer: Any, path: Path, out: TextIO, err: TextIO
+) -> int:
+    """API Gateway answers 401 itself: the authorizer is not called, so no rule decides."""
+    from ruleauth.reasons import Outcome, Reason
+    from ruleauth.runtime.authorizer import UNAUTHORIZED_BODY
+
+    ruleset = authorizer.ruleset
+    # The keys of a decided report, so tools read both alike; nothing of the rules ran.
+    report = {
+        "decision": Outcome.UNAUTHORIZED,
+        "reason": Reason.IDENTITY_SOURCE_MISSING,
+        "status": 401,
+        "body": UNAUTHORIZED_BODY,
+        "gateway_outcome": Outcome.UNAUTHORIZED,
+        "rule": None,
+        "route": None,
+        "principal": None,
+        "context": {},
+        "context_omitted": [],
+        "response": None,
+        "raises": None,
+        "verified": False,
+        "provider": None,
+        "claims_source": None,
+        "policy_grants": [],
+        "cache_mode": ruleset.cache.mode,
+        "explanation": None,
+        "shadow": [],
+        "warnings": [],
+        "detail": refusal,
+        "event_type": None,
+        "internal_error": None,
+        "authorizer_called": False,
+    }
+    if args.json:
+        print_json(report, out)
+    else:
+        style = Style(out)
+        rows = [
+            ("decision", f"{style.outcome(Outcome.UNAUTHORIZED)} (reason {Reason.IDENTITY_SOURCE_MISSING})"),
+            ("gateway", f"HTTP 401 {json.dumps(UNAUTHORIZED_BODY)}"),
+            ("why", refusal),
+            ("response", "none: API Gateway answered without calling the authorizer, so no rule ran"),
+        ]
+        for label, value in rows:
+            out.write(f"{style.bold(label.ljust(10))} {value}\n")
+    note_warnings(authorizer, path, err)
+    if args.expect and args.expect != Outcome.UNAUTHORIZED:
+        err.write(
+            f"ruleauth dry-run: expected {args.expect}, got {Outcome.UNAUTHORIZED} "
+            f"(reason {Reason.IDENTITY_SOURCE_MISSING})\n"
+        )
         return FAILED
     return OK
 

@@ -27,7 +27,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
@@ -39,7 +39,7 @@ from ruleauth.model import HTTP_V1, HTTP_V2, REST_REQUEST, REST_TOKEN, WEBSOCKET
 from ruleauth.policy import response_check
 from ruleauth.policy.arn import asked_arn
 from ruleauth.policy.iam import EXPLICIT_DENY, evaluate_response
-from ruleauth.rules.ruleset import CACHE_DISABLED, CACHE_ROUTE, CERT_SOURCES
+from ruleauth.rules.ruleset import CACHE_DISABLED, CACHE_ROUTE, CERT_SOURCES, RuleSet
 from ruleauth.runtime.authorizer import (
     EXPLICIT_DENY_BODY,
     SERVER_ERROR_BODY,
@@ -104,9 +104,7 @@ class LocalGateway:
         self.client_cert = client_cert
         self.ruleset = authorizer.ruleset
         self.event_type = event_type
-        if ttl is None:
-            ttl = 0 if self.ruleset.cache.mode == CACHE_DISABLED else DEFAULT_TTL
-        self.ttl = ttl
+        self.ttl = default_ttl(self.ruleset) if ttl is None else ttl
         self.upstream = upstream.rstrip("/") if upstream else None
         self.clock = clock
         self._cache: Cache[tuple[Any, ...], dict[str, Any]] = Cache(GATEWAY_CACHE_SIZE, ttl, clock)
@@ -116,20 +114,10 @@ class LocalGateway:
 
     def identity_sources(self) -> tuple[list[str], list[str]]:
         """(header names, query names) API Gateway reads as identity sources."""
-        if self.event_type == REST_TOKEN:
-            return [self.ruleset.token.header or "Authorization"], []
-        cache = self.ruleset.cache
-        return list(cache.headers), list(cache.query)
+        return identity_sources(self.ruleset, self.event_type)
 
     def sources_required(self) -> bool:
-        """When API Gateway refuses a request with a missing identity source
-        (docs/apigw-facts.md "What the client gets")."""
-        headers, query = self.identity_sources()
-        if not headers and not query and not any(c in CERT_SOURCES for c in self.ruleset.cache.context):
-            return False
-        if self.event_type in (REST_TOKEN, WEBSOCKET, HTTP_V1, HTTP_V2):
-            return True
-        return self.ttl > 0  # REST REQUEST: only with caching on
+        return sources_required(self.ruleset, self.event_type, self.ttl)
 
     # -- one request -------------------------------------------------------------
 
@@ -138,26 +126,10 @@ class LocalGateway:
         path = split.path or "/"
         query_pairs = parse_qsl(split.query, keep_blank_values=True)
         source_names, query_names = self.identity_sources()
-        values: list[str] = []
-        missing: list[str] = []
-        for name in source_names:
-            found = [v for k, v in headers if k.lower() == name.lower()]
-            if not found or not found[-1].strip():
-                missing.append(f"header {name}")
-            values.append(",".join(found))
-        for name in query_names:
-            found = [v for k, v in query_pairs if k == name]
-            if not found or not found[-1]:
-                missing.append(f"query parameter {name}")
-            values.append(",".join(found))
-        cert_values = self._cert_sources(missing)
-        if missing and self.sources_required():
-            return json_answer(
-                401,
-                UNAUTHORIZED_BODY,
-                f"401 identity source missing ({', '.join(missing)}): API Gateway answers "
-                "without calling the authorizer",
-            )
+        values, cert_values, _ = source_values(self.ruleset, self.event_type, headers, query_pairs, self.client_cert)
+        refusal = gateway_refusal(self.ruleset, self.event_type, self.ttl, headers, query_pairs, self.client_cert)
+        if refusal is not None:
+            return json_answer(401, UNAUTHORIZED_BODY, f"401 {refusal}")
         event = self.event(method, path, split.query, query_pairs, headers, client_ip)
         try:
             arn = asked_arn(parse_event(event).arn)
@@ -189,18 +161,6 @@ class LocalGateway:
             self._cache.put(key, authorization.response)
         cache_note = "cache=miss" if key is not None else "cache=off"
         return self._answer(authorization.response, arn, method, target, headers, body, f"{summary} {cache_note}")
-
-    def _cert_sources(self, missing: list[str]) -> tuple[str, ...]:
-        """The client certificate's identity sources (cache.sources.context), part of the cache
-        key; a declared one the request lacks is missing, as API Gateway has it."""
-        values = []
-        for source in self.ruleset.cache.context:
-            if source in CERT_SOURCES:
-                value = _cert_value(self.client_cert, source)
-                if not value:
-                    missing.append(f"context {source}")
-                values.append(value)
-        return tuple(values)
 
     def _route_part(self, method: str, path: str) -> tuple[str, ...]:
         """In `route` mode the cache key holds the route too (routeKey, or httpMethod + resourcePath)."""
@@ -345,11 +305,115 @@ class LocalGateway:
         return event
 
 
-def _cert_value(fields: dict[str, Any] | None, source: str) -> str:
+# -- API Gateway's own 401 (docs/apigw-facts.md "What the client gets") ------------------------
+
+
+def identity_sources(ruleset: RuleSet, event_type: str) -> tuple[list[str], list[str]]:
+    """(header names, query names) API Gateway reads as identity sources: a TOKEN
+    authorizer's token header, else the rules' cache sources (the token's header by default)."""
+    if event_type == REST_TOKEN:
+        return [ruleset.token.header or "Authorization"], []
+    return list(ruleset.cache.headers), list(ruleset.cache.query)
+
+
+def default_ttl(ruleset: RuleSet) -> int:
+    """The authorizer cache TTL the rules imply: none under cache.mode disabled."""
+    return 0 if ruleset.cache.mode == CACHE_DISABLED else DEFAULT_TTL
+
+
+def sources_required(ruleset: RuleSet, event_type: str, ttl: int) -> bool:
+    """When API Gateway refuses a request with a missing identity source."""
+    headers, query = identity_sources(ruleset, event_type)
+    if not headers and not query and not any(c in CERT_SOURCES for c in ruleset.cache.context):
+        return False
+    if event_type in (REST_TOKEN, WEBSOCKET, HTTP_V1, HTTP_V2):
+        return True
+    return ttl > 0  # REST REQUEST: only with caching on
+
+
+def source_values(
+    ruleset: RuleSet,
+    event_type: str,
+    headers: Sequence[tuple[str, str]],
+    query: Sequence[tuple[str, str]],
+    client_cert: Mapping[str, Any] | None = None,
+) -> tuple[list[str], tuple[str, ...], list[str]]:
+    """(each header and query identity source's value, each client-certificate one's (from
+    cache.sources.context), those missing or empty), as API Gateway reads them."""
+    names, query_names = identity_sources(ruleset, event_type)
+    values: list[str] = []
+    missing: list[str] = []
+    for name in names:
+        found = [v for k, v in headers if k.lower() == name.lower()]
+        if not found or not found[-1].strip():
+            missing.append(f"header {name}")
+        values.append(",".join(found))
+    for name in query_names:
+        found = [v for k, v in query if k == name]
+        if not found or not found[-1]:
+            missing.append(f"query parameter {name}")
+        values.append(",".join(found))
+    cert_values = []
+    for source in ruleset.cache.context:
+        if source in CERT_SOURCES:
+            value = _cert_value(client_cert, source)
+            if not value:
+                missing.append(f"context {source}")
+            cert_values.append(value)
+    return values, tuple(cert_values), missing
+
+
+def gateway_refusal(
+    ruleset: RuleSet,
+    event_type: str,
+    ttl: int,
+    headers: Sequence[tuple[str, str]],
+    query: Sequence[tuple[str, str]],
+    client_cert: Mapping[str, Any] | None = None,
+) -> str | None:
+    """Why API Gateway answers 401 itself, without calling the authorizer, or None when it calls it.
+    The one check behind `serve`, `test` and `dry-run`."""
+    _, _, missing = source_values(ruleset, event_type, headers, query, client_cert)
+    if not missing or not sources_required(ruleset, event_type, ttl):
+        return None
+    return f"identity source missing ({', '.join(missing)}): API Gateway answers 401 without calling the authorizer"
+
+
+def event_refusal(ruleset: RuleSet, event: Any, ttl: int | None = None) -> str | None:
+    """`gateway_refusal` for an authorizer event (a test case's or dry-run's), with the TTL the
+    rules imply unless given; None also for an event that is not one (the authorizer reports it)."""
+    try:
+        request = parse_event(event)
+    except BadEvent:
+        return None
+    headers = list(request.headers.items())
+    if request.cookies and "cookie" not in request.headers:  # HTTP API 2.0 carries cookies apart
+        headers.append(("cookie", "; ".join(f"{k}={v}" for k, v in request.cookies.items())))
+    if request.event_type == REST_TOKEN and request.token_field is not None:
+        headers.append((identity_sources(ruleset, REST_TOKEN)[0][0], request.token_field))
+    ttl = default_ttl(ruleset) if ttl is None else ttl
+    query = list(request.query.items())
+    return gateway_refusal(ruleset, request.event_type, ttl, headers, query, _event_cert_fields(event))
+
+
+def _event_cert_fields(event: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The clientCert fields an event carries (payload 2.0 under authentication, the other
+    shapes under identity: docs/apigw-facts.md "Client certificates")."""
+    context = event.get("requestContext")
+    if not isinstance(context, Mapping):
+        return None
+    for holder in (context.get("authentication"), context.get("identity")):
+        if isinstance(holder, Mapping) and isinstance(holder.get("clientCert"), Mapping):
+            fields: Mapping[str, Any] = holder["clientCert"]
+            return fields
+    return None
+
+
+def _cert_value(fields: Mapping[str, Any] | None, source: str) -> str:
     """`identity.clientCert.validity.notAfter` → fields["validity"]["notAfter"]."""
     value: Any = fields or {}
     for part in source.split(".")[2:]:
-        value = value.get(part) if isinstance(value, dict) else None
+        value = value.get(part) if isinstance(value, Mapping) else None
     return value if isinstance(value, str) else ""
 
 

@@ -17,9 +17,10 @@ from typing import Any
 
 from ruleauth.errors import LoadError
 from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY
-from ruleauth.reasons import Outcome
+from ruleauth.reasons import Outcome, Reason
 from ruleauth.rules.ruleset import RuleSet, TestCase
 from ruleauth.tools.explain import Explanation, explain
+from ruleauth.tools.local_gateway import event_refusal
 from ruleauth.tools.synthetic_events import event_for_test
 
 # The credential sent when a case (or `dry-run --claims`) gives claims but no token:
@@ -63,8 +64,9 @@ def has_credential(
 class CaseResult:
     case: TestCase
     failures: list[str] = field(default_factory=list)
-    authorization: Any = None
+    authorization: Any = None  # None when the authorizer was not called
     explanation: Explanation | None = None
+    refusal: str | None = None  # why API Gateway answered 401 without calling the authorizer
 
     @property
     def passed(self) -> bool:
@@ -87,16 +89,21 @@ class CaseInputError(LoadError, ValueError):
     """A case that cannot be run: its event file is unreadable or its `now` is bad."""
 
 
+def case_event(ruleset: RuleSet, case: TestCase) -> dict[str, Any]:
+    """The event a case's request is (its event file, or one built from its request).
+    Raises CaseInputError."""
+    try:
+        return event_for_test(ruleset, case_with_credential(ruleset, case))
+    except (OSError, ValueError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CaseInputError(f"cannot read event file {case.event}: {detail}") from None
+
+
 def authorize_case(authorizer: Any, case: TestCase) -> Any:
     """The `Authorization` a case's request gets on the Lambda's code path: the one way
     `ruleauth test`, its `--coverage` and `ruleauth diff`'s caller classes are decided.
     Raises CaseInputError."""
-    ruleset = authorizer.ruleset
-    try:
-        event = event_for_test(ruleset, case_with_credential(ruleset, case))
-    except (OSError, ValueError) as exc:
-        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise CaseInputError(f"cannot read event file {case.event}: {detail}") from None
+    event = case_event(authorizer.ruleset, case)
     now = None
     if case.now:
         try:
@@ -109,34 +116,27 @@ def authorize_case(authorizer: Any, case: TestCase) -> Any:
 def run_case(authorizer: Any, case: TestCase) -> CaseResult:
     result = CaseResult(case)
     try:
+        refusal = event_refusal(authorizer.ruleset, case_event(authorizer.ruleset, case))
+        if refusal is not None:
+            # API Gateway answers without calling the authorizer: nothing of the rules runs.
+            result.refusal = refusal
+            _check(result, Outcome.UNAUTHORIZED, Reason.IDENTITY_SOURCE_MISSING, None, 401, None, {}, f"; {refusal}")
+            return result
         authorization = authorize_case(authorizer, case)
     except CaseInputError as exc:
         result.failures.append(str(exc))
         return result
     result.authorization = authorization
     decision = authorization.decision
-    expect = case.expect
-    got = (
-        f"{decision.outcome} (reason {decision.reason}"
-        + (f", rule {decision.rule!r}" if decision.rule else "")
-        + f", status {authorization.status})"
+    _check(
+        result,
+        decision.outcome,
+        decision.reason,
+        decision.rule,
+        authorization.status,
+        decision.principal,
+        decision.context,
     )
-    if decision.outcome != expect.decision:
-        result.failures.append(f"expected {expect.decision}, got {got}")
-    if expect.rule is not None and decision.rule != expect.rule:
-        result.failures.append(f"expected rule {expect.rule!r}, got {decision.rule!r}")
-    if expect.reason is not None and decision.reason != expect.reason:
-        result.failures.append(f"expected reason {expect.reason}, got {decision.reason}")
-    if expect.status is not None and authorization.status != expect.status:
-        result.failures.append(f"expected status {expect.status}, got {authorization.status}")
-    if expect.principal is not None and decision.principal != expect.principal:
-        result.failures.append(f"expected principal {expect.principal!r}, got {decision.principal!r}")
-    if expect.context is not None:
-        for key, value in expect.context.items():
-            if key not in decision.context:
-                result.failures.append(f"expected context.{key} = {_json(value)}, but the key is absent")
-            elif not _same(decision.context[key], value):
-                result.failures.append(f"expected context.{key} = {_json(value)}, got {_json(decision.context[key])}")
     gateway = authorization.gateway_outcome
     if gateway not in _GATEWAY_FOR.get(decision.outcome, ()):
         result.failures.append(
@@ -146,6 +146,37 @@ def run_case(authorizer: Any, case: TestCase) -> CaseResult:
     if result.failures:
         result.explanation = explain(authorizer, authorization)
     return result
+
+
+def _check(
+    result: CaseResult,
+    outcome: str,
+    reason: str,
+    rule: str | None,
+    status: int,
+    principal: str | None,
+    context: Mapping[str, Any],
+    why: str = "",
+) -> None:
+    """Each of the case's expectations against what the client would get."""
+    expect = result.case.expect
+    got = f"{outcome} (reason {reason}" + (f", rule {rule!r}" if rule else "") + f", status {status}){why}"
+    if outcome != expect.decision:
+        result.failures.append(f"expected {expect.decision}, got {got}")
+    if expect.rule is not None and rule != expect.rule:
+        result.failures.append(f"expected rule {expect.rule!r}, got {rule!r}")
+    if expect.reason is not None and reason != expect.reason:
+        result.failures.append(f"expected reason {expect.reason}, got {reason}")
+    if expect.status is not None and status != expect.status:
+        result.failures.append(f"expected status {expect.status}, got {status}")
+    if expect.principal is not None and principal != expect.principal:
+        result.failures.append(f"expected principal {expect.principal!r}, got {principal!r}")
+    if expect.context is not None:
+        for key, value in expect.context.items():
+            if key not in context:
+                result.failures.append(f"expected context.{key} = {_json(value)}, but the key is absent")
+            elif not _same(context[key], value):
+                result.failures.append(f"expected context.{key} = {_json(value)}, got {_json(context[key])}")
 
 
 def _same(actual: Any, expected: Any) -> bool:

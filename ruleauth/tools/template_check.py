@@ -45,12 +45,13 @@ def methods_of(method: str) -> tuple[str, ...]:
 def compare(ruleset: RuleSet, template: Any) -> list[Problem]:
     """Every disagreement between `ruleset` and an `ApiTemplate`, as warnings."""
     problems: list[Problem] = []
-    where = SourcePos(template.source, 1, 1)
+    where = SourcePos(template.source, 1, 1)  # for what the template says nowhere in particular
     guarded = [r for r in template.routes if r.authorizer is not None]
     problems.extend(_uncovered_routes(ruleset, guarded, where))
     problems.extend(_unreached_rules(ruleset, template.routes, where))
+    problems.extend(_never_consulted(ruleset, guarded, [r for r in template.routes if r.authorizer is None], where))
     for settings in template.authorizers:
-        problems.extend(_authorizer(ruleset, settings, where))
+        problems.extend(_authorizer(ruleset, settings, settings.pos or where))
     if not template.authorizers:
         problems.append(
             Problem(f"{template.source} defines no Lambda authorizer: nothing calls ruleauth", where, WARNING)
@@ -58,9 +59,10 @@ def compare(ruleset: RuleSet, template: Any) -> list[Problem]:
     return problems
 
 
-def _uncovered_routes(ruleset: RuleSet, routes: Iterable[Any], where: SourcePos) -> list[Problem]:
+def _uncovered_routes(ruleset: RuleSet, routes: Iterable[Any], default: SourcePos) -> list[Problem]:
     problems = []
     for api_route in routes:
+        where = api_route.pos or default
         if api_route.path == "$default":
             problems.append(
                 Problem(
@@ -135,7 +137,9 @@ def _cached_reach(
     return found
 
 
-def _unreached_rules(ruleset: RuleSet, routes: Iterable[Any], where: SourcePos) -> list[Problem]:
+def _api_routes(routes: Iterable[Any]) -> tuple[list[tuple[Route, Any]], bool]:
+    """The template's routes as rule routes (with each one's ApiRoute), and whether one is
+    HTTP API's `$default` catch-all."""
     api_routes = []
     catch_all = False
     for api_route in routes:
@@ -143,34 +147,82 @@ def _unreached_rules(ruleset: RuleSet, routes: Iterable[Any], where: SourcePos) 
             catch_all = True
             continue
         if api_route.path.startswith("$"):
-            api_routes.append(Route("", api_route.path, ()))
+            api_routes.append((Route("", api_route.path, ()), api_route))
             continue
         try:
-            api_routes.append(Route(api_route.method, api_route.path, parse_path(api_route.path)))
+            api_routes.append((Route(api_route.method, api_route.path, parse_path(api_route.path)), api_route))
         except RouteSyntaxError:
             continue
+    return api_routes, catch_all
+
+
+def _reaching(route: Route, api_routes: list[tuple[Route, Any]]) -> list[Any]:
+    """The template routes through which a request reaches this rule route."""
+    path = sample_path(route)
+    methods = ("",) if route.websocket else methods_of(route.method)
+    return [given for api, given in api_routes if any(api.match(m, path) is not None for m in methods)]
+
+
+def _unreached_rules(ruleset: RuleSet, routes: Iterable[Any], where: SourcePos) -> list[Problem]:
+    api_routes, catch_all = _api_routes(routes)
     if catch_all:
         return []
-    problems = []
-    for rule in ruleset.rules:
-        for route in rule.routes:
-            path = sample_path(route)
-            reached = any(
-                api.match(method, path) is not None
-                for api in api_routes
-                for method in (("",) if route.websocket else methods_of(route.method))
-            )
-            if not reached:
-                problems.append(
-                    Problem(
-                        f"route {route} matches no route of the API in the template: the rule never runs "
-                        "(remove it, or add the route to the API)",
-                        rule.pos,
-                        WARNING,
-                        rule.name,
-                    )
-                )
-    return problems
+    return [
+        Problem(
+            f"route {route} matches no route of the API in the template: the rule never runs "
+            "(remove it, or add the route to the API)",
+            rule.pos,
+            WARNING,
+            rule.name,
+        )
+        for rule in ruleset.rules
+        for route in rule.routes
+        if not _reaching(route, api_routes)
+    ]
+
+
+def _never_consulted(ruleset: RuleSet, guarded: list[Any], open_routes: list[Any], where: SourcePos) -> list[Problem]:
+    """A rule whose route the API serves without the authorizer (SAM `Auth: {Authorizer: NONE}`,
+    OpenAPI `security: []`): API Gateway never asks ruleauth, so the rule decides nothing
+    (docs/apigw-facts.md "Routes without the authorizer")."""
+    guarded_routes, catch_all = _api_routes(guarded)
+    open_api_routes, _ = _api_routes(open_routes)
+    if catch_all:
+        return []
+    return [
+        Problem(
+            f"API route {api_route} runs no authorizer ({api_route.open_by or 'no authorizer'}), so "
+            f"API Gateway never consults this rule ({route}). {_open_fix(api_route.open_by)}",
+            api_route.pos or where,
+            WARNING,
+            rule.name,
+        )
+        for rule in ruleset.rules
+        for route in rule.routes
+        if not _reaching(route, guarded_routes)
+        for api_route in _reaching(route, open_api_routes)
+    ]
+
+
+def _open_fix(open_by: str) -> str:
+    """The fix for a rule on a route without the authorizer, in the template's own terms."""
+    keep = "if the route is meant to be public, delete the rule"
+    if "AWS_IAM" in open_by:
+        return f"IAM authorization decides this route, not ruleauth: {keep}"
+    if "NONE" in open_by:
+        return (
+            "To have the rule decide, remove `Authorizer: NONE` from the event's Auth (or name the ruleauth "
+            f"authorizer: `Auth: {{Authorizer: <name>}}`); {keep}"
+        )
+    if "security" in open_by:
+        return (
+            "To have the rule decide, remove `security: []` from the operation, or in SAM give the event "
+            f"`Auth: {{Authorizer: <name>}}`; {keep}"
+        )
+    return (
+        "To have the rule decide, set the API's `Auth: {DefaultAuthorizer: <name>}` or the event's "
+        f"`Auth: {{Authorizer: <name>}}`; {keep}"
+    )
 
 
 def _authorizer(ruleset: RuleSet, settings: Any, where: SourcePos) -> list[Problem]:

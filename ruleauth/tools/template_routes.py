@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from ruleauth.errors import LoadError
+from ruleauth.model import SourcePos
 
 __all__ = [
     "ApiRoute",
@@ -72,6 +73,10 @@ class ApiRoute:
     path: str
     api: str = field(default="", compare=False)
     authorizer: str | None = field(default="", compare=False)
+    # Where the route is declared (its event's or operation's mapping), when the file says.
+    pos: SourcePos | None = field(default=None, compare=False)
+    # Why no authorizer runs, in the file's own words (`Auth: {Authorizer: NONE}`, `security: []`).
+    open_by: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}".strip()
@@ -99,6 +104,7 @@ class AuthorizerSettings:
     ttl: int | None = None
     simple_responses: bool = False
     api: str = field(default="", compare=False)
+    pos: SourcePos | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,25 @@ class TemplateError(LoadError, ValueError):
 
 
 class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that turns CloudFormation short-form tags into long form."""
+    """SafeLoader that turns CloudFormation short-form tags into long form, and whose mappings
+    remember where they start (for findings at the template's own line and column)."""
+
+
+class _Located(dict[Any, Any]):
+    """A mapping read from a file, with the 1-based (line, column) where it starts."""
+
+    where: tuple[int, int] = (1, 1)
+
+
+def _construct_located(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Iterator[_Located]:
+    data = _Located()
+    data.where = (node.start_mark.line + 1, node.start_mark.column + 1)
+    yield data  # first, as PyYAML's own constructor does, so recursive structures resolve
+    data.update(loader.construct_mapping(node))
+
+
+def _pos(path: str, value: Any) -> SourcePos | None:
+    return SourcePos(path, *value.where) if isinstance(value, _Located) else None
 
 
 def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
@@ -137,6 +161,7 @@ def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dic
 
 
 _CfnLoader.add_multi_constructor("!", _construct_tag)
+_CfnLoader.add_constructor("tag:yaml.org,2002:map", _construct_located)
 # CloudFormation reads timestamps such as `2010-09-09` as strings.
 _CfnLoader.yaml_implicit_resolvers = {
     key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
@@ -152,6 +177,11 @@ def load_document(path: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise TemplateError(f"{path}: cannot read the template: {exc}") from exc
     if text.lstrip().startswith("{"):
+        # JSON is YAML too, read so for positions; what YAML 1.1 cannot read, json can.
+        try:
+            return yaml.load(text, Loader=_CfnLoader)
+        except yaml.YAMLError:
+            pass
         try:
             return json.loads(text)
         except json.JSONDecodeError:
@@ -177,7 +207,7 @@ def read_api_template(path: str) -> ApiTemplate:
             f"(a mapping at the top level), found {type(document).__name__}"
         )
     if "openapi" in document or "swagger" in document:
-        reader = _OpenApiReader(api="", api_type=_openapi_api_type(document))
+        reader = _OpenApiReader(api="", api_type=_openapi_api_type(document), source=path)
         reader.read(document)
         return ApiTemplate(_dedupe(reader.routes), _dedupe(reader.authorizers), path)
     if isinstance(document.get("Resources"), dict):
@@ -314,7 +344,9 @@ class _OpenApiReader:
         api_type: str,
         resolve: Callable[[Any], Any] | None = None,
         default_authorizer: str | None = None,
+        source: str = "",
     ) -> None:
+        self.source = source
         self.api = api
         self.api_type = api_type
         self.resolve = resolve or (lambda value: value)
@@ -346,12 +378,15 @@ class _OpenApiReader:
                 if key.lower() not in _OPENAPI_METHODS and key != _ANY_METHOD_KEY:
                     continue
                 security = operation.get("security", top_security) if isinstance(operation, dict) else top_security
+                authorizer = self._route_authorizer(security, lambda_schemes)
                 self.routes.append(
                     ApiRoute(
                         method=_normalise_method(key),
                         path=_normalise_path(raw_path),
                         api=self.api,
-                        authorizer=self._route_authorizer(security, lambda_schemes),
+                        authorizer=authorizer,
+                        pos=_pos(self.source, operation) or _pos(self.source, operations),
+                        open_by=_open_by_security(security) if authorizer is None else "",
                     )
                 )
 
@@ -395,7 +430,17 @@ class _OpenApiReader:
             ttl=ttl,
             simple_responses=simple,
             api=self.api,
+            pos=_pos(self.source, authorizer),
         )
+
+
+def _open_by_security(security: Any) -> str:
+    """How an OpenAPI operation says no Lambda authorizer runs for it."""
+    if security == []:
+        return "security: []"
+    if isinstance(security, list):
+        return "security names no Lambda authorizer"
+    return "no security and no default authorizer"
 
 
 def _as_int(value: Any) -> int | None:
@@ -591,7 +636,13 @@ class _CfnReader:
             payload = str(self.resolve(config.get("AuthorizerPayloadFormatVersion", "2.0")))
             simple = _as_bool(self.resolve(config.get("EnableSimpleResponses"))) or False
         return identity.settings(
-            name=name, api_type=api_type, payload=payload, ttl=ttl, simple_responses=simple, api=api
+            name=name,
+            api_type=api_type,
+            payload=payload,
+            ttl=ttl,
+            simple_responses=simple,
+            api=api,
+            pos=_pos(self.path, config),
         )
 
     def _function_events(self, properties: Mapping[str, Any]) -> None:
@@ -608,35 +659,43 @@ class _CfnReader:
                 method = self.resolve(config.get("Method", ""))
                 path = self.resolve(config.get("Path", ""))
                 if isinstance(method, str) and isinstance(path, str):
-                    self.routes.append(
-                        ApiRoute(
-                            _normalise_method(method),
-                            _normalise_path(path),
-                            api,
-                            self._event_auth(api, config),
-                        )
-                    )
+                    self.routes.append(self._event_route(api, config, method, path))
             elif kind == "HttpApi":
                 api = self._ref_name(config.get("ApiId")) or _IMPLICIT_HTTP_API
                 method = self.resolve(config.get("Method"))
                 path = self.resolve(config.get("Path"))
                 if method is None and path is None:
-                    route = ApiRoute("ANY", "$default", api, self._event_auth(api, config))
+                    route = self._event_route(api, config, "ANY", "$default")
                 elif isinstance(method, str) and isinstance(path, str):
-                    route = ApiRoute(
-                        _normalise_method(method), _normalise_path(path), api, self._event_auth(api, config)
-                    )
+                    route = self._event_route(api, config, method, path)
                 else:
                     continue
                 self.routes.append(route)
 
-    def _event_auth(self, api: str, config: Mapping[str, Any]) -> str | None:
+    def _event_route(self, api: str, config: Mapping[str, Any], method: str, path: str) -> ApiRoute:
+        authorizer, open_by = self._event_auth(api, config)
+        auth = config.get("Auth")
+        return ApiRoute(
+            "ANY" if path == "$default" else _normalise_method(method),
+            path if path == "$default" else _normalise_path(path),
+            api,
+            authorizer,
+            pos=(_pos(self.path, auth) if open_by and isinstance(auth, dict) else None) or _pos(self.path, config),
+            open_by=open_by,
+        )
+
+    def _event_auth(self, api: str, config: Mapping[str, Any]) -> tuple[str | None, str]:
+        """The authorizer SAM puts in front of an event's route, or None and why none."""
         auth = config.get("Auth")
         if isinstance(auth, dict) and isinstance(auth.get("Authorizer"), str):
             chosen = auth["Authorizer"]
-            return None if chosen in ("NONE", "AWS_IAM") else chosen
+            if chosen in ("NONE", "AWS_IAM"):
+                return None, f"Auth: {{Authorizer: {chosen}}}"
+            return chosen, ""
         _, default = self.api_defaults.get(api, ("", None))
-        return default if default != "NONE" else None
+        if default is None or default == "NONE":
+            return None, f"no Auth.Authorizer on the event and no DefaultAuthorizer on {api}"
+        return default, ""
 
     def _definition(
         self,
@@ -647,15 +706,16 @@ class _CfnReader:
         default_authorizer: str | None = None,
     ) -> None:
         document: Any = None
+        source = self.path
         if isinstance(body, dict) and ("paths" in body or "openapi" in body or "swagger" in body):
             document = body
         elif isinstance(uri, str) and not uri.startswith("s3://"):
             local = os.path.join(self.base_dir, uri)
             if os.path.isfile(local):
-                document = load_document(local)
+                document, source = load_document(local), local
         if not isinstance(document, dict):
             return
-        reader = _OpenApiReader(api, api_type, self.resolve, default_authorizer)
+        reader = _OpenApiReader(api, api_type, self.resolve, default_authorizer, source)
         reader.read(document)
         self.routes.extend(reader.routes)
         self.authorizers.extend(reader.authorizers)
@@ -684,6 +744,7 @@ class _CfnReader:
                 ttl=REST_DEFAULT_TTL if raw_ttl is None else _as_int(raw_ttl),
                 simple_responses=False,
                 api=self._ref_name(properties.get("RestApiId")),
+                pos=_pos(self.path, properties),
             )
         )
 
@@ -705,6 +766,7 @@ class _CfnReader:
                 ttl=0 if websocket else _as_int(self.resolve(properties.get("AuthorizerResultTtlInSeconds"))),
                 simple_responses=_as_bool(self.resolve(properties.get("EnableSimpleResponses"))) or False,
                 api=api,
+                pos=_pos(self.path, properties),
             )
         )
 
@@ -715,16 +777,16 @@ class _CfnReader:
         api = self._ref_name(properties.get("ApiId"))
         auth_type = str(self.resolve(properties.get("AuthorizationType", "NONE"))).upper()
         authorizer: str | None = self._ref_name(properties.get("AuthorizerId")) if auth_type == "CUSTOM" else None
+        pos, open_by = _pos(self.path, properties), "" if authorizer else f"AuthorizationType: {auth_type}"
+        method, _, path = key.partition(" ")
         if key.startswith("$"):
             # `$default` on an HTTP API is a catch-all; on WebSocket it is a route key.
-            method = "ANY" if key == "$default" and not self._is_websocket(api) else ""
-            self.routes.append(ApiRoute(method, key, api, authorizer))
-            return
-        method, _, path = key.partition(" ")
-        if path:
-            self.routes.append(ApiRoute(_normalise_method(method), _normalise_path(path), api, authorizer))
+            method, path = ("ANY" if key == "$default" and not self._is_websocket(api) else ""), key
+        elif path:
+            method, path = _normalise_method(method), _normalise_path(path)
         else:
-            self.routes.append(ApiRoute("", key, api, authorizer))  # custom WebSocket route key
+            method, path = "", key  # custom WebSocket route key
+        self.routes.append(ApiRoute(method, path, api, authorizer, pos=pos, open_by=open_by))
 
     def _is_websocket(self, api: str) -> bool:
         resource = self.resources.get(api, {})
@@ -741,7 +803,9 @@ class _CfnReader:
         auth_type = str(self.resolve(properties.get("AuthorizationType", "NONE"))).upper()
         authorizer = self._ref_name(properties.get("AuthorizerId")) if auth_type == "CUSTOM" else None
         api = self._ref_name(properties.get("RestApiId"))
-        self.routes.append(ApiRoute(_normalise_method(method), path, api, authorizer))
+        open_by = "" if authorizer else f"AuthorizationType: {auth_type}"
+        pos = _pos(self.path, properties)
+        self.routes.append(ApiRoute(_normalise_method(method), path, api, authorizer, pos=pos, open_by=open_by))
 
     def _resource_path(self, resource_id: Any, depth: int = 0) -> str | None:
         """Walk AWS::ApiGateway::Resource parents up to the API's root resource."""
