@@ -361,6 +361,7 @@ class Compiler:
             "interpreter_only": interpreter_only,
         }
         self.recompiler = Recompiler(settings, self)
+        self._checked: dict[str, tuple[lark.Tree, _Checker]] = {}  # compile()'s, by text
         _ensure_recursion_headroom()
 
     def parse(self, text: str, positions: bool = True) -> lark.Tree:
@@ -400,8 +401,13 @@ class Compiler:
         return tree, checker
 
     def compile(self, text: str) -> Compiled:
-        # Deciding needs no source positions: parsing without them takes half the time.
-        tree, checker = self.checked_tree(text, positions=False)
+        # Deciding needs no source positions: parsing without them takes half the time. A text
+        # met before (rules often repeat one) is parsed and checked once: its checked tree is
+        # never changed, so each Compiled builds its own program from the one tree.
+        found = self._checked.get(text)
+        if found is None:
+            found = self._checked[text] = self.checked_tree(text, positions=False)
+        tree, checker = found
         origin = Origin(self.recompiler, text)
         depth = _tree_depth(tree)
         if depth > MAX_DEPTH:
@@ -684,18 +690,22 @@ def _is_bare_ident(expr: Any) -> bool:
 
 
 def _tree_depth(tree: lark.Tree) -> int:
+    # Once per expression at every full load: written for speed (locals, trees only on the stack).
     deepest = 0
-    stack: list[tuple[Any, int]] = [(tree, 0)]
+    stack: list[tuple[Any, int]] = [(tree, 0)] if is_tree(tree) else []
+    pop, push = stack.pop, stack.append
     while stack:
-        node, depth = stack.pop()
-        if not is_tree(node):
-            continue
+        node, depth = pop()
+        children = node.children
         # List and map literals have one child (their item list) yet nest like brackets: each
         # costs the evaluator as many stack frames as a parenthesis, so they count alike.
-        if node.data in _NESTING and (len(node.children) > 1 or node.data in _ALWAYS_NESTS):
+        if node.data in _NESTING and (len(children) > 1 or node.data in _ALWAYS_NESTS):
             depth += 1
-        deepest = max(deepest, depth)
-        stack.extend((child, depth) for child in node.children)
+            if depth > deepest:
+                deepest = depth
+        for child in children:
+            if hasattr(child, "data"):  # is_tree, inlined
+                push((child, depth))
     return deepest
 
 
