@@ -485,8 +485,22 @@ def test_a_snapshot_made_here_is_read_by_lambdas_python_and_decides_alike(rules_
     assert {row[0] for row in found["decided"]} >= {"allow", "deny"}
 
 
-def test_a_snapshot_is_the_same_bytes_under_every_hash_seed(rules_dir: Path) -> None:
+# A rule that reads a map both whole and by key: its reads hold a key None beside strings.
+WHOLE_AND_KEYED = """\
+version: 1
+cache: {mode: disabled}
+token: {query: access_token}
+rules:
+  - name: r
+    route: GET /r
+    allow: "token == 'abc' && !('access_token' in request.query) && request.query.x == '1'"
+"""
+
+
+@pytest.mark.parametrize("text", [RULES, WHOLE_AND_KEYED], ids=["jwt rules", "a map read whole and by key"])
+def test_a_snapshot_is_the_same_bytes_under_every_hash_seed(rules_dir: Path, text: str) -> None:
     """Sets (an expression's reads and defines, the policy table's blockers) are stored sorted."""
+    (rules_dir / "api.yaml").write_text(text)
     made = []
     for seed in ("0", "1", "4242"):
         env = {k: v for k, v in os.environ.items() if not k.startswith("RULEAUTH_")}

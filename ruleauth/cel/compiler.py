@@ -222,7 +222,10 @@ class Compiled:
             raise TypeError("this compiled expression has no origin to be saved with")
         state: dict[str, Any] = {
             "source": self.source,
-            "reads": sorted([read.input, read.key] for read in self.reads),
+            # Sorted (a set's order is the hash seed's), a whole map's read (key None) first.
+            "reads": [
+                [r.input, r.key] for r in sorted(self.reads, key=lambda r: (r.input, r.key is not None, r.key or ""))
+            ],
             "defines": sorted(self.defines),
             "engine": self.engine,
             "runs_on": self.runs_on,
