@@ -404,7 +404,7 @@ def audited_read(rules: Path, events: list[dict], python: str = sys.executable, 
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_reading_a_snapshot_runs_unpickles_and_imports_nothing_and_decides_as_the_full_load(

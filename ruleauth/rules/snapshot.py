@@ -33,6 +33,7 @@ import importlib.util
 import json
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,9 @@ FORMAT = "ruleauth rules snapshot 3"  # 3: JSON (1 and 2 were pickles)
 # RULEAUTH_SNAPSHOT=0 ignores snapshots: the way back should one ever misbehave.
 SNAPSHOT_ENV = SOURCES["snapshot"][1]
 _PACKAGE = Path(__file__).parent.parent
-# The dataclasses a snapshot may name, and nothing else: each is built with exactly its fields.
+# The dataclasses a snapshot holds; a field may also declare another of ruleauth's own plain
+# dataclasses (model.py's, say). Which class is built is always the declared type's, never the
+# data's choice, and each is built with exactly its fields, each of its declared type.
 _CLASSES: tuple[type, ...] = (
     TokenConfig,
     CacheConfig,
@@ -236,7 +239,7 @@ def read(
 # type does not describe stops `save` (TypeError); data that is not what its field declares
 # stops `read` (_Bad). Types: str, int, float, bool, None, Any (plain data: YAML values),
 # `A | B`, tuple[X, ...], list[X], dict/Mapping[K, V] (stored as [key, value] pairs, in
-# order), frozenset[X] (sorted), and the classes above.
+# order), frozenset[X] (sorted), and ruleauth's plain dataclasses.
 
 Spec = tuple[Any, ...]
 _ANY: Spec = ("any",)
@@ -250,10 +253,12 @@ _OVERRIDES: dict[tuple[type, str], Spec] = {
     (RuleSet, "shadow_router"): ("rebuilt",),
 }
 _FIELD_SPECS: dict[type, list[tuple[str, Spec]]] = {}
-_CLASS_NAMES = {cls.__name__: cls for cls in _CLASSES}
+_CLASS_NAMES = {cls.__name__: cls for cls in _CLASSES}  # for names imported only for type checkers
+# Dataclasses stored their own way (or made again), never field by field.
+_SPECIAL = (RuleSet, Compiled, RouteTable, Entry, Conflict)
 
 
-def _parse_annotation(text: str) -> Spec:
+def _parse_annotation(text: str, names: Mapping[str, Any]) -> Spec:
     tokens = text.replace("[", " [ ").replace("]", " ] ").replace(",", " , ").replace("|", " | ").split()
     position = 0
 
@@ -297,8 +302,14 @@ def _parse_annotation(text: str) -> Spec:
             if kind == "tuple" and not (len(arguments) == 2 and arguments[1] == ("...",)):
                 raise TypeError(f"a snapshot stores tuple[X, ...] only, not {text}")
             return (kind, *[a for a in arguments if a != ("...",)])
-        found = _CLASS_NAMES.get(name)
-        if found is not None:
+        # A class the annotation names (never the data): one of ruleauth's own plain dataclasses.
+        found = names.get(name, _CLASS_NAMES.get(name))
+        if found in _CLASSES or (
+            isinstance(found, type)
+            and dataclasses.is_dataclass(found)
+            and found.__module__.startswith("ruleauth.")
+            and found not in _SPECIAL
+        ):
             return ("class", found)
         raise TypeError(f"a snapshot cannot store a {name} (in {text})")
 
@@ -311,7 +322,7 @@ def _parse_annotation(text: str) -> Spec:
 def _fields(cls: type) -> list[tuple[str, Spec]]:
     if cls not in _FIELD_SPECS:
         _FIELD_SPECS[cls] = [
-            (f.name, _OVERRIDES.get((cls, f.name)) or _parse_annotation(str(f.type)))
+            (f.name, _OVERRIDES.get((cls, f.name)) or _parse_annotation(str(f.type), vars(sys.modules[cls.__module__])))
             for f in dataclasses.fields(cls)
             if f.init
         ]

@@ -6,7 +6,6 @@ so what users try locally is exactly what runs in Lambda.
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import time
@@ -106,21 +105,12 @@ class Authorizer:
         with `snapshot`, from a matching rules snapshot if any (and RULEAUTH_SNAPSHOT allows)."""
         if settings is None:
             settings = Settings.from_environ(os.environ if environ is None else environ)
-        # A load makes tens of thousands of objects that all live on, and no garbage cycles
-        # worth a collection: paused, the collector does not walk them again and again as they
-        # grow: in a fresh process, a quarter to a third of a load's time.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            ruleset = load_snapshot(path, settings) if snapshot and settings.snapshot.value else None
-            if ruleset is None:
-                from ruleauth.rules import loader as rules_loader  # PyYAML and lark: imported only for a full load
+        ruleset = load_snapshot(path, settings) if snapshot and settings.snapshot.value else None
+        if ruleset is None:
+            from ruleauth.rules import loader as rules_loader  # PyYAML and lark: imported only for a full load
 
-                ruleset = rules_loader.load(path, settings=settings)
-            return cls(ruleset)
-        finally:
-            if collecting:
-                gc.enable()
+            ruleset = rules_loader.load(path, settings=settings)
+        return cls(ruleset)
 
     def authorize(self, event: Any, now: float | None = None, claims: Mapping[str, Any] | None = None) -> Authorization:
         """Decide one event. Never raises: anything unexpected is a 401 `internal_error`."""
