@@ -231,24 +231,6 @@ def test_the_build_fails_on_rules_that_do_not_load(tmp_path: Path, build: Path) 
     assert not (tmp_path / "bundle" / "rules" / ".ruleauth-snapshot").exists()
 
 
-def test_built_handler_allows_an_odd_number(decisions: dict[str, Any]) -> None:
-    response = decisions["odd"]["response"]
-    assert response["principalId"]
-    assert effects_for(response, METHOD_ARN) == {"Allow"}
-
-
-def test_built_handler_denies_an_even_number(decisions: dict[str, Any]) -> None:
-    assert "Deny" in effects_for(decisions["even"]["response"], METHOD_ARN)
-
-
-def test_built_handler_answers_401_without_a_credential(decisions: dict[str, Any]) -> None:
-    assert decisions["missing"] == {"raised": "Exception", "message": "Unauthorized"}
-
-
-def test_built_handler_serves_the_http_api_example(decisions: dict[str, Any]) -> None:
-    assert effects_for(decisions["http_odd"]["response"], ROUTE_ARN) == {"Allow"}
-
-
 JWT_RULES = """\
 version: 1
 token: {header: Authorization, scheme: Bearer}
@@ -309,3 +291,21 @@ def test_the_build_snapshots_rules_that_need_a_compiled_dependency_from_any_host
     assert read.returncode == 0, read.stderr
     assert "rules snapshot not used" not in read.stdout
     assert f"read ({runtime_version().replace('.', ', ')})" in read.stdout
+
+
+def test_built_handler_allows_an_odd_number(decisions: dict[str, Any]) -> None:
+    response = decisions["odd"]["response"]
+    assert response["principalId"]
+    assert effects_for(response, METHOD_ARN) == {"Allow"}
+
+
+def test_built_handler_denies_an_even_number(decisions: dict[str, Any]) -> None:
+    assert "Deny" in effects_for(decisions["even"]["response"], METHOD_ARN)
+
+
+def test_built_handler_answers_401_without_a_credential(decisions: dict[str, Any]) -> None:
+    assert decisions["missing"] == {"raised": "Exception", "message": "Unauthorized"}
+
+
+def test_built_handler_serves_the_http_api_example(decisions: dict[str, Any]) -> None:
+    assert effects_for(decisions["http_odd"]["response"], ROUTE_ARN) == {"Allow"}

@@ -177,6 +177,18 @@ class Authorizer:
             decision.detail = "the cached policy cannot allow this route without over-granting another"
 
 
+def load_snapshot(path: str | os.PathLike[str], settings: Settings) -> RuleSet | None:
+    """The rule set from the rules snapshot beside `path`, if one matches (rules/snapshot.py).
+
+    A stale or damaged one is reported in one line and ignored: the full load that follows
+    checks everything, and fails the cold start on a broken rules file as without a snapshot.
+    """
+    ruleset, status = read_snapshot(path, settings)
+    if ruleset is None and status != SNAPSHOT_ABSENT:
+        sys.stdout.write(f"ruleauth: rules snapshot not used: {status}; loading the rules in full\n")
+    return ruleset
+
+
 SNAPSHOT_USED, SNAPSHOT_ABSENT = "used", "absent"
 
 
@@ -191,19 +203,6 @@ def read_snapshot(path: str | os.PathLike[str], settings: Settings) -> tuple[Rul
     except rules_snapshot.SnapshotUnusable as exc:
         return None, str(exc)
     return ruleset, SNAPSHOT_USED if ruleset is not None else SNAPSHOT_ABSENT
-
-
-def load_snapshot(path: str | os.PathLike[str], settings: Settings) -> RuleSet | None:
-    """The rule set from the rules snapshot beside `path`, if one matches (rules/snapshot.py).
-
-    A stale, damaged or foreign one is reported in one line and ignored: the full load that
-    follows checks everything, and fails the cold start on a broken rules file as without a
-    snapshot.
-    """
-    ruleset, status = read_snapshot(path, settings)
-    if ruleset is None and status != SNAPSHOT_ABSENT:
-        sys.stdout.write(f"ruleauth: rules snapshot not used: {status}; loading the rules in full\n")
-    return ruleset
 
 
 def locate_rules(environ: Mapping[str, str] | None = None, in_lambda: bool | None = None) -> Path:
