@@ -5,6 +5,7 @@
     python bench/run.py --json out.json # also write every figure as JSON
     python bench/run.py --profile       # also cProfile the JWT + 500-route case, a new caller each time
     python bench/run.py --worst-arn     # only the longest legal ARN against the deepest table (seconds)
+    python bench/run.py --cold-only --runs 15   # only the cold starts, both layouts (a bundle, a layer)
 
 Run it from the repository root with the project venv's python. Every measurement runs
 in a fresh child process of bench/.venv (created on first use: the same base interpreter,
@@ -362,10 +363,56 @@ def snapshot_rules(path: Path) -> None:
         raise SystemExit(f"ruleauth snapshot {path} failed:\n{proc.stderr}")
 
 
-def run_child(args: list[str], env: dict, timeout: float = 600, python: Path = VENV_PYTHON) -> tuple[dict, float]:
+def layer_layout(work: Path, rules_file: Path) -> dict[str, dict]:
+    """The layer layout of a deployed function (README "Your own stack"), as directories:
+    `opt/python` holds ruleauth and its dependencies as the layer does (/opt/python), the task
+    root holds only the rules (`rules/`), and the interpreter runs with -S, so nothing else is
+    on sys.path. Its packages are bench/.venv's (with their bytecode), ruleauth a copy of this
+    tree's. Returns the cold targets: from the snapshot made beside the rules by the layer's
+    own ruleauth, and without it."""
+    layer = work / "layer" / "opt" / "python"
+    site = next(Path(p) for p in VENV.glob("lib/python*/site-packages"))
+    skipped = ("pip", "setuptools", "_distutils_hack", "__editable__", "ruleauth", "distutils-precedence")
+    layer.mkdir(parents=True)
+    for entry in site.iterdir():
+        if entry.name.startswith(skipped) or entry.suffix == ".pth":
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, layer / entry.name, symlinks=True)
+        else:
+            shutil.copy2(entry, layer / entry.name)
+    shutil.copytree(REPO / "ruleauth", layer / "ruleauth")
+    subprocess.run([str(VENV_PYTHON), "-m", "compileall", "-q", str(layer / "ruleauth")], check=True)
+    task = work / "layer" / "task"
+    rules = task / "rules"
+    rules.mkdir(parents=True)
+    shutil.copy2(rules_file, rules / rules_file.name)
+    shutil.copy2(rules_file.parent / "jwks.json", rules / "jwks.json")
+    env = child_env({"PYTHONPATH": f"{task}{os.pathsep}{layer}", "LAMBDA_TASK_ROOT": str(task)})
+    proc = subprocess.run(
+        [str(VENV_PYTHON), "-S", "-m", "ruleauth", "snapshot", str(rules)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=task,
+        timeout=300,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"ruleauth snapshot {rules} (layer layout) failed:\n{proc.stderr}")
+    flags = ("-S",)
+    return {
+        "layer N=100": {"target": "ruleauth", "env": env, "flags": flags},
+        "layer N=100 full load": {"target": "ruleauth", "env": {**env, "RULEAUTH_SNAPSHOT": "0"}, "flags": flags},
+    }
+
+
+def run_child(
+    args: list[str], env: dict, timeout: float = 600, python: Path = VENV_PYTHON, flags: tuple[str, ...] = ()
+) -> tuple[dict, float]:
     started = time.perf_counter()
     proc = subprocess.run(
-        [str(python), str(WORKER), *args],
+        [str(python), *flags, str(WORKER), *args],
         capture_output=True,
         text=True,
         env=env,
@@ -385,7 +432,8 @@ def cold_runs(targets: dict[str, dict], runs: int) -> dict[str, dict]:
     samples: dict[str, list[tuple[dict, float]]] = {name: [] for name in targets}
     for round_ in range(runs + 1):
         for name, spec in targets.items():
-            result, wall = run_child(["cold", spec["target"]], spec["env"])
+            python = spec.get("python", VENV_PYTHON)
+            result, wall = run_child(["cold", spec["target"]], spec["env"], python=python, flags=spec.get("flags", ()))
             if "error" in result:
                 return {name: {"error": result["error"]}}
             if round_:
@@ -397,6 +445,7 @@ def cold_runs(targets: dict[str, dict], runs: int) -> dict[str, dict]:
             "runs": len(pairs),
             "import_ms": statistics.median(r["import_s"] for r, _ in pairs) * 1000,
             "import_ms_min": min(r["import_s"] for r, _ in pairs) * 1000,
+            "cpu_ms": statistics.median(r["cpu_s"] for r, _ in pairs) * 1000,
             "process_ms": (statistics.median(w for _, w in pairs) - empty_wall) * 1000,
             "rss_mb": statistics.median(r["rss_kb"] for r, _ in pairs) / 1024,
             "modules": pairs[0][0]["modules"],
@@ -456,6 +505,12 @@ def main() -> int:
         help="warm JWT rules: 4 rules per 10-route service (grouped, default) or one distinct rule per route",
     )
     parser.add_argument("--engine", help="write `engine: NAME` into the generated rules files")
+    parser.add_argument(
+        "--cold-only",
+        action="store_true",
+        dest="cold_only",
+        help="only measure cold starts (both layouts; use --runs for more repetitions)",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="also cProfile the JWT + 500-route case, a new caller per request"
     )
@@ -550,8 +605,12 @@ def bench(
             "env": child_env({"RULEAUTH_RULES": str(cold100), "RULEAUTH_SNAPSHOT": "0"}),
         },
     }
+    targets.update(layer_layout(work, cold100))
     cold = cold_runs(targets, runs)
     results["cold"] = cold
+    if args.cold_only:
+        report_cold(results)
+        return results
 
     # Does each table load? (the flat 500-route table is expected to exceed the 8 KB policy budget)
     loads = {}
@@ -675,12 +734,13 @@ def worst_arn(work: Path, n: int, python: Path) -> dict:
     return result
 
 
-def report(results: dict, work: Path) -> None:
-    cold, warm, loads = results["cold"], results["warm"], results["loads"]
+def report_cold(results: dict) -> bool:
+    """Section 1, the cold starts, with their ratios to the goals; False if one failed."""
+    cold = results["cold"]
     print()
     if any("error" in v for v in cold.values()):
         print("COLD INIT FAILED:", next(v["error"] for v in cold.values() if "error" in v))
-        return
+        return False
     base = cold["baseline"]
     print(
         "1. Cold init (fresh process; median of "
@@ -695,6 +755,8 @@ def report(results: dict, work: Path) -> None:
             label = "hand-written (import the module)"
         elif name.endswith("full load"):
             label = "  the same without the snapshot"
+        elif name.startswith("layer"):
+            label = name.replace("layer N=", "layer layout, ") + " rules"
         else:
             label = name.replace("ruleauth N=", "import ruleauth.handler, ") + " rules"
         ratio = "" if name in ("empty", "baseline") else f"{row['import_ms'] / base['import_ms']:10.2f}×"
@@ -706,6 +768,35 @@ def report(results: dict, work: Path) -> None:
     print("   cache.mode identity, one RS256 provider with a jwks_file (loaded at import), one test per service.")
     print("   As deployed by `sam build`, the cold start reads the rules snapshot made beside the rules file;")
     print("   'without the snapshot' (RULEAUTH_SNAPSHOT=0) parses and checks the rules file at import.")
+    print("   'layer layout': ruleauth and its dependencies in opt/python, the rules in the task root's rules/,")
+    print("   python -S with only those two on sys.path, as a function with the ruleauth layer runs.")
+    goals = [
+        (f"cold init, {name.replace(' full load', ' without the snapshot')} / hand-written import", name, goal)
+        for name, goal in (
+            ("ruleauth N=100", 0.7),
+            ("ruleauth N=100 full load", 1.0),
+            ("layer N=100", 0.7),
+            ("layer N=100 full load", 1.0),
+        )
+    ]
+    print("\n   Cold-start ratios against issue 16's goals (same run, same baseline; wall time, then the")
+    print("   child's own CPU time, which time spent waiting for a core on a busy machine does not inflate):")
+    for label, name, goal in goals:
+        ratio = cold[name]["import_ms"] / base["import_ms"]
+        cpu = cold[name]["cpu_ms"] / base["cpu_ms"]
+        print(f"   {label:<70}{ratio:6.2f}×{cpu:7.2f}×  ≤ {goal:g}×  {verdict(ratio, goal)}")
+    results["cold_ratios"] = {
+        name: {"wall": cold[name]["import_ms"] / base["import_ms"], "cpu": cold[name]["cpu_ms"] / base["cpu_ms"]}
+        for _, name, _ in goals
+    }
+    return True
+
+
+def report(results: dict, work: Path) -> None:
+    cold, warm, loads = results["cold"], results["warm"], results["loads"]
+    if not report_cold(results):
+        return
+    base = cold["baseline"]
 
     print("\n   Does the table load? (cache.mode identity must fit every caller's policy in 8 KB)")
     for name, row in loads.items():

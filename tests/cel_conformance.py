@@ -26,7 +26,7 @@ Engines (`ENGINES`): cel-python's compiled closures (the default), the interpret
 (each rule's text gets `&& 0u == 0u`, which closures do not compile, so the whole rule runs on
 cel-python's interpreter as any rule with an uncompiled construct does; the run checks it did),
 `RULEAUTH_CEL_INTERPRETER=1`, cel-expr-python (`engine: cel-expr-python` in the file), and
-the default engine's rule set read back from a rules snapshot (pickled, as a cold start reads
+the default engine's rule set read back from a rules snapshot (saved as JSON, as a cold start reads
 it: closures rebuilt from their stored trees).
 """
 

@@ -1,7 +1,6 @@
 """Shared fixtures for the core suite: rules text → file → RuleSet / problems / Authorizer."""
 
 import os
-import pickle
 import textwrap
 
 import pytest
@@ -9,6 +8,7 @@ from hypothesis import settings as hypothesis_settings
 
 from ruleauth.errors import RulesError
 from ruleauth.rules import loader as rules_loader
+from ruleauth.rules import snapshot as rules_snapshot
 from ruleauth.runtime.authorizer import Authorizer
 
 # Property tests draw new examples on every local run, which is how they find bugs; CI runs
@@ -21,14 +21,14 @@ if os.environ.get("CI"):
 @pytest.fixture(autouse=True)
 def rules_through_a_snapshot(monkeypatch):
     """With RULEAUTH_TEST_SNAPSHOT=1 (a pass of dev.py), every rule set the tests load is the
-    one a rules snapshot gives back: pickled and read again, as a cold start reads it."""
+    one a rules snapshot gives back: saved as JSON and read again, as a cold start reads it."""
     if os.environ.get("RULEAUTH_TEST_SNAPSHOT") != "1":
         return
     full_load = rules_loader.load
 
     def load(*args, **kwargs):
         ruleset = full_load(*args, **kwargs)
-        return pickle.loads(pickle.dumps(ruleset, protocol=pickle.HIGHEST_PROTOCOL))
+        return rules_snapshot.decode(rules_snapshot.encode(ruleset))
 
     monkeypatch.setattr(rules_loader, "load", load)
 

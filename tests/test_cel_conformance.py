@@ -9,7 +9,6 @@ answer or be refused at load; never a different answer. The counts per engine ar
 
 from __future__ import annotations
 
-import pickle
 import re
 from collections import Counter
 
@@ -19,6 +18,7 @@ from ruleauth.cel import compiler as expressions
 from ruleauth.cel import fast_engine
 from ruleauth.errors import RulesError
 from ruleauth.rules import loader as rules_loader
+from ruleauth.rules import snapshot as rules_snapshot
 from ruleauth.runtime.authorizer import Authorizer
 from ruleauth.tools.synthetic_events import build_event
 from tests import cel_conformance as cc
@@ -50,7 +50,7 @@ def _load(path, entries, defines, engine_name, snapshot=False):
         path.write_text(cc.rules_file(kept, defines, engine_name), encoding="utf-8")
         try:
             if snapshot:
-                ruleset = pickle.loads(pickle.dumps(rules_loader.load(path), protocol=pickle.HIGHEST_PROTOCOL))
+                ruleset = rules_snapshot.decode(rules_snapshot.encode(rules_loader.load(path)))
                 return Authorizer(ruleset), refused
             return Authorizer.load(path, environ={}), refused
         except RulesError as exc:

@@ -334,3 +334,26 @@ def test_bytes_literals_mean_what_cel_says_on_every_engine(compiler, text):
 )
 def test_strings_extension_forms_ruleauth_does_not_implement_are_load_errors(compiler, text):
     assert "argument" in error_of(compiler, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["'admin' in scopes", "is_admin || claims.sub == 'root'", "scopes.exists(s, s.startsWith('x'))"],
+)
+def test_a_repeated_expression_is_parsed_once_and_compiled_alike_into_its_own_program(text, monkeypatch) -> None:
+    compiler = Compiler({"is_admin": "'admin' in scopes"}, jwt_configured=True)
+    parsed: list[str] = []
+    parse = compiler.parse
+    monkeypatch.setattr(compiler, "parse", lambda t, positions=True: parsed.append(t) or parse(t, positions))
+    first, second = compiler.compile(text), compiler.compile(text)
+    assert parsed.count(text) == 1
+    assert first is not second and first.program is not second.program
+    assert (first.reads, first.defines, first.runs_on) == (second.reads, second.defines, second.runs_on)
+    for scopes in ([], ["admin"], ["xy"]):
+        claims = {"sub": "root"}
+        assert run(first, scopes=scopes, claims=claims) == run(second, scopes=scopes, claims=claims)
+
+
+@pytest.mark.parametrize("text", ["tokn == 'a'", "(" * (MAX_DEPTH + 1) + "1" + ")" * (MAX_DEPTH + 1)])
+def test_a_repeated_bad_expression_is_refused_every_time(compiler, text) -> None:
+    assert error_of(compiler, text) == error_of(compiler, text)

@@ -5,8 +5,11 @@ and decides the demo requests when imported from the build directory alone.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +223,68 @@ def test_the_build_fails_on_rules_that_do_not_load(tmp_path: Path, build: Path) 
     assert result.returncode != 0
     assert "demo.yaml:" in result.stderr and "tokne" in result.stderr, result.stderr
     assert not (tmp_path / "bundle" / "rules" / ".ruleauth-snapshot").exists()
+
+
+JWT_RULES = """\
+version: 1
+token: {header: Authorization, scheme: Bearer}
+cache:
+  mode: identity
+  sources: {headers: [Authorization]}
+jwt:
+  - name: corp
+    issuer: https://idp.example
+    audience: [https://api.example]
+    algorithms: [RS256]
+    jwks_file: jwks.json
+rules:
+  - name: readers
+    route: GET /hello
+    allow: "'read' in scopes"
+"""
+
+READ_BACK = r"""
+import os, sys
+import ruleauth.handler
+assert "yaml" not in sys.modules and "lark" not in sys.modules and "pickle" not in sys.modules
+print("read", sys.version_info[:2])
+"""
+
+
+def test_the_build_snapshots_rules_that_need_a_compiled_dependency_from_any_host(tmp_path: Path) -> None:
+    """A `jwt:` provider's check imports cryptography, which the bundle holds for Lambda's
+    Python only: the build host's own Python (here this venv's, not 3.13) and its own packages
+    make the snapshot instead, and Lambda's Python reads it from the bundle."""
+    from tests.jwt_support import jwks_bytes, public_jwk, rsa_key
+
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy2(REPO / name, tmp_path / name)
+    shutil.copytree(REPO / "ruleauth", tmp_path / "ruleauth", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "api.yaml").write_text(JWT_RULES)
+    (tmp_path / "rules" / "jwks.json").write_bytes(jwks_bytes(public_jwk(rsa_key(), "k1")))
+    bundle = tmp_path / "bundle"
+    result = run_tool(
+        ["make", "build-RuleauthFunction", f"ARTIFACTS_DIR={bundle}", f"PYTHON={sys.executable}", "LAMBDA_PYTHON=none"],
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"saved {bundle}/rules/.ruleauth-snapshot" in result.stdout, result.stdout
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "RULEAUTH_", "VIRTUAL_ENV"))}
+    env.update(PYTHONPATH=str(bundle), LAMBDA_TASK_ROOT=str(bundle), PYTHONDONTWRITEBYTECODE="1")
+    read = subprocess.run(
+        [lambda_python(runtime_version()), "-s", "-c", READ_BACK],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert read.returncode == 0, read.stderr
+    assert "rules snapshot not used" not in read.stdout
+    assert f"read ({runtime_version().replace('.', ', ')})" in read.stdout
 
 
 def test_built_handler_allows_an_odd_number(decisions: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ compiled one errors where cel-python's answer is not CEL's (cel-cpp's).
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -69,9 +70,6 @@ class PlainTree:
     def __init__(self, data: str, children: list[Any], define: str | None = None):
         self.data, self.children, self.define = data, children, define
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return PlainTree, (self.data, self.children, self.define)
-
 
 class PlainToken(str):
     """A lexer token without lark: the text, and its terminal's name as `type`."""
@@ -87,9 +85,6 @@ class PlainToken(str):
     def value(self) -> str:
         return str.__str__(self)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return PlainToken, (self.type, str.__str__(self))
-
 
 def plain(node: Any) -> Any:
     """A lark tree (or token) as PlainTree/PlainToken; None stays None.
@@ -104,6 +99,50 @@ def plain(node: Any) -> Any:
     if node is None:
         return None
     return PlainToken(node.type, node.value)
+
+
+# Rules snapshots store trees as JSON (rules/snapshot.py): a node is the list
+# [data, define, *children], a token the string "TYPE text", an absent child null.
+_NODE_KIND = re.compile(r"[a-z][a-z_]*\Z")  # the grammar's rule names: never a dunder or private name
+_TOKEN_KIND = re.compile(r"[A-Z][A-Z0-9_]*\Z")
+
+
+def tree_data(node: Any) -> Any:
+    """A PlainTree (or token, or None) as JSON-ready lists and strings."""
+    if isinstance(node, PlainTree):
+        return [node.data, node.define, *(tree_data(child) for child in node.children)]
+    if node is None:
+        return None
+    return f"{node.type} {node.value}"
+
+
+def tree_from_data(data: Any) -> Any:
+    """The PlainTree `tree_data` gave; ValueError for anything it cannot have given.
+
+    Only the shape is checked here; building closures from it (compile_tree) refuses the rest."""
+    if data is None:
+        return None
+    if type(data) is str:
+        kind, space, text = data.partition(" ")
+        if kind not in _KINDS_SEEN:
+            if not space or not _TOKEN_KIND.match(kind):
+                raise ValueError(f"not a token: {data[:40]!r}")
+            _KINDS_SEEN.add(kind)
+        return PlainToken(kind, text)
+    if type(data) is not list or len(data) < 2:
+        raise ValueError("not a tree node")
+    kind, define = data[0], data[1]
+    if kind not in _KINDS_SEEN:
+        if type(kind) is not str or not _NODE_KIND.match(kind):
+            raise ValueError(f"not a tree node kind: {str(kind)[:40]!r}")
+        _KINDS_SEEN.add(kind)
+    if define is not None and type(define) is not str:
+        raise ValueError("a define name that is not a string")
+    return PlainTree(kind, [tree_from_data(child) for child in data[2:]], define)
+
+
+# Node and token kinds already checked: a snapshot holds a few dozen, thousands of times.
+_KINDS_SEEN: set[str] = set()
 
 
 class Program:

@@ -228,38 +228,73 @@ class Compiled:
 
         return self.program.evaluate(converted(activation))
 
-    # -- pickling, for rules snapshots: closures are stored as their lark-free tree -------
+    # -- rules snapshots (rules/snapshot.py): what the program is built again from, as data --
 
-    def __getstate__(self) -> dict[str, Any]:
+    def stored(self) -> dict[str, Any]:
+        """This expression as JSON-ready data: closures as their checked tree without lark,
+        cel-cpp's program as the text it compiled; cel-python's interpreter needs lark's own
+        tree with positions, so for it the text alone (compiled again on reading)."""
         if self.origin is None:
             raise TypeError("this compiled expression has no origin to be saved with")
-        state = {
+        state: dict[str, Any] = {
             "source": self.source,
-            "reads": self.reads,
-            "defines": self.defines,
+            # Sorted (a set's order is the hash seed's), a whole map's read (key None) first.
+            "reads": [
+                [r.input, r.key] for r in sorted(self.reads, key=lambda r: (r.input, r.key is not None, r.key or ""))
+            ],
+            "defines": sorted(self.defines),
             "engine": self.engine,
-            "origin": self.origin,
             "runs_on": self.runs_on,
         }
         if self.runs_on == CLOSURES:
-            state["plain_tree"] = cel_closures.plain(self.origin.tree(positions=False))
+            state["tree"] = cel_closures.tree_data(cel_closures.plain(self.origin.tree(positions=False)))
         elif self.runs_on == CEL_EXPR_PYTHON:
-            state["cel_text"] = self.origin.inlined_text()
+            state["text"] = self.origin.inlined_text()
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        plain_tree, cel_text = state.pop("plain_tree", None), state.pop("cel_text", None)
-        self.__dict__.update(state, _tree=None, closure=None)
-        # Built as Compiler.compile builds them, from what it built them from: no parsing.
-        if plain_tree is not None:
-            self.program = cel_closures.compile_tree(plain_tree, cel_functions.PLAIN_FUNCTIONS)
-            self.closure = self.program.evaluate
-        elif cel_text is not None:
-            self.program = fast_engine.compile_expression(cel_text)
+    @classmethod
+    def restored(cls, state: Mapping[str, Any], recompiler: Recompiler) -> Compiled:
+        """The expression `stored` gave, built as Compiler.compile builds it, without parsing
+        (but for cel-python's interpreter). Raises ValueError, or what building raises, for
+        data `stored` cannot have given."""
+        source, engine, runs_on = state["source"], state["engine"], state["runs_on"]
+        if not (isinstance(source, str) and engine in ENGINES and runs_on in (CLOSURES, INTERPRETER, CEL_EXPR_PYTHON)):
+            raise ValueError("not a stored expression")
+        reads = frozenset(Read(str(i), None if k is None else str(k)) for i, k in _pairs(state["reads"]))
+        defines = frozenset(_strings(state["defines"]))
+        origin = Origin(recompiler, source)
+        if runs_on == CLOSURES and set(state) == {*_STORED, "tree"}:
+            program: Any = cel_closures.compile_tree(
+                cel_closures.tree_from_data(state["tree"]), cel_functions.PLAIN_FUNCTIONS
+            )
+        elif runs_on == CEL_EXPR_PYTHON and set(state) == {*_STORED, "text"} and isinstance(state["text"], str):
+            program = fast_engine.compile_expression(state["text"])
+        elif runs_on == INTERPRETER and set(state) == set(_STORED):
+            program = origin.compile().program
         else:
-            # cel-python's interpreter needs its own tree with positions (and lark, cel-python).
-            assert self.origin is not None  # __getstate__ saves none without one
-            self.program = self.origin.compile().program
+            raise ValueError(f"a stored expression that runs on {runs_on} holds {sorted(state)}")
+        compiled = cls(source, program, reads, defines, engine, origin)
+        if compiled.runs_on != runs_on and runs_on != INTERPRETER:
+            raise ValueError(f"a stored expression built for {runs_on} runs on {compiled.runs_on}")
+        return compiled
+
+
+_STORED = ("source", "reads", "defines", "engine", "runs_on")
+
+
+def _pairs(value: Any) -> list[tuple[Any, Any]]:
+    if not isinstance(value, list) or not all(
+        isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and (p[1] is None or isinstance(p[1], str))
+        for p in value
+    ):
+        raise ValueError("reads that are not [input, key] pairs")
+    return [(p[0], p[1]) for p in value]
+
+
+def _strings(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("not a list of strings")
+    return value
 
 
 class Origin:
@@ -285,8 +320,8 @@ class Origin:
 class Recompiler:
     """A compiler's arguments, and the compiler: one per rule set, shared by its Origins.
 
-    Inside the loading process it is that compiler (and its parsed definitions); unpickled
-    from a rules snapshot, it makes an equal compiler on first use, one for the whole set.
+    Inside the loading process it is that compiler (and its parsed definitions); read from a
+    rules snapshot, it makes an equal compiler on first use, one for the whole set.
     """
 
     def __init__(self, settings: dict[str, Any], compiler: Compiler | None = None):
@@ -302,9 +337,6 @@ class Recompiler:
         if self._compiler is None:
             self._compiler = Compiler(**self.settings)
         return self._compiler
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"settings": self.settings, "_compiler": None}
 
 
 class Compiler:
@@ -348,6 +380,7 @@ class Compiler:
             "interpreter_only": interpreter_only,
         }
         self.recompiler = Recompiler(settings, self)
+        self._checked: dict[str, tuple[lark.Tree, _Checker]] = {}  # compile()'s, by text
         _ensure_recursion_headroom()
 
     def parse(self, text: str, positions: bool = True) -> lark.Tree:
@@ -393,8 +426,13 @@ class Compiler:
         return tree, checker
 
     def compile(self, text: str) -> Compiled:
-        # Deciding needs no source positions: parsing without them takes half the time.
-        tree, checker = self.checked_tree(text, positions=False)
+        # Deciding needs no source positions: parsing without them takes half the time. A text
+        # met before (rules often repeat one) is parsed and checked once: its checked tree is
+        # never changed, so each Compiled builds its own program from the one tree.
+        found = self._checked.get(text)
+        if found is None:
+            found = self._checked[text] = self.checked_tree(text, positions=False)
+        tree, checker = found
         origin = Origin(self.recompiler, text)
         depth = _tree_depth(tree)
         if depth > MAX_DEPTH:
@@ -681,18 +719,22 @@ def _is_bare_ident(expr: Any) -> bool:
 
 
 def _tree_depth(tree: lark.Tree) -> int:
+    # Once per expression at every full load: written for speed (locals, trees only on the stack).
     deepest = 0
-    stack: list[tuple[Any, int]] = [(tree, 0)]
+    stack: list[tuple[Any, int]] = [(tree, 0)] if is_tree(tree) else []
+    pop, push = stack.pop, stack.append
     while stack:
-        node, depth = stack.pop()
-        if not is_tree(node):
-            continue
+        node, depth = pop()
+        children = node.children
         # List and map literals have one child (their item list) yet nest like brackets: each
         # costs the evaluator as many stack frames as a parenthesis, so they count alike.
-        if node.data in _NESTING and (len(node.children) > 1 or node.data in _ALWAYS_NESTS):
+        if node.data in _NESTING and (len(children) > 1 or node.data in _ALWAYS_NESTS):
             depth += 1
-        deepest = max(deepest, depth)
-        stack.extend((child, depth) for child in node.children)
+            if depth > deepest:
+                deepest = depth
+        for child in children:
+            if hasattr(child, "data"):  # is_tree, inlined
+                push((child, depth))
     return deepest
 
 

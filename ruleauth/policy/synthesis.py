@@ -82,15 +82,6 @@ class RouteTable:
         self._by_cell = {(e.method, id(e.route)): e for e in self.entries}
         self._memo: Cache[tuple[Any, ...], tuple[list[str], list[str]]] = Cache(SYNTHESIS_MEMO)
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Pickled into rules snapshots: the index is by object identity and the memo is per
-        # process, so both are made again on load.
-        return {k: v for k, v in self.__dict__.items() if k not in ("_by_cell", "_memo")}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.__post_init__()
-
     def entry_for(self, method: str, route: Route) -> Entry | None:
         return self._by_cell.get((method, id(route)))
 
@@ -167,7 +158,7 @@ def route_pattern(method: str, route: Route) -> str:
 
 
 def table_for(ruleset: RuleSet) -> RouteTable | None:
-    """The policy table a rule set carries (`RuleSet.table`, pickled into snapshots): cache.mode
+    """The policy table a rule set carries (`RuleSet.table`, stored in rules snapshots): cache.mode
     identity's, built once at load; None otherwise (route mode builds its own when first needed)."""
     if ruleset.cache.mode != CACHE_IDENTITY or not ruleset.rules:
         return None

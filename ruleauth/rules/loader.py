@@ -47,6 +47,7 @@ from ruleauth.rules.ruleset import (
     RuleSet,
     TestCase,
     TokenConfig,
+    routers,
 )
 from ruleauth.rules.settings import Settings
 
@@ -237,8 +238,7 @@ class _Builder:
         rules = self._rules(default_auth=AUTH_JWT if providers else AUTH_TOKEN)
         self._check_cache_safety(cache, rules, principal, context, usage_key)
         self._check_simple_response(cache, rules, context)
-        routed = [(route, rule) for rule in rules if not rule.shadow for route in rule.routes]
-        shadows = [(route, rule) for rule in rules if rule.shadow for route in rule.routes]
+        router, shadow_router = routers(rules)
         tests = self._tests()
         ruleset = RuleSet(
             files=tuple(s.file for s in self.sources),
@@ -246,8 +246,8 @@ class _Builder:
             cache=cache,
             providers=tuple(providers),
             rules=rules,
-            router=Router(routed),
-            shadow_router=Router(shadows),
+            router=router,
+            shadow_router=shadow_router,
             principal=principal,
             context=context,
             usage_identifier_key=usage_key,

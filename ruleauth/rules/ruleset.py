@@ -122,3 +122,11 @@ class RuleSet:
     # settings.Settings: the effective configuration the rules were loaded and checked under;
     # response, engine and cache.mode above are its values.
     settings: Any = None
+
+
+def routers(rules: list[Rule]) -> tuple[Router[Rule], Router[Rule]]:
+    """The router of the enforced rules, and the shadow rules' own: made from the rules alone,
+    by the loader and by a rules snapshot's reader alike."""
+    routed = [(route, rule) for rule in rules if not rule.shadow for route in rule.routes]
+    shadows = [(route, rule) for rule in rules if rule.shadow for route in rule.routes]
+    return Router(routed), Router(shadows)

@@ -214,13 +214,26 @@ def load_snapshot(path: str | os.PathLike[str], settings: Settings) -> RuleSet |
     A stale or damaged one is reported in one line and ignored: the full load that follows
     checks everything, and fails the cold start on a broken rules file as without a snapshot.
     """
+    ruleset, status = read_snapshot(path, settings)
+    if ruleset is None and status != SNAPSHOT_ABSENT:
+        sys.stdout.write(f"ruleauth: rules snapshot not used: {status}; loading the rules in full\n")
+    return ruleset
+
+
+SNAPSHOT_USED, SNAPSHOT_ABSENT = "used", "absent"
+
+
+def read_snapshot(path: str | os.PathLike[str], settings: Settings) -> tuple[RuleSet | None, str]:
+    """(the rule set from the rules snapshot beside `path`, "used"); (None, "absent") when
+    there is none; (None, why it was not used) when it is stale, damaged or foreign.
+    Writes nothing: `load_snapshot` is the cold start's, which reports."""
     from ruleauth.rules import snapshot as rules_snapshot
 
     try:
-        return rules_snapshot.read(path, settings=settings)
+        ruleset = rules_snapshot.read(path, settings=settings)
     except rules_snapshot.SnapshotUnusable as exc:
-        sys.stdout.write(f"ruleauth: rules snapshot not used: {exc}; loading the rules in full\n")
-        return None
+        return None, str(exc)
+    return ruleset, SNAPSHOT_USED if ruleset is not None else SNAPSHOT_ABSENT
 
 
 def locate_rules(environ: Mapping[str, str] | None = None, in_lambda: bool | None = None) -> Path:

@@ -309,8 +309,9 @@ def build_parser() -> Parser:
         "snapshot",
         help="load the rules and save them for fast cold starts (run by `sam build`)",
         description="Load and check the rules as `validate` does, then save the loaded rules beside them "
-        "(RULES/.ruleauth-snapshot, or .NAME.ruleauth-snapshot beside a file). A cold start "
-        "whose rules files, ruleauth and Python versions and RULEAUTH_RESPONSE, "
+        "(RULES/.ruleauth-snapshot, or .NAME.ruleauth-snapshot beside a file), as JSON data that any "
+        "Python 3.11+ on any platform reads alike. A cold start "
+        "whose rules files, ruleauth code, CEL grammar and RULEAUTH_RESPONSE, "
         "RULEAUTH_CACHE_MODE, RULEAUTH_ENGINE and RULEAUTH_CEL_INTERPRETER settings match "
         "reads it instead of parsing and checking again; anything else loads the rules in "
         "full. Exit 3 if the rules fail to load.",
