@@ -146,6 +146,13 @@ def test_the_cold_start_line_says_a_snapshot_start(task_root):
     off = cold_start_line(run_runtime(task_root, invocations()[:1], RULEAUTH_SNAPSHOT="0"))
     assert off["rules_source"] == "full load"
     assert off["rules_source_reason"] == "snapshots are off: RULEAUTH_SNAPSHOT=off (environment)"
+    # Edited rules make the snapshot stale: the line says so, with the snapshot's own reason.
+    rules = task_root / "rules" / "rules.yaml"
+    rules.write_text(rules.read_text() + "\n# edited\n")
+    stale = cold_start_line(run_runtime(task_root, invocations()[:1]))
+    assert stale["rules_source"] == "full load"
+    assert stale["rules_source_reason"].startswith("the snapshot was not used: ")
+    assert "rules.yaml" in stale["rules_source_reason"]
 
 
 def test_a_broken_rules_file_reaches_the_init_error_endpoint_with_its_file_and_line(task_root):

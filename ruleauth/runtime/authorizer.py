@@ -6,8 +6,8 @@ so what users try locally is exactly what runs in Lambda.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -115,13 +115,11 @@ class Authorizer:
         with `snapshot`, from a matching rules snapshot if any (and RULEAUTH_SNAPSHOT allows)."""
         if settings is None:
             settings = Settings.from_environ(os.environ if environ is None else environ)
-        ruleset = load_snapshot(path, settings) if snapshot and settings.snapshot.value else None
-        source = (SNAPSHOT, "it matches the rules files, ruleauth and the load settings")
+        ruleset, source = load_snapshot(path, settings) if snapshot else (None, (FULL_LOAD, "no snapshot asked for"))
         if ruleset is None:
             from ruleauth.rules import loader as rules_loader  # PyYAML and lark: imported only for a full load
 
             ruleset = rules_loader.load(path, settings=settings)
-            source = (FULL_LOAD, full_load_reason(path, snapshot, settings))
         authorizer = cls(ruleset, environ=environ)
         authorizer.rules_source = source
         return authorizer
@@ -194,30 +192,26 @@ class Authorizer:
 SNAPSHOT, FULL_LOAD, GIVEN = "snapshot", "full load", "given"
 
 
-def full_load_reason(path: str | os.PathLike[str], snapshot: bool, settings: Settings) -> str:
-    """Why a load read the rules files rather than a snapshot (its cold-start line says it)."""
-    if not snapshot:
-        return "no snapshot asked for"
-    if not settings.snapshot.value:
-        return f"snapshots are off: {settings.snapshot}"
-    from ruleauth.rules.snapshot import snapshot_path
-
-    found = snapshot_path(path)
-    if not found.exists():
-        return f"no snapshot at {found}"
-    return "the snapshot was not usable (the line before says why)"
-
-
-def load_snapshot(path: str | os.PathLike[str], settings: Settings) -> RuleSet | None:
-    """The rule set from the rules snapshot beside `path`, if one matches (rules/snapshot.py).
+def load_snapshot(path: str | os.PathLike[str], settings: Settings) -> tuple[RuleSet | None, tuple[str, str]]:
+    """The rule set from the rules snapshot beside `path` if one matches (rules/snapshot.py),
+    and (snapshot | full load, why) for the cold-start line (lambda_handler.py).
 
     A stale or damaged one is reported in one line and ignored: the full load that follows
     checks everything, and fails the cold start on a broken rules file as without a snapshot.
     """
+    if not settings.snapshot.value:
+        return None, (FULL_LOAD, f"snapshots are off: {settings.snapshot}")
     ruleset, status = read_snapshot(path, settings)
-    if ruleset is None and status != SNAPSHOT_ABSENT:
-        sys.stdout.write(f"ruleauth: rules snapshot not used: {status}; loading the rules in full\n")
-    return ruleset
+    if ruleset is not None:
+        return ruleset, (SNAPSHOT, "it matches the rules files, ruleauth and the load settings")
+    if status == SNAPSHOT_ABSENT:
+        from ruleauth.rules.snapshot import snapshot_path
+
+        return None, (FULL_LOAD, f"no snapshot at {snapshot_path(path)}")
+    from ruleauth.runtime.decision_log import notice
+
+    notice(f"ruleauth: rules snapshot not used: {status}; loading the rules in full", logging.WARNING)
+    return None, (FULL_LOAD, f"the snapshot was not used: {status}")
 
 
 SNAPSHOT_USED, SNAPSHOT_ABSENT = "used", "absent"

@@ -167,6 +167,17 @@ def lambda_json_format(environ: Mapping[str, str] | None = None) -> bool:
     return environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON" and bool(logging.getLogger().handlers)
 
 
+def notice(text: str, level: int, environ: Mapping[str, str] | None = None) -> None:
+    """A cold start's message outside the decision lines (a broken rules file, an unused
+    snapshot): one JSON record among the runtime's under Lambda's JSON log format (its
+    newlines escaped), else plain text on stdout, as Lambda's text format shows it."""
+    if lambda_json_format(environ):
+        logging.getLogger(LOGGER).log(level, text)
+    else:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+
 def make_record(level: int, message: str, fields: Mapping[str, Any]) -> logging.LogRecord:
     """A record of the ruleauth logger whose fields are attributes: any formatter that writes a
     record's extra attributes (Lambda's JSON one does) writes them as top-level keys."""

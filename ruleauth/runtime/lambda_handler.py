@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 from ruleauth.errors import Problem, RulesError
 from ruleauth.rules.settings import Settings
 from ruleauth.runtime.authorizer import Authorizer, locate_rules
-from ruleauth.runtime.decision_log import LEVELS, LOGGER, DecisionLog, lambda_json_format, service_name
+from ruleauth.runtime.decision_log import LEVELS, DecisionLog, notice, service_name
 from ruleauth.runtime.metrics import Metrics
 
 Handler = Callable[..., dict[str, Any]]
@@ -58,13 +57,7 @@ def make_handler(
     except RulesError as exc:
         # Printed once per cold start; the import then fails, so no request is ever served
         # (API Gateway answers 500 and this line says why).
-        text = str(exc) + "\nFix the rules (run `ruleauth validate`) and redeploy."
-        if lambda_json_format(environ):
-            # One JSON record (its newlines escaped) among the runtime's, not bare text lines.
-            logging.getLogger(LOGGER).error(text)
-        else:
-            sys.stdout.write(text + "\n")
-            sys.stdout.flush()
+        notice(str(exc) + "\nFix the rules (run `ruleauth validate`) and redeploy.", logging.ERROR, environ)
         raise
     load_ms = (time.perf_counter() - started) * 1000
     decision_log.cold_start(cold_start_fields(authorizer, load_ms))
