@@ -3,6 +3,7 @@
     worker.py cold {empty|baseline|ruleauth}   import time and peak RSS of a cold start
     worker.py warm SPEC.json                   per-request decision times in one process
     worker.py load RULES                       does this rules file load? (and how long)
+    worker.py interleaved SPEC.json            the baseline and ruleauth in turn, request by request
     worker.py profile SPEC.json                cProfile of a warm case, top functions
     worker.py worst SPEC.json                  the longest legal ARN against the deepest legal table
 
@@ -211,6 +212,72 @@ def warm(spec_path: str) -> None:
     print(json.dumps(out))
 
 
+def _tenant_events(spec, count):
+    """REST REQUEST events for the first `count` callers of the spec's tenants file (JSON
+    lines {token, headers}), cycling over its paths; with `resources`, each carries its API
+    route as `resource`, as API Gateway sends it (cache.mode route reads it)."""
+    import json
+
+    from ruleauth.tools.synthetic_events import build_event
+
+    with open(spec["tenants_file"], encoding="utf-8") as handle:
+        callers = [json.loads(line) for line in handle if line.strip()]
+    if len(callers) < count:
+        raise SystemExit(f"need {count} callers, have {len(callers)}")
+    paths, resources = spec["paths"], spec.get("resources")
+    events = []
+    for i, caller in enumerate(callers[:count]):
+        headers = {"Authorization": f"Bearer {caller['token']}", **caller["headers"]}
+        event = build_event("rest-request", "GET", paths[i % len(paths)], headers=headers)
+        if resources:
+            event["resource"] = resources[i % len(resources)]
+        events.append(event)
+    return events
+
+
+def interleaved(spec_path: str) -> None:
+    """The baseline and ruleauth in one process, request by request in turn (which goes
+    first alternates), on the same events: a busy machine slows both alike, so the ratio
+    of their medians holds where absolute figures move (events: _tenant_events)."""
+    import json
+
+    with open(spec_path, encoding="utf-8") as handle:
+        spec = json.load(handle)
+    n, warmup, budget = spec["n"], spec["warmup"], spec["budget_s"]
+    events = _tenant_events(spec, n + warmup)
+    base_decide, _ = _decider({**spec, "side": "baseline"})
+    rule_decide, describe = _decider({**spec, "side": "ruleauth"})
+    sample = describe(events[0])
+    for event in events[:warmup]:
+        base_decide(event)
+        rule_decide(event)
+    clock = time.perf_counter_ns
+    base_samples, rule_samples = [], []
+    outcomes: dict[str, int] = {}
+    deadline = time.perf_counter() + budget if budget else None
+    capped = False
+    for i, event in enumerate(events[warmup:]):
+        for side in (0, 1) if i % 2 else (1, 0):
+            started = clock()
+            if side:
+                result = rule_decide(event)
+                rule_samples.append(clock() - started)
+                outcomes[result.decision.outcome] = outcomes.get(result.decision.outcome, 0) + 1
+            else:
+                base_decide(event)
+                base_samples.append(clock() - started)
+        if deadline is not None and i >= 50 and i % 10 == 0 and time.perf_counter() > deadline:
+            capped = len(rule_samples) < n
+            break
+    base, rule = _summary(base_samples, capped), _summary(rule_samples, capped)
+    out = {
+        "baseline": base,
+        "ruleauth": {**rule, "outcomes": outcomes, "sample": sample},
+        "ratio_p50": rule["p50_us"] / base["p50_us"],
+    }
+    print(json.dumps(out))
+
+
 def load(rules: str) -> None:
     import json
 
@@ -243,7 +310,10 @@ def profile(spec_path: str) -> None:
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
     decide, _ = _decider(spec)
-    events = _events(spec, _pool(spec, spec["variants"][0], spec["n"]))
+    if spec.get("tenants_file"):
+        events = _tenant_events(spec, spec["n"])
+    else:
+        events = _events(spec, _pool(spec, spec["variants"][0], spec["n"]))
     for event in events[:5]:
         decide(event)
     profiler = cProfile.Profile()
@@ -318,4 +388,11 @@ def _deep_route(depth: int) -> str:
 
 if __name__ == "__main__":
     mode, arg = sys.argv[1], sys.argv[2]
-    {"cold": cold, "warm": warm, "load": load, "profile": profile, "worst": worst}[mode](arg)
+    {
+        "cold": cold,
+        "warm": warm,
+        "interleaved": interleaved,
+        "load": load,
+        "profile": profile,
+        "worst": worst,
+    }[mode](arg)
