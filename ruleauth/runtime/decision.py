@@ -28,7 +28,15 @@ from ruleauth.rules.ruleset import (
     Rule,
     RuleSet,
 )
-from ruleauth.runtime.caller_views import ANONYMOUS, CallerFacts, CallerView, CallerViews, Identities, Identity
+from ruleauth.runtime.caller_views import (
+    ANONYMOUS,
+    CallerFacts,
+    CallerView,
+    CallerViews,
+    Identities,
+    Identity,
+    Recall,
+)
 from ruleauth.runtime.credentials import MISSING, Credential, extract, without_credential
 
 REST_EVENTS = (REST_TOKEN, REST_REQUEST)
@@ -138,6 +146,8 @@ class Decider:
         self._scopes: dict[tuple, frozenset[int] | None] = {}
         self._slots: list[tuple[Any, tuple, tuple[str, str] | None]] = []
         self._cell_slots: list[int] = []
+        # Slots whose expressions read the same inputs, in slot order: RuleMemo's groups.
+        self._groups: list[list[int]] = []
         if self.table is not None:
             self._index_cells(self.table)
         self.views = CallerViews(self)
@@ -164,6 +174,7 @@ class Decider:
         the cell's own route when it reads request.method or request.route. Each table cell
         reads its slot's result."""
         slots: dict[tuple, int] = {}
+        groups: dict[frozenset[Any], list[int]] = {}
         for entry in table.entries:
             rule = entry.rule
             who = (rule.auth, rule.providers)
@@ -172,8 +183,10 @@ class Decider:
             key = (rule.allow.source, who, route)
             if key not in slots:
                 slots[key] = len(self._slots)
+                groups.setdefault(rule.allow.reads, []).append(len(self._slots))
                 self._slots.append((rule.allow, who, route))
             self._cell_slots.append(slots[key])
+        self._groups = list(groups.values())
 
     def decide(self, request: Request, now: float | None = None, claims: Mapping[str, Any] | None = None) -> Decision:
         """`claims` (dry-run and tests) replaces JWT verification with the given, unverified claims."""
@@ -326,35 +339,48 @@ class Decider:
         claims: Mapping[str, Any] | None,
         budget: ev.Budget,
         identities: Identities | None = None,
+        recall: Recall | None = None,
     ) -> list[ev.Result | None]:
         """This caller's result for every cell of the route table (cache.mode identity); None
         where the credential does not satisfy the cell's `auth`.
 
         Each distinct expression is evaluated once per identity; only expressions that read
         request.method or request.route (which mean each rule's own route here) are
-        evaluated per cell.
+        evaluated per cell. `recall`: the results of groups of expressions that read the
+        same inputs, remembered for earlier callers whose values of those inputs agree
+        (caller_views.RuleMemo); only the other groups are evaluated.
         """
         assert self.policy_table is not None
         visible = without_credential(self.ruleset.token, request)
         identities = {} if identities is None else identities
         # By (auth, providers): the caller's activation, or None when the credential fails it.
         activations: dict[tuple, Mapping[str, Any] | None] = {}
-        results: list[ev.Result | None] = []
-        for allow, who, route in self._slots:
-            if who in activations:
-                activation = activations[who]
-            else:
-                identity = self.identity_for(who, request, now, claims, identities)
-                activation = activations[who] = (
-                    None if identity is None else self.activation(visible, None, identity, now)
-                )
-            if activation is None:
-                results.append(None)
+        slots = self._slots
+        results: list[ev.Result | None] = [None] * len(slots)
+        for index, group in enumerate(self._groups):
+            first = slots[group[0]][0]
+            found = recall.get(index, first) if recall is not None else None
+            if found is not None:
+                for slot, result in zip(group, found, strict=True):
+                    results[slot] = result
                 continue
-            if route is not None:
-                activation = dict(activation)
-                activation["request"] = _with_route(activation["request"], *route)
-            results.append(ev.evaluate(allow, activation, budget))
+            for slot in group:
+                allow, who, route = slots[slot]
+                if who in activations:
+                    activation = activations[who]
+                else:
+                    identity = self.identity_for(who, request, now, claims, identities)
+                    activation = activations[who] = (
+                        None if identity is None else self.activation(visible, None, identity, now)
+                    )
+                if activation is None:
+                    continue
+                if route is not None:
+                    activation = dict(activation)
+                    activation["request"] = _with_route(activation["request"], *route)
+                results[slot] = ev.evaluate(allow, activation, budget)
+            if recall is not None:
+                recall.put(index, first, [results[slot] for slot in group])
         return [results[slot] for slot in self._cell_slots]
 
     def caller_facts(
