@@ -910,3 +910,30 @@ def test_route_mode_under_the_rules_own_route_key_still_denies_a_more_specific_r
     request = build_event("http-2.0", "GET", "/files/secret", headers={"Authorization": "admin"})
     request["routeKey"] = request["requestContext"]["routeKey"] = "GET /files/secret"
     assert resources_of(auth.authorize(request).response) == [arn_of("GET", "/files/secret")]
+
+
+def test_route_mode_remembers_the_scope_of_every_api_route_of_a_large_table(tmp_path, monkeypatch):
+    """More API routes than SCOPE_MEMO (each rule route its own API route): the second round
+    of requests analyses no API route again (the memo grows with the table, not LRU churn)."""
+    from ruleauth.runtime import decision as decision_module
+
+    routes = [f"/svc{k}/{{id}}/res{j}" for k in range(40) for j in range(10)]
+    assert len(routes) > decision_module.SCOPE_MEMO
+    rules = "version: 1\ntoken: {header: Authorization}\ncache: {mode: MODE, sources: {headers: [Authorization]}}\n"
+    rules += "rules:\n" + "".join(
+        f"  - name: r{i}\n    route: GET {route}\n    auth: token\n    allow: token == 'yes'\n"
+        for i, route in enumerate(routes)
+    )
+    cached = authorizer(tmp_path, rules, "route")
+    calls = []
+    real = decision_module.api_route_is_the_rules
+    monkeypatch.setattr(decision_module, "api_route_is_the_rules", lambda *args: calls.append(1) or real(*args))
+    for round_ in range(2):
+        for route in routes:
+            request = event("GET", route.replace("{id}", "7"), "yes")
+            request["resource"] = route
+            assert cached.authorize(request).status == 200
+        if round_ == 0:
+            assert len(calls) == len(routes)
+            calls.clear()
+    assert calls == []

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ruleauth.cache import Cache
 from ruleauth.cel import evaluation as ev
 from ruleauth.errors import CredentialError
 from ruleauth.model import REST_REQUEST, REST_TOKEN, Request, VerifiedToken
@@ -40,7 +41,8 @@ from ruleauth.runtime.caller_views import (
 from ruleauth.runtime.credentials import MISSING, Credential, extract, without_credential
 
 REST_EVENTS = (REST_TOKEN, REST_REQUEST)
-SCOPE_MEMO = 256
+SCOPE_MEMO = 256  # at least; and SCOPE_MEMO_PER_ROUTE per rule route, so every API route stays
+SCOPE_MEMO_PER_ROUTE = 4  # remembered even when each rule route is its own API route
 MAX_PRINCIPAL = 256
 NO_DEFAULT_PRINCIPAL = (
     "the token has no default principal: its sub is missing, empty, longer than "
@@ -143,7 +145,10 @@ class Decider:
         )
         self._route_table: Any = None
         self._route_lock = threading.Lock()
-        self._scopes: dict[tuple, frozenset[int] | None] = {}
+        # Per API route: the answer of _scope, boxed (a None answer is a real one).
+        self._scopes: Cache[tuple[Any, ...], tuple[frozenset[int] | None]] = Cache(
+            max(SCOPE_MEMO, SCOPE_MEMO_PER_ROUTE * len(ruleset.router.entries))
+        )
         self._slots: list[tuple[Any, tuple, tuple[str, str] | None]] = []
         self._cell_slots: list[int] = []
         # Slots whose expressions read the same inputs, in slot order: RuleMemo's groups.
@@ -289,16 +294,16 @@ class Decider:
             request.method if request.event_type in REST_EVENTS or request.resource_method else "",
             id(route),
         )
-        if key not in self._scopes:
-            if len(self._scopes) >= SCOPE_MEMO:  # the API's routes are few; bound it anyway
-                self._scopes.clear()
+        found = self._scopes.get(key)
+        if found is None:
             routes = [r for r, _ in self.ruleset.router.entries]
-            self._scopes[key] = (
+            found = (
                 None
                 if api_route_is_the_rules(routes, request, route)
-                else (api_route_scope(self.route_table, request) or None)
+                else (api_route_scope(self.route_table, request) or None),
             )
-        return self._scopes[key]
+            self._scopes.put(key, found)
+        return found[0]
 
     @staticmethod
     def _set_result(decision: Decision, result: ev.Result) -> None:
