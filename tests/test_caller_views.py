@@ -280,3 +280,20 @@ def test_rules_that_read_now_remember_no_rule_answers_either(tmp_path, evaluatio
     count = len(evaluations)
     ask_tenant(authorizer, token(sub="user-2", scope="read:orders", groups=["b"]), "t1")
     assert "'read:items' in scopes || 'read:orders' in scopes" in evaluations[count:]
+
+
+def test_callers_of_one_tenant_share_their_context_but_each_keeps_its_default_principal(tmp_path, evaluations):
+    (tmp_path / "jwks.json").write_bytes(default_jwks())
+    text = (GROUPED % (ISSUER, AUDIENCE)).replace("rules:", "context:\n  tenant: claims.tenant\nrules:", 1)
+    (tmp_path / "rules.yaml").write_text(text)
+    authorizer = Authorizer.load(tmp_path / "rules.yaml")
+    first = ask_tenant(authorizer, token(sub="user-1", scope="read:orders", groups=["a"], tenant="t1"), "t1")
+    count = len(evaluations)
+    second = ask_tenant(authorizer, token(sub="user-2", scope="read:orders", groups=["b"], tenant="t1"), "t1")
+    assert "claims.tenant" not in evaluations[count:]
+    assert (first.decision.principal, second.decision.principal) == ("user-1", "user-2")
+    assert first.response["principalId"] == "user-1" and second.response["principalId"] == "user-2"
+    assert second.decision.context == {"tenant": "t1"}
+    # A token whose sub cannot name the caller is denied, though its context is remembered.
+    nameless = ask_tenant(authorizer, token(sub="", scope="read:orders", groups=["c"], tenant="t1"), "t1")
+    assert nameless.decision.outcome == "deny" and nameless.decision.reason == "principal_error"

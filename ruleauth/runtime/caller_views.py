@@ -44,6 +44,7 @@ VIEW_TTL = 60.0
 VIEW_CACHE_SIZE = 1024
 _MISSING = "\x00missing"
 ANONYMOUS = "anonymous"
+MAX_PRINCIPAL = 256
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class CallerSource(Protocol):
         budget: ev.Budget,
         identities: Identities | None = None,
         recall: Recall | None = None,
+        shared: Any = None,
     ) -> list[ev.Result | None]: ...
 
     def caller_facts(
@@ -108,6 +110,7 @@ class CallerSource(Protocol):
         claims: Mapping[str, Any] | None,
         budget: ev.Budget,
         identities: Identities | None = None,
+        shared: Any = None,
     ) -> tuple[CallerFacts, Identity]: ...
 
 
@@ -240,8 +243,9 @@ class CallerViews:
         facts = list(ruleset.context.values())
         facts += [c for c in (ruleset.principal, ruleset.usage_identifier_key) if c is not None]
         self._table_inputs = _Inputs(table)
-        # Without a principal expression the principal is claims.sub.
-        self._facts_inputs = _Inputs(facts, extra_claims=("sub",) if ruleset.principal is None else ())
+        # Without a principal expression the principal is the caller's `sub`, set per request.
+        self._default_principal = ruleset.principal is None
+        self._facts_inputs = _Inputs(facts)
         self._enabled = not any(c.uses_now for c in table + facts)
         # Each answer lives until `expires` (VIEW_TTL, or the token's exp if sooner).
         self._tables: Cache[tuple[Any, ...], list[ev.Result | None]] = Cache(size, ttl)
@@ -267,9 +271,10 @@ class CallerViews:
         caller = None
         if self._enabled and claims is None:
             caller = decider.identity_for(self._strongest, request, now, None, identities)
+        shared: dict[int, Any] = {}  # the activations made for this request, for both calls
         if caller is None or not caller.token:
-            results = decider.table_results(request, now, claims, budget, identities)
-            facts, identity = decider.caller_facts(request, now, claims, budget, identities)
+            results = decider.table_results(request, now, claims, budget, identities, None, shared)
+            facts, identity = decider.caller_facts(request, now, claims, budget, identities, shared)
             return CallerView(results, facts, identity)
         sources = _sources(decider, request)
         base = (sources, request.arn.prefix, request.event_type)
@@ -286,7 +291,7 @@ class CallerViews:
             results = cached
         else:
             recall = Recall(self._rules, caller, sources, base[1:], now, expires, parts)
-            results = decider.table_results(request, now, None, budget, identities, recall)
+            results = decider.table_results(request, now, None, budget, identities, recall, shared)
             if not _cut_short(results):
                 self._tables.put(table_key, results, expires, now)
         facts_key = base + self._facts_inputs.values(caller, parts)
@@ -294,9 +299,25 @@ class CallerViews:
         if remembered is not None:
             facts = remembered
         else:
-            facts, _ = decider.caller_facts(request, now, None, budget, identities)
+            facts, _ = decider.caller_facts(request, now, None, budget, identities, shared)
             self._facts.put(facts_key, facts, expires, now)
+        if self._default_principal:
+            # Kept without `sub` (callers of one tenant and role share their context): the
+            # default principal is the caller's own, made from its identity alone.
+            facts = CallerFacts(default_principal(caller), facts.context, facts.omitted, facts.usage_identifier_key)
         return CallerView(results, facts, caller, expires)
+
+
+def default_principal(identity: Identity) -> str | None:
+    """Without a `principal:` expression: a JWT's `sub`, whole, or None when it cannot name the
+    caller (missing, empty, not a string, over 256 characters, or "anonymous", which would make
+    the caller the unauthenticated principal). A credential that is no JWT is "anonymous"."""
+    if not identity.provider:
+        return ANONYMOUS
+    sub = identity.claims.get("sub")
+    if isinstance(sub, str) and 0 < len(sub) <= MAX_PRINCIPAL and sub != ANONYMOUS:
+        return sub
+    return None
 
 
 def _sources(decider: CallerSource, request: Request) -> tuple:

@@ -31,19 +31,21 @@ from ruleauth.rules.ruleset import (
 )
 from ruleauth.runtime.caller_views import (
     ANONYMOUS,
+    MAX_PRINCIPAL,
     CallerFacts,
     CallerView,
     CallerViews,
     Identities,
     Identity,
     Recall,
+    default_principal,
 )
 from ruleauth.runtime.credentials import MISSING, Credential, extract, without_credential
 
 REST_EVENTS = (REST_TOKEN, REST_REQUEST)
+Activations = dict[int, tuple[Identity, Mapping[str, Any]]]  # one request's, by id of their Identity
 SCOPE_MEMO = 256  # at least; and SCOPE_MEMO_PER_ROUTE per rule route, so every API route stays
 SCOPE_MEMO_PER_ROUTE = 4  # remembered even when each rule route is its own API route
-MAX_PRINCIPAL = 256
 NO_DEFAULT_PRINCIPAL = (
     "the token has no default principal: its sub is missing, empty, longer than "
     f"{MAX_PRINCIPAL} characters or {ANONYMOUS!r} (set `principal:` to name such callers)"
@@ -144,6 +146,7 @@ class Decider:
             r.input in ("request.method", "request.route") for c in caller_exprs for r in c.reads
         )
         self._route_table: Any = None
+        self._last_visible: tuple[Request, Request] | None = None
         self._route_lock = threading.Lock()
         # Per API route: the answer of _scope, boxed (a None answer is a real one).
         self._scopes: Cache[tuple[Any, ...], tuple[frozenset[int] | None]] = Cache(
@@ -230,7 +233,7 @@ class Decider:
         except CredentialError as exc:
             decision.outcome, decision.reason, decision.detail = UNAUTHORIZED, exc.reason, str(exc)
             return decision
-        visible = without_credential(self.ruleset.token, request)
+        visible = self._visible(request)
         if any(len(v) > ev.MAX_VALUE_BYTES for v in visible.headers.values()):
             decision.reason, decision.detail = BAD_EVENT, f"a header value is larger than {ev.MAX_VALUE_BYTES} bytes"
             return decision
@@ -345,6 +348,7 @@ class Decider:
         budget: ev.Budget,
         identities: Identities | None = None,
         recall: Recall | None = None,
+        shared: Activations | None = None,
     ) -> list[ev.Result | None]:
         """This caller's result for every cell of the route table (cache.mode identity); None
         where the credential does not satisfy the cell's `auth`.
@@ -353,11 +357,13 @@ class Decider:
         request.method or request.route (which mean each rule's own route here) are
         evaluated per cell. `recall`: the results of groups of expressions that read the
         same inputs, remembered for earlier callers whose values of those inputs agree
-        (caller_views.RuleMemo); only the other groups are evaluated.
+        (caller_views.RuleMemo); only the other groups are evaluated. `shared`: the
+        activations already made for this request (caller_facts makes the same one).
         """
         assert self.policy_table is not None
-        visible = without_credential(self.ruleset.token, request)
+        visible = self._visible(request)
         identities = {} if identities is None else identities
+        shared = {} if shared is None else shared
         # By (auth, providers): the caller's activation, or None when the credential fails it.
         activations: dict[tuple, Mapping[str, Any] | None] = {}
         slots = self._slots
@@ -376,7 +382,7 @@ class Decider:
                 else:
                     identity = self.identity_for(who, request, now, claims, identities)
                     activation = activations[who] = (
-                        None if identity is None else self.activation(visible, None, identity, now)
+                        None if identity is None else self._caller_activation(visible, identity, now, shared)
                     )
                 if activation is None:
                     continue
@@ -395,12 +401,13 @@ class Decider:
         claims: Mapping[str, Any] | None,
         budget: ev.Budget,
         identities: Identities | None = None,
+        shared: Activations | None = None,
     ) -> tuple[CallerFacts, Identity]:
         """Principal and context of the caller. Under cache.mode identity one response serves
         every route, so they come from the caller's credential even when the asked route
         needs none (a cached copy from a public route must not say "anonymous")."""
         identity = self._caller_identity(request, now, claims, {} if identities is None else identities)
-        activation = self.activation(without_credential(self.ruleset.token, request), None, identity, now)
+        activation = self._caller_activation(self._visible(request), identity, now, {} if shared is None else shared)
         facts = CallerFacts()
         self._fill_caller(facts, identity, activation, budget)
         return facts, identity
@@ -483,6 +490,25 @@ class Decider:
         return Identity(token=credential.value, claims=dict(verified.claims), provider=verified.provider, verified=True)
 
     # -- activation -------------------------------------------------------
+
+    def _visible(self, request: Request) -> Request:
+        """without_credential(request), made once per request (the last one is kept)."""
+        last = self._last_visible
+        if last is not None and last[0] is request:
+            return last[1]
+        visible = without_credential(self.ruleset.token, request)
+        self._last_visible = (request, visible)  # one assignment: threads see a whole pair
+        return visible
+
+    def _caller_activation(
+        self, visible: Request, identity: Identity, now: float, shared: Activations
+    ) -> Mapping[str, Any]:
+        """The route-less activation of one of this request's identities, made once per request
+        (`shared` keeps each identity with its activation, so an id is never taken for another's)."""
+        found = shared.get(id(identity))
+        if found is None or found[0] is not identity:
+            found = shared[id(identity)] = (identity, self.activation(visible, None, identity, now))
+        return found[1]
 
     def activation(
         self, request: Request, match: RouteMatch[Rule] | None, identity: Identity, now: float
@@ -578,21 +604,9 @@ class Decider:
                 RuleOutcome(rule.name, str(match.route), ev.Result(ev.ERROR, error_class=exc.reason), True)
             )
             return
-        visible = without_credential(self.ruleset.token, request)
+        visible = self._visible(request)
         result = ev.evaluate(rule.allow, self.activation(visible, match, identity, now), budget)
         decision.shadows.append(RuleOutcome(rule.name, str(match.route), result, True))
-
-
-def default_principal(identity: Identity) -> str | None:
-    """Without a `principal:` expression: a JWT's `sub`, whole, or None when it cannot name the
-    caller (missing, empty, not a string, over 256 characters, or "anonymous", which would make
-    the caller the unauthenticated principal). A credential that is no JWT is "anonymous"."""
-    if not identity.provider:
-        return ANONYMOUS
-    sub = identity.claims.get("sub")
-    if isinstance(sub, str) and 0 < len(sub) <= MAX_PRINCIPAL and sub != ANONYMOUS:
-        return sub
-    return None
 
 
 class _ClockNow(float):
