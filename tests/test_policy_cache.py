@@ -937,3 +937,28 @@ def test_route_mode_remembers_the_scope_of_every_api_route_of_a_large_table(tmp_
             assert len(calls) == len(routes)
             calls.clear()
     assert calls == []
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(data=st.data(), routes=route_tables())
+def test_a_tables_own_reduction_keeps_exactly_what_reduce_patterns_keeps(tmp_path_factory, data, routes):
+    """The table reduces from an index of what covers each pattern it can emit: for any set of
+    those patterns (and so any caller's Allows and Denies) it keeps what reduce_patterns keeps."""
+    from ruleauth.policy.synthesis import build_table, reduce_patterns
+
+    folder = tmp_path_factory.mktemp("reduce")
+    (folder / "rules.yaml").write_text(rules_text(routes, "route"))
+    table = build_table(rules_loader.load(folder / "rules.yaml"))
+    emittable = sorted(
+        {e.pattern for e in table.entries}
+        | set(EMPTY_SEGMENT_DENIES)
+        | {pattern for gaps in table.gaps for candidates in gaps for pattern, _ in candidates}
+    )
+    for _ in range(5):
+        chosen = data.draw(st.lists(st.sampled_from(emittable), max_size=len(emittable)))
+        assert table._reduce(chosen) == reduce_patterns(chosen)
+    allowed = data.draw(st.lists(st.booleans(), min_size=len(table.entries), max_size=len(table.entries)))
+    allows, denies = table.synthesise(allowed, None)
+    assert (allows, denies) == (reduce_patterns(allows), reduce_patterns(denies))
