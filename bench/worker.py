@@ -3,7 +3,7 @@
     worker.py cold {empty|baseline|ruleauth}   import time and peak RSS of a cold start
     worker.py warm SPEC.json                   per-request decision times in one process
     worker.py load RULES                       does this rules file load? (and how long)
-    worker.py interleaved SPEC.json            the baseline and ruleauth in turn, request by request
+    worker.py interleaved SPEC.json            the baseline and ruleauth cases in turn, request by request
     worker.py profile SPEC.json                cProfile of a warm case, top functions
     worker.py worst SPEC.json                  the longest legal ARN against the deepest legal table
 
@@ -236,45 +236,58 @@ def _tenant_events(spec, count):
 
 
 def interleaved(spec_path: str) -> None:
-    """The baseline and ruleauth in one process, request by request in turn (which goes
-    first alternates), on the same events: a busy machine slows both alike, so the ratio
-    of their medians holds where absolute figures move (events: _tenant_events)."""
+    """The baseline and one or more ruleauth cases in one process, request by request in
+    turn (which goes first rotates): a busy machine slows them alike, so the ratios of their
+    medians hold where absolute figures move. Request i of every case is the same caller
+    (events: _tenant_events, each case over its own table's paths); the baseline decides
+    the first case's events."""
     import json
 
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
-    n, warmup, budget = spec["n"], spec["warmup"], spec["budget_s"]
-    events = _tenant_events(spec, n + warmup)
-    base_decide, _ = _decider({**spec, "side": "baseline"})
-    rule_decide, describe = _decider({**spec, "side": "ruleauth"})
-    sample = describe(events[0])
-    for event in events[:warmup]:
-        base_decide(event)
-        rule_decide(event)
+    n, budget, cases = spec["n"], spec["budget_s"], spec["cases"]
+    # A warm container has seen each of its API routes: the warm-up asks every route once.
+    warmup = max([spec["warmup"], *(len(case["paths"]) for case in cases)])
+    events = [_tenant_events({**spec, **case}, n + warmup) for case in cases]
+    deciders = [_decider({**spec, "side": "baseline"})[0]]
+    samples: list[list[int]] = [[]]
+    describe = []
+    for case in cases:
+        decide, described = _decider({**spec, **case, "side": "ruleauth"})
+        deciders.append(decide)
+        describe.append(described(events[len(describe)][0]))
+        samples.append([])
+    streams = [events[0], *events]
+    for i in range(warmup):
+        for decide, stream in zip(deciders, streams, strict=True):
+            decide(stream[i])
     clock = time.perf_counter_ns
-    base_samples, rule_samples = [], []
-    outcomes: dict[str, int] = {}
+    outcomes: list[dict[str, int]] = [{} for _ in cases]
     deadline = time.perf_counter() + budget if budget else None
     capped = False
-    for i, event in enumerate(events[warmup:]):
-        for side in (0, 1) if i % 2 else (1, 0):
+    sides = len(deciders)
+    for i in range(warmup, warmup + n):
+        for turn in range(sides):
+            side = (i + turn) % sides
+            decide, event = deciders[side], streams[side][i]
             started = clock()
+            result = decide(event)
+            samples[side].append(clock() - started)
             if side:
-                result = rule_decide(event)
-                rule_samples.append(clock() - started)
-                outcomes[result.decision.outcome] = outcomes.get(result.decision.outcome, 0) + 1
-            else:
-                base_decide(event)
-                base_samples.append(clock() - started)
-        if deadline is not None and i >= 50 and i % 10 == 0 and time.perf_counter() > deadline:
-            capped = len(rule_samples) < n
+                seen = outcomes[side - 1]
+                seen[result.decision.outcome] = seen.get(result.decision.outcome, 0) + 1
+        if deadline is not None and i - warmup >= 50 and i % 10 == 0 and time.perf_counter() > deadline:
+            capped = len(samples[0]) < n
             break
-    base, rule = _summary(base_samples, capped), _summary(rule_samples, capped)
-    out = {
-        "baseline": base,
-        "ruleauth": {**rule, "outcomes": outcomes, "sample": sample},
-        "ratio_p50": rule["p50_us"] / base["p50_us"],
-    }
+    base = _summary(samples[0], capped)
+    out: dict = {"baseline": base, "cases": {}}
+    for k, case in enumerate(cases):
+        rule = _summary(samples[k + 1], capped)
+        out["cases"][case["name"]] = {
+            "baseline": base,
+            "ruleauth": {**rule, "outcomes": outcomes[k], "sample": describe[k]},
+            "ratio_p50": rule["p50_us"] / base["p50_us"],
+        }
     print(json.dumps(out))
 
 
