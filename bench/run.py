@@ -236,14 +236,14 @@ def make_tokens(key, count: int, path: Path, distinct_callers: bool = False) -> 
 
 
 # The tenants case: a new caller per request whose claims vary as real tenants' do.
-TENANTS, TEAMS_PER_TENANT = 40, 6
+TENANTS, TEAMS_PER_TENANT = 200, 6
 ROLES = ("viewer", "editor", "owner", "billing")
 TENANT_HEADER = "X-Tenant-Id"
 
 
 def tenant_callers(count: int, services: int = SERVICES_500, seed: int = 20) -> list[tuple[dict, dict]]:
     """(claims, headers) of `count` callers, no two alike in what the rules read: each is a
-    tenant (one of 40, sent again in the X-Tenant-Id header), a role (its scopes on the
+    tenant (one of 200, sent again in the X-Tenant-Id header), a role (its scopes on the
     services the tenant subscribes to) and one to three of the tenant's six team groups
     (owners of every tenth tenant are also in `admin`). Values repeat across callers as
     they do in a real API (tenants, roles and teams are shared), combinations do not, so
@@ -820,7 +820,7 @@ def tenants_cases(work: Path, engine: str | None, requests: int, warmup: int, bu
 
 def report_tenants(tenants: dict) -> None:
     print("\n2b. The tenants case: one distinct rule per route over claims, groups and the X-Tenant-Id header;")
-    print("   a new caller per request (tenant of 40, role of 4, 1-3 of the tenant's 6 teams: values repeat,")
+    print("   a new caller per request (tenant of 200, role of 4, 1-3 of the tenant's 6 teams: values repeat,")
     print("   combinations never); per caching mode one process decides each caller with the baseline, the")
     print("   50-route and the 500-route table in turn (the warm-up asks every route once).")
     print(f"   {'case':<50}{'n':>6}{'baseline p50':>14}{'ruleauth p50':>14}{'p99':>12}{'× baseline':>12}")
