@@ -297,3 +297,37 @@ def test_callers_of_one_tenant_share_their_context_but_each_keeps_its_default_pr
     # A token whose sub cannot name the caller is denied, though its context is remembered.
     nameless = ask_tenant(authorizer, token(sub="", scope="read:orders", groups=["c"], tenant="t1"), "t1")
     assert nameless.decision.outcome == "deny" and nameless.decision.reason == "principal_error"
+
+
+def test_remembered_rule_answers_stay_right_when_ruleauth_serve_decides_on_several_threads(tmp_path, grouped):
+    import itertools
+    import threading
+
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / "jwks.json").write_bytes(default_jwks())
+    (tmp_path / "fresh" / "rules.yaml").write_text(GROUPED % (ISSUER, AUDIENCE))
+    fresh = Authorizer.load(tmp_path / "fresh" / "rules.yaml")
+    callers = [
+        (token(sub=f"user-{i}", scope=scope, groups=groups, tenant="t1"), header)
+        for i, (scope, groups, header) in enumerate(
+            itertools.product(("read:orders", "read:items", ""), (["team-a"], ["ops"]), ("t1", "t2"))
+        )
+    ]
+    paths = ("/orders/1", "/orders/1/items", "/teams/1", "/tenants/1")
+    expected = {
+        (c, p): ask_tenant(fresh, *callers[c], path=p).decision.outcome for c in range(len(callers)) for p in paths
+    }
+    seen: list[tuple[tuple[int, str], str]] = []
+
+    def work(n: int) -> None:
+        for i in range(60):
+            c, p = (n * 7 + i) % len(callers), paths[(n + i) % len(paths)]
+            seen.append(((c, p), ask_tenant(grouped, *callers[c], path=p).decision.outcome))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 360
+    assert all(outcome == expected[key] for key, outcome in seen)

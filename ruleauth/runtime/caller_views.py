@@ -193,13 +193,16 @@ class RuleMemo:
 
     def __init__(self, size: int, ttl: float):
         self._size, self._ttl = size, ttl
-        self._groups: list[tuple[_Inputs, Cache[tuple[Any, ...], list[ev.Result | None]]]] = []
+        self._groups: dict[int, tuple[_Inputs, Cache[tuple[Any, ...], list[ev.Result | None]]]] = {}
 
     def group(self, index: int, compiled: Compiled) -> tuple[_Inputs, Cache[tuple[Any, ...], list[ev.Result | None]]]:
-        """Group `index`'s key recipe and cache; `compiled`: one of its expressions (all read alike)."""
-        while len(self._groups) <= index:  # groups only grow: route mode indexes its table late
-            self._groups.append((_Inputs([compiled]), Cache(self._size, self._ttl)))
-        return self._groups[index]
+        """Group `index`'s key recipe and cache; `compiled`: one of its expressions (all read
+        alike). Made on first use (route mode indexes its table late); setdefault keeps the
+        first one made when `ruleauth serve`'s threads race, so an index has one recipe."""
+        found = self._groups.get(index)
+        if found is None:
+            found = self._groups.setdefault(index, (_Inputs([compiled]), Cache(self._size, self._ttl)))
+        return found
 
 
 class Recall:
