@@ -117,7 +117,7 @@ class CallerSource(Protocol):
 class _Inputs:
     """Which verified values a group of expressions reads, as a cache-key recipe."""
 
-    def __init__(self, compiled: Iterable[Compiled], extra_claims: Iterable[str] = ()):
+    def __init__(self, compiled: Iterable[Compiled]):
         reads = {r for c in compiled for r in c.reads}
         # The request's identity sources (the only request values the loader lets these
         # expressions read, besides each cell's own route): RuleMemo keys on them only then.
@@ -125,9 +125,7 @@ class _Inputs:
         self.token = any(r.input == "token" for r in reads)
         self.scopes = any(r.input == "scopes" for r in reads)
         self.whole_claims = any(r.input == "claims" and r.key is None for r in reads)
-        self.claims = tuple(
-            sorted({r.key for r in reads if r.input == "claims" and r.key is not None} | set(extra_claims))
-        )
+        self.claims = tuple(sorted({r.key for r in reads if r.input == "claims" and r.key is not None}))
 
     def values(self, identity: Identity, parts: dict[Any, Any] | None = None) -> tuple:
         """`parts`: the values already made for this identity by other recipes (one request's)."""
@@ -187,8 +185,8 @@ def _claim_part(parts: dict[Any, Any], claims: Mapping[str, Any], name: str) -> 
 class RuleMemo:
     """The results of each group of table slots whose expressions read the same inputs, keyed
     on the values of those inputs (and the identity sources, API and stage, where they read
-    the request), for any caller. Groups are the decider's (Decider.slot_groups); each has
-    its own bounded cache, so this holds at most `size` results per slot, as the table
+    the request), for any caller. Groups are the decider's (by index, in its slot order);
+    each has its own bounded cache, so this holds at most `size` results per slot, as the table
     cache holds at most `size` per cell."""
 
     def __init__(self, size: int, ttl: float):
@@ -206,9 +204,9 @@ class RuleMemo:
 
 
 class Recall:
-    """One request's use of the RuleMemo: its caller, its identity sources and deadline."""
+    """One request's use of the RuleMemo: its caller, identity sources, API and expiry."""
 
-    __slots__ = ("_base", "_caller", "_expires", "_memo", "_now", "_parts", "_sources")
+    __slots__ = ("_base", "_caller", "_expires", "_keys", "_memo", "_now", "_parts", "_sources")
 
     def __init__(
         self,
@@ -222,19 +220,24 @@ class Recall:
     ):
         self._memo, self._caller, self._sources, self._base = memo, caller, sources, base
         self._now, self._expires, self._parts = now, expires, parts
+        self._keys: dict[int, tuple] = {}  # by group: the key `get` made, for `put`
 
-    def _key(self, inputs: _Inputs) -> tuple:
-        return (self._base, self._sources if inputs.request else None, *inputs.values(self._caller, self._parts))
+    def _key(self, index: int, inputs: _Inputs) -> tuple:
+        key = self._keys.get(index)
+        if key is None:
+            values = inputs.values(self._caller, self._parts)
+            key = self._keys[index] = (self._base, self._sources if inputs.request else None, *values)
+        return key
 
     def get(self, index: int, compiled: Compiled) -> list[ev.Result | None] | None:
         inputs, cache = self._memo.group(index, compiled)
-        return cache.get(self._key(inputs), self._now)
+        return cache.get(self._key(index, inputs), self._now)
 
     def put(self, index: int, compiled: Compiled, results: list[ev.Result | None]) -> None:
         if _cut_short(results):
             return
         inputs, cache = self._memo.group(index, compiled)
-        cache.put(self._key(inputs), results, self._expires, self._now)
+        cache.put(self._key(index, inputs), results, self._expires, self._now)
 
 
 class CallerViews:
