@@ -50,6 +50,9 @@ GOALS = {
     "cel-python": (1.0, 10.0, 3.0, 1.0),
     "cel-expr-python": (0.5, 2.0, 3.0, 1.0),
 }
+# The tenants case (issue 20): a new caller on 50 routes with one rule per route, identity
+# caching, against the baseline in the same process; route caching, 500 routes against 50.
+GOAL_TENANTS_50, GOAL_ROUTE_SCALE = 2.0, 1.0
 
 
 # ---------------------------------------------------------------- environment
@@ -233,6 +236,105 @@ def make_tokens(key, count: int, path: Path, distinct_callers: bool = False) -> 
             handle.write(jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1", "typ": "JWT"}) + "\n")
 
 
+# The tenants case: a new caller per request whose claims vary as real tenants' do.
+TENANTS, TEAMS_PER_TENANT = 200, 6
+ROLES = ("viewer", "editor", "owner", "billing")
+TENANT_HEADER = "X-Tenant-Id"
+
+
+def tenant_callers(count: int, services: int = SERVICES_500, seed: int = 20) -> list[tuple[dict, dict]]:
+    """(claims, headers) of `count` callers, no two alike in what the rules read: each is a
+    tenant (one of 200, sent again in the X-Tenant-Id header), a role (its scopes on the
+    services the tenant subscribes to) and one to three of the tenant's six team groups
+    (owners of every tenth tenant are also in `admin`). Values repeat across callers as
+    they do in a real API (tenants, roles and teams are shared), combinations do not, so
+    the whole-caller answer is always new and a rule's own inputs often are not."""
+    import itertools
+    import random
+
+    rng = random.Random(seed)
+    team_sets = [c for size in (1, 2, 3) for c in itertools.combinations(range(TEAMS_PER_TENANT), size)]
+    combos = rng.sample(range(TENANTS * len(ROLES) * len(team_sets)), count)
+    now = int(time.time())
+    out = []
+    for i, combo in enumerate(combos):
+        combo, teams = divmod(combo, len(team_sets))
+        tenant, role = divmod(combo, len(ROLES))
+        subscribed = [k for k in range(1, services + 1) if (k * 7 + tenant) % 3]
+        scopes = [f"svc{k}:read" for k in subscribed]
+        if ROLES[role] in ("editor", "owner"):
+            scopes += [f"svc{k}:write" for k in subscribed]
+        if ROLES[role] == "owner":
+            scopes += [f"svc{k}:admin" for k in subscribed if k % 4 == tenant % 4]
+        if ROLES[role] == "billing":
+            scopes += [f"svc{k}:billing" for k in subscribed]
+        # A tenant's teams own a few resources of a few services, or read their reports.
+        groups = [
+            f"svc{(tenant * 5 + t) % services + 1}-" + ("reports" if t % 3 == 0 else f"res{(tenant + t) % 10}")
+            for t in team_sets[teams]
+        ]
+        if ROLES[role] == "owner" and tenant % 10 == 0:
+            groups.append("admin")
+        claims = {
+            **caller_claims(now, i),
+            "sub": f"user-{i}",
+            "scope": " ".join(scopes),
+            "groups": groups,
+            "tenant": f"tenant-{tenant}",
+            "role": ROLES[role],
+        }
+        out.append((claims, {TENANT_HEADER: f"tenant-{tenant}"}))
+    return out
+
+
+def make_tenant_tokens(key, count: int, path: Path) -> None:
+    """JSON lines {token, headers}: the tenants case's callers, signed."""
+    import jwt
+
+    with path.open("w") as handle:
+        for claims, headers in tenant_callers(count):
+            token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1", "typ": "JWT"})
+            handle.write(json.dumps({"token": token, "headers": headers}) + "\n")
+
+
+def tenant_expression(k: int, j: int) -> str:
+    """One rule per route over claims, groups and the X-Tenant-Id header, each its own text."""
+    header = f"request.headers['{TENANT_HEADER.lower()}']"
+    return [
+        f"'svc{k}:read' in scopes || 'svc{k}:res{j}:read' in scopes || is_admin",
+        f"claims.tenant == {header} && ('svc{k}:write' in scopes || 'svc{k}:res{j}:write' in scopes)",
+        f"has(claims.groups) && claims.groups.exists(g, g == 'svc{k}-res{j}' || g.startsWith('svc{k}-rep'))",
+        f"claims.role in ['editor', 'owner'] && claims.tenant != 'tenant-{(k * 10 + j) % TENANTS}'",
+        f"{header}.startsWith('tenant-') && 'svc{k}:read' in scopes && !('svc{k}:res{j}:deny' in scopes)",
+    ][j % 5]
+
+
+def tenant_rules_yaml(services: int, mode: str, engine: str | None) -> str:
+    """The tenants case: `services` × 10 routes, one rule per route (tenant_expression),
+    under `cache.mode` `mode` (identity or route), keyed on the token and the tenant header."""
+    lines = [
+        "version: 1",
+        *([f"engine: {engine}"] if engine else []),
+        "token: {header: Authorization, scheme: Bearer}",
+        "cache:",
+        f"  mode: {mode}",
+        f"  sources: {{headers: [Authorization, {TENANT_HEADER}]}}",
+        *provider_lines(),
+        "context:",
+        "  tenant: " + _q("has(claims.tenant) ? claims.tenant : 'none'"),
+        "  role: " + _q("has(claims.role) ? claims.role : 'none'"),
+        "rules:",
+    ]
+    for k in range(1, services + 1):
+        for j in range(ROUTES_PER_SERVICE):
+            lines += [
+                f"  - name: svc{k} res{j}",
+                f"    route: {route_of(k, j, 'nested')}",
+                f"    allow: {_q(tenant_expression(k, j))}",
+            ]
+    return "\n".join(lines) + "\n"
+
+
 def _q(text: str) -> str:
     return json.dumps(text)  # a JSON string is a valid YAML double-quoted scalar
 
@@ -273,6 +375,20 @@ GROUPS = [
 ]
 
 
+def provider_lines() -> list[str]:
+    """The warm rules files' one RS256 provider (the bench's jwks.json) and `is_admin`."""
+    return [
+        "jwt:",
+        "  - name: corp",
+        f"    issuer: {ISSUER}",
+        f"    audience: [{AUDIENCE}]",
+        "    algorithms: [RS256]",
+        "    jwks_file: jwks.json",
+        "define:",
+        "  is_admin: " + _q("has(claims.groups) && 'admin' in claims.groups"),
+    ]
+
+
 def rules_yaml(services: int, style: str, layout: str, engine: str | None) -> str:
     """A JWT API: `services` × 10 routes, cache.mode identity, one RS256 provider with a jwks_file.
 
@@ -286,14 +402,7 @@ def rules_yaml(services: int, style: str, layout: str, engine: str | None) -> st
         "cache:",
         "  mode: identity",
         "  sources: {headers: [Authorization]}",
-        "jwt:",
-        "  - name: corp",
-        f"    issuer: {ISSUER}",
-        f"    audience: [{AUDIENCE}]",
-        "    algorithms: [RS256]",
-        "    jwks_file: jwks.json",
-        "define:",
-        "  is_admin: " + _q("has(claims.groups) && 'admin' in claims.groups"),
+        *provider_lines(),
         "context:",
         "  tenant: " + _q("has(claims.tenant) ? claims.tenant : 'none'"),
         "  provider: auth.provider",
@@ -515,6 +624,11 @@ def main() -> int:
         "--profile", action="store_true", help="also cProfile the JWT + 500-route case, a new caller per request"
     )
     parser.add_argument(
+        "--tenants",
+        action="store_true",
+        help="only the tenants case (2b: the baseline and ruleauth in turn), and its profile with --profile",
+    )
+    parser.add_argument(
         "--worst-arn",
         action="store_true",
         dest="worst_arn",
@@ -570,7 +684,22 @@ def bench(
     key = make_keys(work)
     make_tokens(key, requests + warmup, work / "tokens.txt")
     make_tokens(key, requests + warmup, work / "callers.txt", distinct_callers=True)
+    # The tenants case's warm-up asks every route of the 500-route table once.
+    make_tenant_tokens(key, requests + max(warmup, SERVICES_500 * ROUTES_PER_SERVICE), work / "tenants.txt")
     engine = args.engine
+    if args.tenants:
+        tenants = tenants_cases(work, engine, requests, warmup, budget, budget_500)
+        results = {"machine": info, "tenants": tenants}
+        report_tenants(tenants)
+        ratios = {
+            "identity 50 routes / hand-written": tenants_ratio(results, "identity50"),
+            "route caching 500 routes / 50 routes": route_scale(results),
+        }
+        for label, ratio in ratios.items():
+            print(f"   {label}: {'n/a' if ratio is None else f'{ratio:.2f}×'}")
+        if args.profile:
+            profile_tenants(work, engine, requests, results)
+        return results
     cold10 = write_rules(work, "cold10", 1, "distinct", "nested", engine)
     cold100 = write_rules(work, "cold100", 10, "distinct", "nested", engine)
     # As `sam build` does: a deployed cold start reads the rules snapshot the build saved.
@@ -680,10 +809,13 @@ def bench(
     )
     results["warm"] = warm
 
+    results["tenants"] = tenants_cases(work, engine, requests, warmup, budget, budget_500)
+
     report(results, work)
     results["worst_arn"] = worst_arn(work, min(requests, 500), VENV_PYTHON)
 
     if args.profile:
+        profile_tenants(work, engine, requests, results)
         spec = {
             **common,
             "n": min(requests, 300),
@@ -702,6 +834,112 @@ def bench(
         print(prof.get("tottime") or "")
         results["profile"] = prof
     return results
+
+
+def tenants_spec(
+    work: Path, name: str, mode: str, services: int, engine: str | None, n: int, warmup: int, budget: float
+) -> dict:
+    rules = work / f"{name}.yaml"
+    rules.write_text(tenant_rules_yaml(services, mode, engine))
+    return {
+        "n": n,
+        "warmup": warmup,
+        "budget_s": budget,
+        "side": "ruleauth",
+        "rules": str(rules),
+        "tenants_file": str(work / "tenants.txt"),
+        "paths": request_paths(services),
+        # As API Gateway sends it: the API route of each asked path (cache.mode route reads it).
+        "resources": [route_of(k, j, "nested").split(" ", 1)[1] for k in range(1, services + 1) for j in range(10)],
+    }
+
+
+def tenants_cases(work: Path, engine: str | None, requests: int, warmup: int, budget: float, budget_500: float) -> dict:
+    """2b. The tenants case: identity caching (50 and 500 routes) in one process and route
+    caching (50 and 500) in another, each with the baseline, all in turn (worker.py interleaved)."""
+    print("measuring the tenants case: the baseline and ruleauth in turn, one process per mode ...", flush=True)
+    out: dict = {}
+    for mode in ("identity", "route"):
+        cases = []
+        for services in (SERVICES_50, SERVICES_500):
+            name = f"{mode}{services * ROUTES_PER_SERVICE}"
+            spec = tenants_spec(work, f"tenants-{name}", mode, services, engine, requests, warmup, budget)
+            cases.append({"name": name, **{k: spec[k] for k in ("rules", "paths", "resources")}})
+        spec = {**spec, "budget_s": budget_500 + budget, "cases": cases}
+        path = work / f"tenants-{mode}.json"
+        path.write_text(json.dumps(spec))
+        result, _ = run_child(["interleaved", str(path)], child_env(baseline_env(work)), timeout=900)
+        if "error" in result:
+            out.update({case["name"]: result for case in cases})
+        else:
+            out.update(result["cases"])
+    out["load"] = os.getloadavg()
+    return out
+
+
+def report_tenants(tenants: dict) -> None:
+    print("\n2b. The tenants case: one distinct rule per route over claims, groups and the X-Tenant-Id header;")
+    print("   a new caller per request (tenant of 200, role of 4, 1-3 of the tenant's 6 teams: values repeat,")
+    print("   combinations never); per caching mode one process decides each caller with the baseline, the")
+    print("   50-route and the 500-route table in turn (the warm-up asks every route once).")
+    print(f"   {'case':<50}{'n':>6}{'baseline p50':>14}{'ruleauth p50':>14}{'p99':>12}{'× baseline':>12}")
+    labels = {
+        "identity50": "identity caching, 50 routes, new caller",
+        "identity500": "identity caching, 500 routes, new caller",
+        "route50": "route caching, 50 routes, new caller",
+        "route500": "route caching, 500 routes, new caller",
+    }
+    for name, label in labels.items():
+        row = tenants.get(name, {})
+        if "error" in row:
+            print(f"   {label:<50} FAILED: {row['error'].splitlines()[-1][:120]}")
+            continue
+        rule, base = row["ruleauth"], row["baseline"]
+        n = f"{rule['n']}{'*' if rule['capped'] else ''}"
+        print(
+            f"   {label:<50}{n:>6}{fmt_us(base['p50_us']):>14}{fmt_us(rule['p50_us']):>14}"
+            f"{fmt_us(rule['p99_us']):>12}{row['ratio_p50']:11.2f}×"
+        )
+    for name in labels:
+        row = tenants.get(name, {})
+        if "error" in row:
+            continue
+        sample, outcomes = row["ruleauth"]["sample"], row["ruleauth"]["outcomes"]
+        warn = f"; warnings {sample['warnings']}" if sample.get("warnings") else ""
+        print(
+            f"   {name}: outcomes [{', '.join(f'{k} {v}' for k, v in sorted(outcomes.items()))}]; "
+            f"response {sample['response_bytes']} bytes, {sample['resources']} resources{warn}"
+        )
+    load = tenants.get("load")
+    if load:
+        print(f"   load average after the case: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+def div_or_none(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def profile_tenants(work: Path, engine: str | None, requests: int, results: dict) -> None:
+    """cProfile of the tenants case, a new caller each time: identity caching with 50 and 500
+    routes, route caching with 500."""
+    for name, mode, services in (
+        ("tenants50", "identity", SERVICES_50),
+        ("tenants500", "identity", SERVICES_500),
+        ("route500", "route", SERVICES_500),
+    ):
+        spec = {**tenants_spec(work, name, mode, services, engine, min(requests, 300), 0, 0), "top": 25}
+        path = work / f"profile-{name}.json"
+        path.write_text(json.dumps(spec))
+        prof, _ = run_child(["profile", str(path)], child_env())
+        print(
+            f"\ncProfile, tenants case, {services * ROUTES_PER_SERVICE} routes, {mode} caching, "
+            "a new caller per request, "
+            "sorted by cumulative time:"
+        )
+        print(prof.get("cumulative") or prof.get("error"))
+        print("sorted by own time:")
+        print(prof.get("tottime") or "")
+        results[f"profile_{name}"] = prof
 
 
 def worst_arn(work: Path, n: int, python: Path) -> dict:
@@ -732,6 +970,18 @@ def worst_arn(work: Path, n: int, python: Path) -> dict:
     print(f"   ratio longest / short: {ratio:.2f}×")
     result["ratio"] = ratio
     return result
+
+
+def tenants_ratio(results: dict, name: str) -> float | None:
+    """The tenants case's ruleauth p50 over the baseline p50 of the same process."""
+    row = (results.get("tenants") or {}).get(name) or {}
+    ratio = row.get("ratio_p50")
+    return float(ratio) if ratio is not None else None
+
+
+def route_scale(results: dict) -> float | None:
+    """Route caching, 500 routes over 50: measured in one process, in turn, on the same callers."""
+    return div_or_none(tenants_ratio(results, "route500"), tenants_ratio(results, "route50"))
 
 
 def report_cold(results: dict) -> bool:
@@ -865,6 +1115,9 @@ def report(results: dict, work: Path) -> None:
     print("   cache.mode identity (full per-resource policy each time), RS256 tokens signed by the jwks_file key;")
     print("   the caller is allowed on most routes and denied on some; asked routes cycle over the table.")
 
+    if results.get("tenants"):
+        report_tenants(results["tenants"])
+
     print("\n3. Peak RSS after cold start (median; the child's VmHWM, which is ru_maxrss without the share")
     print(
         "   Linux folds in from the launching process at exec): "
@@ -919,6 +1172,17 @@ def report(results: dict, work: Path) -> None:
         ),
         ("warm p50, 500 routes / 50 routes (fresh token)", div(p50("jwt500", "fresh"), p50("jwt50", "fresh")), None),
         ("warm p50, 500 routes / 50 routes (same token)", div(p50("jwt500", "same"), p50("jwt50", "same")), None),
+        (
+            "tenants, identity, 50 routes new caller / hand-written",
+            tenants_ratio(results, "identity50"),
+            GOAL_TENANTS_50,
+        ),
+        ("tenants, identity, 500 routes new caller / hand-written", tenants_ratio(results, "identity500"), None),
+        (
+            "tenants, route caching, 500 routes / 50 routes",
+            route_scale(results),
+            GOAL_ROUTE_SCALE,
+        ),
         ("peak RSS, ruleauth N=100 / hand-written", div(cold["ruleauth N=100"]["rss_mb"], base["rss_mb"]), GOAL_RSS),
         (
             "peak RSS, N=100 without the snapshot / hand-written",

@@ -3,6 +3,7 @@
     worker.py cold {empty|baseline|ruleauth}   import time and peak RSS of a cold start
     worker.py warm SPEC.json                   per-request decision times in one process
     worker.py load RULES                       does this rules file load? (and how long)
+    worker.py interleaved SPEC.json            the baseline and ruleauth cases in turn, request by request
     worker.py profile SPEC.json                cProfile of a warm case, top functions
     worker.py worst SPEC.json                  the longest legal ARN against the deepest legal table
 
@@ -222,6 +223,85 @@ def warm(spec_path: str) -> None:
     print(json.dumps(out))
 
 
+def _tenant_events(spec, count):
+    """REST REQUEST events for the first `count` callers of the spec's tenants file (JSON
+    lines {token, headers}), cycling over its paths; with `resources`, each carries its API
+    route as `resource`, as API Gateway sends it (cache.mode route reads it)."""
+    import json
+
+    from ruleauth.tools.synthetic_events import build_event
+
+    with open(spec["tenants_file"], encoding="utf-8") as handle:
+        callers = [json.loads(line) for line in handle if line.strip()]
+    if len(callers) < count:
+        raise SystemExit(f"need {count} callers, have {len(callers)}")
+    paths, resources = spec["paths"], spec.get("resources")
+    events = []
+    for i, caller in enumerate(callers[:count]):
+        headers = {"Authorization": f"Bearer {caller['token']}", **caller["headers"]}
+        event = build_event("rest-request", "GET", paths[i % len(paths)], headers=headers)
+        if resources:
+            event["resource"] = resources[i % len(resources)]
+        events.append(event)
+    return events
+
+
+def interleaved(spec_path: str) -> None:
+    """The baseline and one or more ruleauth cases in one process, request by request in
+    turn (which goes first rotates): a busy machine slows them alike, so the ratios of their
+    medians hold where absolute figures move. Request i of every case is the same caller
+    (events: _tenant_events, each case over its own table's paths); the baseline decides
+    the first case's events."""
+    import json
+
+    with open(spec_path, encoding="utf-8") as handle:
+        spec = json.load(handle)
+    n, budget, cases = spec["n"], spec["budget_s"], spec["cases"]
+    # A warm container has seen each of its API routes: the warm-up asks every route once.
+    warmup = max([spec["warmup"], *(len(case["paths"]) for case in cases)])
+    events = [_tenant_events({**spec, **case}, n + warmup) for case in cases]
+    deciders = [_decider({**spec, "side": "baseline"})[0]]
+    samples: list[list[int]] = [[]]
+    describe = []
+    for case in cases:
+        decide, described = _decider({**spec, **case, "side": "ruleauth"})
+        deciders.append(decide)
+        describe.append(described(events[len(describe)][0]))
+        samples.append([])
+    streams = [events[0], *events]
+    for i in range(warmup):
+        for decide, stream in zip(deciders, streams, strict=True):
+            decide(stream[i])
+    clock = time.perf_counter_ns
+    outcomes: list[dict[str, int]] = [{} for _ in cases]
+    deadline = time.perf_counter() + budget if budget else None
+    capped = False
+    sides = len(deciders)
+    for i in range(warmup, warmup + n):
+        for turn in range(sides):
+            side = (i + turn) % sides
+            decide, event = deciders[side], streams[side][i]
+            started = clock()
+            result = decide(event)
+            samples[side].append(clock() - started)
+            if side:
+                seen = outcomes[side - 1]
+                seen[result.decision.outcome] = seen.get(result.decision.outcome, 0) + 1
+        if deadline is not None and i - warmup >= 50 and i % 10 == 0 and time.perf_counter() > deadline:
+            capped = len(samples[0]) < n
+            break
+    base = _summary(samples[0], capped)
+    out: dict = {"baseline": base, "cases": {}}
+    for k, case in enumerate(cases):
+        rule = _summary(samples[k + 1], capped)
+        out["cases"][case["name"]] = {
+            "baseline": base,
+            "ruleauth": {**rule, "outcomes": outcomes[k], "sample": describe[k]},
+            "ratio_p50": rule["p50_us"] / base["p50_us"],
+        }
+    print(json.dumps(out))
+
+
 def load(rules: str) -> None:
     import json
 
@@ -254,8 +334,15 @@ def profile(spec_path: str) -> None:
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
     decide, _ = _decider(spec)
-    events = _events(spec, _pool(spec, spec["variants"][0], spec["n"]))
-    for event in events[:5]:
+    if spec.get("tenants_file"):
+        # As in `interleaved`: the warm-up asks every route once, then new callers are profiled.
+        warm = max(5, len(spec["paths"]))
+        events = _tenant_events(spec, spec["n"] + warm)
+        warmup, events = events[:warm], events[warm:]
+    else:
+        events = _events(spec, _pool(spec, spec["variants"][0], spec["n"]))
+        warmup = events[:5]
+    for event in warmup:
         decide(event)
     profiler = cProfile.Profile()
     profiler.enable()
@@ -329,4 +416,11 @@ def _deep_route(depth: int) -> str:
 
 if __name__ == "__main__":
     mode, arg = sys.argv[1], sys.argv[2]
-    {"cold": cold, "warm": warm, "load": load, "profile": profile, "worst": worst}[mode](arg)
+    {
+        "cold": cold,
+        "warm": warm,
+        "interleaved": interleaved,
+        "load": load,
+        "profile": profile,
+        "worst": worst,
+    }[mode](arg)

@@ -174,3 +174,160 @@ def test_a_rule_that_reads_all_claims_shares_nothing_between_different_claims(tm
     ask(authorizer, token(jti="b"))
     assert any("size(claims)" in e for e in evaluations[count:])
     assert len(authorizer.decider.views) == 2
+
+
+# -- each group of rules remembered under its own inputs (RuleMemo) ------------------------
+
+GROUPED = """\
+version: 1
+token: {header: Authorization, scheme: Bearer}
+cache: {mode: identity, sources: {headers: [Authorization, X-Tenant-Id]}}
+jwt:
+  issuer: %s
+  audience: [%s]
+  algorithms: [RS256]
+  jwks_file: jwks.json
+rules:
+  - name: by scope
+    route: GET /orders/{id}
+    allow: "'read:orders' in scopes"
+  - name: by scope too
+    route: GET /orders/{id}/items
+    allow: "'read:items' in scopes || 'read:orders' in scopes"
+  - name: by team
+    route: GET /teams/{id}
+    allow: "has(claims.groups) && claims.groups.exists(g, g.startsWith('team-'))"
+  - name: by tenant header
+    route: GET /tenants/{id}
+    allow: "has(claims.tenant) && claims.tenant == request.headers['x-tenant-id']"
+"""
+
+
+@pytest.fixture
+def grouped(tmp_path):
+    (tmp_path / "jwks.json").write_bytes(default_jwks())
+    (tmp_path / "rules.yaml").write_text(GROUPED % (ISSUER, AUDIENCE))
+    return Authorizer.load(tmp_path / "rules.yaml")
+
+
+def ask_tenant(authorizer, bearer, tenant, path="/orders/1", now=NOW + 1):
+    headers = {"Authorization": f"Bearer {bearer}", "X-Tenant-Id": tenant}
+    return authorizer.authorize(build_event("rest-request", "GET", path, headers=headers), now=now)
+
+
+def table_of(result):
+    return list(result.decision.table_allowed)
+
+
+def test_a_new_caller_evaluates_only_the_rules_whose_own_inputs_are_new(grouped, evaluations):
+    ask_tenant(grouped, token(scope="read:orders", groups=["team-a"], tenant="t1"), "t1")
+    count = len(evaluations)
+    # New groups, same scopes and tenant: only the groups rule runs again.
+    second = ask_tenant(grouped, token(sub="user-2", scope="read:orders", groups=["ops"], tenant="t1"), "t1")
+    assert evaluations[count:] == ["has(claims.groups) && claims.groups.exists(g, g.startsWith('team-'))"]
+    assert table_of(second) == [True, True, False, True]
+    assert len(grouped.decider.views) == 2  # a new caller to the whole table all the same
+
+
+def test_remembered_rule_answers_equal_a_fresh_evaluation_for_every_mix_of_inputs(tmp_path, grouped):
+    """Callers drawn from every combination of scopes, groups, tenant claim and header: the
+    table answers of an authorizer that has seen all the others (answers remembered per group
+    of rules) equal those of one that sees the caller first."""
+    import itertools
+
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / "jwks.json").write_bytes(default_jwks())
+    (tmp_path / "fresh" / "rules.yaml").write_text(GROUPED % (ISSUER, AUDIENCE))
+    combos = itertools.product(
+        ("read:orders", "read:items", ""), (["team-a"], ["ops"], []), ("t1", "t2", None), ("t1", "t2")
+    )
+    for i, (scope, groups, tenant, header) in enumerate(combos):
+        claims = {"sub": f"user-{i}", "scope": scope, "groups": groups}
+        if tenant is not None:
+            claims["tenant"] = tenant
+        bearer = token(**claims)
+        warm = ask_tenant(grouped, bearer, header)
+        cold = ask_tenant(Authorizer.load(tmp_path / "fresh" / "rules.yaml"), bearer, header)
+        assert table_of(warm) == table_of(cold), claims
+        assert warm.response == cold.response
+
+
+def test_a_remembered_rule_answer_never_outlives_the_token_that_computed_it(grouped, evaluations):
+    ask_tenant(grouped, token(scope="read:orders", groups=["team-a"], exp=int(NOW) + 5), "t1")
+    count = len(evaluations)
+    # Another caller with the same scopes after the first token's exp: evaluated again.
+    later = token(sub="user-2", scope="read:orders", groups=["ops"], exp=int(NOW) + 3600)
+    ask_tenant(grouped, later, "t1", now=NOW + 6)
+    assert "'read:orders' in scopes" in evaluations[count:]
+
+
+def test_a_rule_that_reads_a_header_is_keyed_on_it(grouped):
+    bearer = token(scope="", groups=[], tenant="t1")
+    assert table_of(ask_tenant(grouped, bearer, "t1"))[3] is True
+    other = token(sub="user-2", scope="", groups=["x"], tenant="t1")
+    assert table_of(ask_tenant(grouped, other, "t2"))[3] is False
+
+
+def test_rules_that_read_now_remember_no_rule_answers_either(tmp_path, evaluations):
+    (tmp_path / "jwks.json").write_bytes(default_jwks())
+    (tmp_path / "rules.yaml").write_text(
+        (GROUPED % (ISSUER, AUDIENCE)).replace(
+            "allow: \"'read:orders' in scopes\"", "allow: \"'read:orders' in scopes && now_unix > 0\""
+        )
+    )
+    authorizer = Authorizer.load(tmp_path / "rules.yaml")
+    ask_tenant(authorizer, token(scope="read:orders", groups=["a"]), "t1")
+    count = len(evaluations)
+    ask_tenant(authorizer, token(sub="user-2", scope="read:orders", groups=["b"]), "t1")
+    assert "'read:items' in scopes || 'read:orders' in scopes" in evaluations[count:]
+
+
+def test_callers_of_one_tenant_share_their_context_but_each_keeps_its_default_principal(tmp_path, evaluations):
+    (tmp_path / "jwks.json").write_bytes(default_jwks())
+    text = (GROUPED % (ISSUER, AUDIENCE)).replace("rules:", "context:\n  tenant: claims.tenant\nrules:", 1)
+    (tmp_path / "rules.yaml").write_text(text)
+    authorizer = Authorizer.load(tmp_path / "rules.yaml")
+    first = ask_tenant(authorizer, token(sub="user-1", scope="read:orders", groups=["a"], tenant="t1"), "t1")
+    count = len(evaluations)
+    second = ask_tenant(authorizer, token(sub="user-2", scope="read:orders", groups=["b"], tenant="t1"), "t1")
+    assert "claims.tenant" not in evaluations[count:]
+    assert (first.decision.principal, second.decision.principal) == ("user-1", "user-2")
+    assert first.response["principalId"] == "user-1" and second.response["principalId"] == "user-2"
+    assert second.decision.context == {"tenant": "t1"}
+    # A token whose sub cannot name the caller is denied, though its context is remembered.
+    nameless = ask_tenant(authorizer, token(sub="", scope="read:orders", groups=["c"], tenant="t1"), "t1")
+    assert nameless.decision.outcome == "deny" and nameless.decision.reason == "principal_error"
+
+
+def test_remembered_rule_answers_stay_right_when_ruleauth_serve_decides_on_several_threads(tmp_path, grouped):
+    import itertools
+    import threading
+
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / "jwks.json").write_bytes(default_jwks())
+    (tmp_path / "fresh" / "rules.yaml").write_text(GROUPED % (ISSUER, AUDIENCE))
+    fresh = Authorizer.load(tmp_path / "fresh" / "rules.yaml")
+    callers = [
+        (token(sub=f"user-{i}", scope=scope, groups=groups, tenant="t1"), header)
+        for i, (scope, groups, header) in enumerate(
+            itertools.product(("read:orders", "read:items", ""), (["team-a"], ["ops"]), ("t1", "t2"))
+        )
+    ]
+    paths = ("/orders/1", "/orders/1/items", "/teams/1", "/tenants/1")
+    expected = {
+        (c, p): ask_tenant(fresh, *callers[c], path=p).decision.outcome for c in range(len(callers)) for p in paths
+    }
+    seen: list[tuple[tuple[int, str], str]] = []
+
+    def work(n: int) -> None:
+        for i in range(60):
+            c, p = (n * 7 + i) % len(callers), paths[(n + i) % len(paths)]
+            seen.append(((c, p), ask_tenant(grouped, *callers[c], path=p).decision.outcome))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 360
+    assert all(outcome == expected[key] for key, outcome in seen)

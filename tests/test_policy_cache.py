@@ -910,3 +910,55 @@ def test_route_mode_under_the_rules_own_route_key_still_denies_a_more_specific_r
     request = build_event("http-2.0", "GET", "/files/secret", headers={"Authorization": "admin"})
     request["routeKey"] = request["requestContext"]["routeKey"] = "GET /files/secret"
     assert resources_of(auth.authorize(request).response) == [arn_of("GET", "/files/secret")]
+
+
+def test_route_mode_remembers_the_scope_of_every_api_route_of_a_large_table(tmp_path, monkeypatch):
+    """More API routes than SCOPE_MEMO (each rule route its own API route): the second round
+    of requests analyses no API route again (the memo grows with the table, not LRU churn)."""
+    from ruleauth.runtime import decision as decision_module
+
+    routes = [f"/svc{k}/{{id}}/res{j}" for k in range(40) for j in range(10)]
+    assert len(routes) > decision_module.SCOPE_MEMO
+    rules = "version: 1\ntoken: {header: Authorization}\ncache: {mode: MODE, sources: {headers: [Authorization]}}\n"
+    rules += "rules:\n" + "".join(
+        f"  - name: r{i}\n    route: GET {route}\n    auth: token\n    allow: token == 'yes'\n"
+        for i, route in enumerate(routes)
+    )
+    cached = authorizer(tmp_path, rules, "route")
+    calls = []
+    real = decision_module.api_route_is_the_rules
+    monkeypatch.setattr(decision_module, "api_route_is_the_rules", lambda *args: calls.append(1) or real(*args))
+    for round_ in range(2):
+        for route in routes:
+            request = event("GET", route.replace("{id}", "7"), "yes")
+            request["resource"] = route
+            assert cached.authorize(request).status == 200
+        if round_ == 0:
+            assert len(calls) == len(routes)
+            calls.clear()
+    assert calls == []
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(data=st.data(), routes=route_tables())
+def test_a_tables_own_reduction_keeps_exactly_what_reduce_patterns_keeps(tmp_path_factory, data, routes):
+    """The table reduces from an index of what covers each pattern it can emit: for any set of
+    those patterns (and so any caller's Allows and Denies) it keeps what reduce_patterns keeps."""
+    from ruleauth.policy.synthesis import build_table, reduce_patterns
+
+    folder = tmp_path_factory.mktemp("reduce")
+    (folder / "rules.yaml").write_text(rules_text(routes, "route"))
+    table = build_table(rules_loader.load(folder / "rules.yaml"))
+    emittable = sorted(
+        {e.pattern for e in table.entries}
+        | set(EMPTY_SEGMENT_DENIES)
+        | {pattern for gaps in table.gaps for candidates in gaps for pattern, _ in candidates}
+    )
+    for _ in range(5):
+        chosen = data.draw(st.lists(st.sampled_from(emittable), max_size=len(emittable)))
+        assert table._reduce(chosen) == reduce_patterns(chosen)
+    allowed = data.draw(st.lists(st.booleans(), min_size=len(table.entries), max_size=len(table.entries)))
+    allows, denies = table.synthesise(allowed, None)
+    assert (allows, denies) == (reduce_patterns(allows), reduce_patterns(denies))

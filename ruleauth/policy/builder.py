@@ -76,10 +76,11 @@ def statements(
             scope = frozenset() if asked is None else frozenset([asked.index])
         allows, denies = table.synthesise(decision.table_allowed, asked, scope, reach)
         built = []
+        prefix = arn.prefix + "/"
         if allows:
-            built.append(statement("Allow", [f"{arn.prefix}/{p}" for p in allows]))
+            built.append(statement("Allow", [prefix + p for p in allows]))
         if denies:
-            built.append(statement("Deny", [f"{arn.prefix}/{p}" for p in denies]))
+            built.append(statement("Deny", [prefix + p for p in denies]))
         if built:
             return built
         # Nothing allowed and no Deny: any Deny is right for the caller's other routes.

@@ -20,7 +20,7 @@ to cover another route's paths cannot be expressed exactly: the load (and so
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +81,10 @@ class RouteTable:
     def __post_init__(self) -> None:
         self._by_cell = {(e.method, id(e.route)): e for e in self.entries}
         self._memo: Cache[tuple[Any, ...], tuple[list[str], list[str]]] = Cache(SYNTHESIS_MEMO)
+        # Every pattern a synthesis can emit, by literal prefix (made on first use), and for
+        # each one met so far the others that cover it: reducing is then a lookup per pair.
+        self._emittable: tuple[frozenset[str], dict[str, list[str]]] | None = None
+        self._coverers: dict[str, tuple[tuple[str, bool], ...]] = {}
 
     def entry_for(self, method: str, route: Route) -> Entry | None:
         return self._by_cell.get((method, id(route)))
@@ -139,7 +143,31 @@ class RouteTable:
                     if not any(allowed[b] for b in blockers):
                         denies.add(pattern)
                         break
-        return reduce_patterns(allows), reduce_patterns(sorted(denies))
+        return self._reduce(allows), self._reduce(denies)
+
+    def _reduce(self, patterns: Iterable[str]) -> list[str]:
+        """reduce_patterns(patterns), for patterns of this table: the same patterns kept, found
+        from each pattern's coverers among everything the table can emit, computed once per
+        pattern (the set is fixed by the table, so this index is bounded by it)."""
+        present = set(patterns)
+        if self._emittable is None:
+            emittable = {e.pattern for e in self.entries} | set(EMPTY_SEGMENT_DENIES)
+            emittable |= {pattern for gaps in self.gaps for candidates in gaps for pattern, _ in candidates}
+            self._emittable = (frozenset(emittable), _by_literal_prefix(emittable))
+        universe, by_prefix = self._emittable
+        if not present <= universe:  # cannot happen: every synthesised pattern is the table's
+            return reduce_patterns(sorted(present))
+        kept = []
+        for pattern in sorted(present):
+            coverers = self._coverers.get(pattern)
+            if coverers is None:
+                coverers = self._coverers[pattern] = tuple(
+                    (other, _covers(pattern, other)) for other in _covering(pattern, by_prefix)
+                )
+            # As reduce_patterns: of two patterns that cover each other, the smaller is kept.
+            if not any(other in present and not (mutual and pattern < other) for other, mutual in coverers):
+                kept.append(pattern)
+        return kept
 
 
 # IAM's `*` also matches the empty string, so `GET/orders/*` covers `GET/orders/` and
@@ -442,20 +470,32 @@ def reduce_patterns(patterns: Sequence[str]) -> list[str]:
     (an Allow or Deny that adds no ARN to its effect's set is dead weight). A covering
     pattern's literal prefix is a prefix of the covered one's, which bounds the search."""
     unique = sorted(set(patterns))
+    by_prefix = _by_literal_prefix(unique)
+    return [
+        pattern
+        for pattern in unique
+        if not any(not (_covers(pattern, other) and pattern < other) for other in _covering(pattern, by_prefix))
+    ]
+
+
+def _by_literal_prefix(patterns: Iterable[str]) -> dict[str, list[str]]:
+    """Wildcard patterns by their literal part before the first `*` (only they cover others)."""
     by_prefix: dict[str, list[str]] = {}
-    for pattern in unique:
+    for pattern in sorted(patterns):
         if "*" in pattern:
             by_prefix.setdefault(pattern.split("*", 1)[0], []).append(pattern)
-    kept = []
-    for pattern in unique:
-        literal = pattern.split("*", 1)[0]
-        if not any(
-            other != pattern and _covers(other, pattern) and not (_covers(pattern, other) and pattern < other)
-            for cut in range(len(literal) + 1)
-            for other in by_prefix.get(literal[:cut], ())
-        ):
-            kept.append(pattern)
-    return kept
+    return by_prefix
+
+
+def _covering(pattern: str, by_prefix: dict[str, list[str]]) -> list[str]:
+    """The patterns of `by_prefix` other than `pattern` that cover it."""
+    literal = pattern.split("*", 1)[0]
+    return [
+        other
+        for cut in range(len(literal) + 1)
+        for other in by_prefix.get(literal[:cut], ())
+        if other != pattern and _covers(other, pattern)
+    ]
 
 
 def estimated_size(allows: Sequence[str], denies: Sequence[str]) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ruleauth.cache import Cache
 from ruleauth.cel import evaluation as ev
 from ruleauth.errors import CredentialError
 from ruleauth.model import REST_REQUEST, REST_TOKEN, Request, VerifiedToken
@@ -29,12 +30,23 @@ from ruleauth.rules.ruleset import (
     RuleSet,
 )
 from ruleauth.runtime import client_cert
-from ruleauth.runtime.caller_views import ANONYMOUS, CallerFacts, CallerView, CallerViews, Identities, Identity
+from ruleauth.runtime.caller_views import (
+    ANONYMOUS,
+    MAX_PRINCIPAL,
+    CallerFacts,
+    CallerView,
+    CallerViews,
+    Identities,
+    Identity,
+    Recall,
+    default_principal,
+)
 from ruleauth.runtime.credentials import MISSING, Credential, extract, without_credential
 
 REST_EVENTS = (REST_TOKEN, REST_REQUEST)
-SCOPE_MEMO = 256
-MAX_PRINCIPAL = 256
+Activations = dict[int, tuple[Identity, Mapping[str, Any]]]  # one request's, by id of their Identity
+SCOPE_MEMO = 256  # at least; and SCOPE_MEMO_PER_ROUTE per rule route, so every API route stays
+SCOPE_MEMO_PER_ROUTE = 4  # remembered even when each rule route is its own API route
 NO_DEFAULT_PRINCIPAL = (
     "the token has no default principal: its sub is missing, empty, longer than "
     f"{MAX_PRINCIPAL} characters or {ANONYMOUS!r} (set `principal:` to name such callers)"
@@ -139,10 +151,16 @@ class Decider:
         self._reads_cert = any(r.input == "request.client_cert" for c in every for r in c.reads)
         self._bound = frozenset(p.name for p in ruleset.providers if p.certificate_bound)
         self._route_table: Any = None
+        self._last_visible: tuple[Request, Request] | None = None
         self._route_lock = threading.Lock()
-        self._scopes: dict[tuple, frozenset[int] | None] = {}
+        # Per API route: the answer of _scope, boxed (a None answer is a real one).
+        self._scopes: Cache[tuple[Any, ...], tuple[frozenset[int] | None]] = Cache(
+            max(SCOPE_MEMO, SCOPE_MEMO_PER_ROUTE * len(ruleset.router.entries))
+        )
         self._slots: list[tuple[Any, tuple, tuple[str, str] | None]] = []
         self._cell_slots: list[int] = []
+        # Slots whose expressions read the same inputs, in slot order: RuleMemo's groups.
+        self._groups: list[list[int]] = []
         if self.table is not None:
             self._index_cells(self.table)
         self.views = CallerViews(self)
@@ -169,6 +187,7 @@ class Decider:
         the cell's own route when it reads request.method or request.route. Each table cell
         reads its slot's result."""
         slots: dict[tuple, int] = {}
+        groups: dict[frozenset[Any], list[int]] = {}
         for entry in table.entries:
             rule = entry.rule
             who = (rule.auth, rule.providers)
@@ -177,8 +196,10 @@ class Decider:
             key = (rule.allow.source, who, route)
             if key not in slots:
                 slots[key] = len(self._slots)
+                groups.setdefault(rule.allow.reads, []).append(len(self._slots))
                 self._slots.append((rule.allow, who, route))
             self._cell_slots.append(slots[key])
+        self._groups = list(groups.values())
 
     def decide(self, request: Request, now: float | None = None, claims: Mapping[str, Any] | None = None) -> Decision:
         """`claims` (dry-run and tests) replaces JWT verification with the given, unverified claims."""
@@ -217,7 +238,7 @@ class Decider:
         except CredentialError as exc:
             decision.outcome, decision.reason, decision.detail = UNAUTHORIZED, exc.reason, str(exc)
             return decision
-        visible = without_credential(self.ruleset.token, request)
+        visible = self._visible(request)
         if any(len(v) > ev.MAX_VALUE_BYTES for v in visible.headers.values()):
             decision.reason, decision.detail = BAD_EVENT, f"a header value is larger than {ev.MAX_VALUE_BYTES} bytes"
             return decision
@@ -281,16 +302,16 @@ class Decider:
             request.method if request.event_type in REST_EVENTS or request.resource_method else "",
             id(route),
         )
-        if key not in self._scopes:
-            if len(self._scopes) >= SCOPE_MEMO:  # the API's routes are few; bound it anyway
-                self._scopes.clear()
+        found = self._scopes.get(key)
+        if found is None:
             routes = [r for r, _ in self.ruleset.router.entries]
-            self._scopes[key] = (
+            found = (
                 None
                 if api_route_is_the_rules(routes, request, route)
-                else (api_route_scope(self.route_table, request) or None)
+                else (api_route_scope(self.route_table, request) or None),
             )
-        return self._scopes[key]
+            self._scopes.put(key, found)
+        return found[0]
 
     @staticmethod
     def _set_result(decision: Decision, result: ev.Result) -> None:
@@ -331,35 +352,51 @@ class Decider:
         claims: Mapping[str, Any] | None,
         budget: ev.Budget,
         identities: Identities | None = None,
+        recall: Recall | None = None,
+        shared: Activations | None = None,
     ) -> list[ev.Result | None]:
         """This caller's result for every cell of the route table (cache.mode identity); None
         where the credential does not satisfy the cell's `auth`.
 
         Each distinct expression is evaluated once per identity; only expressions that read
         request.method or request.route (which mean each rule's own route here) are
-        evaluated per cell.
+        evaluated per cell. `recall`: the results of groups of expressions that read the
+        same inputs, remembered for earlier callers whose values of those inputs agree
+        (caller_views.RuleMemo); only the other groups are evaluated. `shared`: the
+        activations already made for this request (caller_facts makes the same one).
         """
         assert self.policy_table is not None
-        visible = without_credential(self.ruleset.token, request)
+        visible = self._visible(request)
         identities = {} if identities is None else identities
+        shared = {} if shared is None else shared
         # By (auth, providers): the caller's activation, or None when the credential fails it.
         activations: dict[tuple, Mapping[str, Any] | None] = {}
-        results: list[ev.Result | None] = []
-        for allow, who, route in self._slots:
-            if who in activations:
-                activation = activations[who]
-            else:
-                identity = self.identity_for(who, request, now, claims, identities)
-                activation = activations[who] = (
-                    None if identity is None else self.activation(visible, None, identity, now)
-                )
-            if activation is None:
-                results.append(None)
+        slots = self._slots
+        results: list[ev.Result | None] = [None] * len(slots)
+        for index, group in enumerate(self._groups):
+            first = slots[group[0]][0]
+            found = recall.get(index, first) if recall is not None else None
+            if found is not None:
+                for slot, result in zip(group, found, strict=True):
+                    results[slot] = result
                 continue
-            if route is not None:
-                activation = dict(activation)
-                activation["request"] = _with_route(activation["request"], *route)
-            results.append(ev.evaluate(allow, activation, budget))
+            for slot in group:
+                allow, who, route = slots[slot]
+                if who in activations:
+                    activation = activations[who]
+                else:
+                    identity = self.identity_for(who, request, now, claims, identities)
+                    activation = activations[who] = (
+                        None if identity is None else self._caller_activation(visible, identity, now, shared)
+                    )
+                if activation is None:
+                    continue
+                if route is not None:
+                    activation = dict(activation)
+                    activation["request"] = _with_route(activation["request"], *route)
+                results[slot] = ev.evaluate(allow, activation, budget)
+            if recall is not None:
+                recall.put(index, first, [results[slot] for slot in group])
         return [results[slot] for slot in self._cell_slots]
 
     def caller_facts(
@@ -369,12 +406,13 @@ class Decider:
         claims: Mapping[str, Any] | None,
         budget: ev.Budget,
         identities: Identities | None = None,
+        shared: Activations | None = None,
     ) -> tuple[CallerFacts, Identity]:
         """Principal and context of the caller. Under cache.mode identity one response serves
         every route, so they come from the caller's credential even when the asked route
         needs none (a cached copy from a public route must not say "anonymous")."""
         identity = self._caller_identity(request, now, claims, {} if identities is None else identities)
-        activation = self.activation(without_credential(self.ruleset.token, request), None, identity, now)
+        activation = self._caller_activation(self._visible(request), identity, now, {} if shared is None else shared)
         facts = CallerFacts()
         self._fill_caller(facts, identity, activation, budget)
         return facts, identity
@@ -466,6 +504,25 @@ class Decider:
         return Identity(token=credential.value, claims=dict(verified.claims), provider=verified.provider, verified=True)
 
     # -- activation -------------------------------------------------------
+
+    def _visible(self, request: Request) -> Request:
+        """without_credential(request), made once per request (the last one is kept)."""
+        last = self._last_visible
+        if last is not None and last[0] is request:
+            return last[1]
+        visible = without_credential(self.ruleset.token, request)
+        self._last_visible = (request, visible)  # one assignment: threads see a whole pair
+        return visible
+
+    def _caller_activation(
+        self, visible: Request, identity: Identity, now: float, shared: Activations
+    ) -> Mapping[str, Any]:
+        """The route-less activation of one of this request's identities, made once per request
+        (`shared` keeps each identity with its activation, so an id is never taken for another's)."""
+        found = shared.get(id(identity))
+        if found is None or found[0] is not identity:
+            found = shared[id(identity)] = (identity, self.activation(visible, None, identity, now))
+        return found[1]
 
     def activation(
         self, request: Request, match: RouteMatch[Rule] | None, identity: Identity, now: float
@@ -562,21 +619,9 @@ class Decider:
                 RuleOutcome(rule.name, str(match.route), ev.Result(ev.ERROR, error_class=exc.reason), True)
             )
             return
-        visible = without_credential(self.ruleset.token, request)
+        visible = self._visible(request)
         result = ev.evaluate(rule.allow, self.activation(visible, match, identity, now), budget)
         decision.shadows.append(RuleOutcome(rule.name, str(match.route), result, True))
-
-
-def default_principal(identity: Identity) -> str | None:
-    """Without a `principal:` expression: a JWT's `sub`, whole, or None when it cannot name the
-    caller (missing, empty, not a string, over 256 characters, or "anonymous", which would make
-    the caller the unauthenticated principal). A credential that is no JWT is "anonymous"."""
-    if not identity.provider:
-        return ANONYMOUS
-    sub = identity.claims.get("sub")
-    if isinstance(sub, str) and 0 < len(sub) <= MAX_PRINCIPAL and sub != ANONYMOUS:
-        return sub
-    return None
 
 
 class _ClockNow(float):
