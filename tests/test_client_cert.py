@@ -590,3 +590,33 @@ def test_validate_template_warns_that_a_token_authorizer_gets_no_certificate(tmp
     assert (message in done.stdout + done.stderr) == warned, done.stdout + done.stderr
     if warned:
         assert "certificate_bound bound" in done.stdout + done.stderr
+
+
+KEYED_RULES = """\
+version: 1
+token: {header: Authorization, scheme: Bearer}
+cache: {mode: MODE, sources: {headers: [Authorization], context: [identity.clientCert.clientCertPem]}}
+context:
+  client: request.client_cert.subject_dn
+rules:
+  - name: alice only
+    route: GET /request
+    auth: token
+    allow: "'alice.clients.example.test' in request.client_cert.san_dns"
+"""
+
+
+@pytest.mark.parametrize("mode", ["identity", "route"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_warm_container_answers_each_certificate_for_itself_under_the_same_token(tmp_path, shape, mode):
+    # The warm path remembers rule answers under the values each rule reads (caller views):
+    # the certificate is one of them, so Bob never gets the answer computed for Alice.
+    from ruleauth.runtime.authorizer import Authorizer
+
+    (tmp_path / "rules.yaml").write_text(KEYED_RULES.replace("MODE", mode))
+    auth = Authorizer.load(tmp_path / "rules.yaml", environ=engine_knobs())
+    for _ in range(3):
+        alice = auth.authorize(sample(shape, ALICE, "the-same-token"), now=NOW + 1)
+        bob = auth.authorize(sample(shape, BOB, "the-same-token"), now=NOW + 1)
+        assert (alice.decision.outcome, bob.decision.outcome) == ("allow", "deny")
+        assert alice.decision.context["client"] != bob.decision.context["client"]
