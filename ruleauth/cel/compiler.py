@@ -381,6 +381,7 @@ class Compiler:
         }
         self.recompiler = Recompiler(settings, self)
         self._checked: dict[str, tuple[lark.Tree, _Checker]] = {}  # compile()'s, by text
+        self._interpreted: dict[str, lark.Tree] = {}  # _celpy_program's, with positions, by text
         _ensure_recursion_headroom()
 
     def parse(self, text: str, positions: bool = True) -> lark.Tree:
@@ -458,8 +459,12 @@ class Compiler:
 
         if self._environment is None:
             self._environment = celpy_values.environment()
-        # The interpreter reads source positions when it reports an error.
-        interpreted = self.checked_tree(text)[0]
+        # The interpreter reads source positions when it reports an error. Its tree is parsed
+        # once per text too; each program gets its own copy, as cel-python may annotate trees.
+        positioned = self._interpreted.get(text)
+        if positioned is None:
+            positioned = self._interpreted[text] = self.checked_tree(text)[0]
+        interpreted = copy.deepcopy(positioned)
         refusal = interpreter_refusal(interpreted)
         if refusal is not None:
             raise ExpressionError(refusal)
