@@ -49,12 +49,37 @@ def untested_rules(ruleset: RuleSet) -> list[Problem]:
     """A warning at every enforced rule no case reaches (none when there are no tests)."""
     if not ruleset.tests:
         return []
-    tested = {route_of_test(ruleset, case) for case in ruleset.tests}
+    tested: set[str | None] = set()
+    refused: dict[str, list[str]] = {}  # rule → the cases asking it that API Gateway refuses itself
+    for case in ruleset.tests:
+        rule = route_of_test(ruleset, case)
+        refusal = _refusal(ruleset, case) if rule is not None else None
+        if refusal is None:
+            tested.add(rule)
+        elif rule is not None:
+            refused.setdefault(rule, []).append(f"test {case.name!r} ({case.pos}): {refusal}")
     return [
-        Problem("no test in `tests:` reaches this rule", rule.pos, WARNING, rule.name)
+        Problem(
+            "no test in `tests:` reaches this rule"
+            + (f"; refused by API Gateway: {'; '.join(refused[rule.name])}" if rule.name in refused else ""),
+            rule.pos,
+            WARNING,
+            rule.name,
+        )
         for rule in ruleset.rules
         if rule.name not in tested and not rule.shadow
     ]
+
+
+def _refusal(ruleset: RuleSet, case: Any) -> str | None:
+    """Why API Gateway answers the case's request itself (no rule runs), as `ruleauth test` asks it."""
+    from ruleauth.tools.local_gateway import event_refusal
+    from ruleauth.tools.rule_tests import CaseInputError, case_event
+
+    try:
+        return event_refusal(ruleset, case_event(ruleset, case))
+    except CaseInputError:
+        return None
 
 
 def warnings_of(ruleset: RuleSet) -> list[Problem]:
