@@ -9,6 +9,8 @@ deployed.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ruleauth.runtime.authorizer import Authorizer
@@ -147,3 +149,45 @@ def test_dry_run_without_a_client_certificate_identity_source_is_api_gateways_40
     assert "context identity.clientCert.clientCertPem" in report["detail"]
     _, report = run_json(*ask, "--client-cert", str(tmp_path / "alice.pem"))
     assert (report["decision"], report["authorizer_called"]) == ("allow", True)
+
+
+SOURCES = """\
+version: 1
+token:
+  header: Authorization
+cache:
+  mode: identity
+  sources: {{headers: [Authorization{header}]{query}}}
+rules:
+  - name: health
+    route: GET /health
+    auth: none
+    allow: true
+"""
+
+
+@pytest.mark.parametrize(
+    ("header", "query", "variable", "missing"),
+    [
+        (", X-Tenant", "", "request.headers['x-tenant']", "header X-Tenant"),
+        ("", ", query: [tenant]", "request.query['tenant']", "query parameter tenant"),
+    ],
+)
+def test_diff_dry_run_and_serve_give_the_same_401_for_a_new_identity_source(tmp_path, header, query, variable, missing):
+    old = write(tmp_path / "old.yaml", SOURCES.format(header="", query=""))
+    new = write(tmp_path / "new.yaml", SOURCES.format(header=header, query=query))
+    done = run_cli("diff", str(old), str(new), "--json", "--exit-code")
+    no_traceback(done)
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    revoked = [c for r in report["routes"] for c in r["changes"]]
+    assert [(c["kind"], c["path"], c["variables"][variable]) for c in revoked] == [("revoke", "/health", "missing")]
+    _, dry = run_json("dry-run", str(new), "--method", "GET", "--path", "/health", "-H", "Authorization: x")
+    assert (
+        (dry["decision"], dry["reason"], dry["status"])
+        == tuple(revoked[0]["new"][k] for k in ("decision", "reason", "status"))
+        == ("unauthorized", "identity_source_missing", 401)
+    )
+    assert missing in dry["detail"] and dry["authorizer_called"] is False
+    answer = LocalGateway(Authorizer.load(new)).handle("GET", "/health", [("Authorization", "x")], b"", "127.0.0.1")
+    assert answer.status == 401 and missing in answer.log

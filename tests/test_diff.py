@@ -497,3 +497,62 @@ def test_a_refusal_that_only_changes_form_is_shown_but_is_no_access_change(tmp_p
     assert {(c["old"]["status"], c["new"]["status"]) for c in refused} == {(401, 403)}
     done = run_cli("diff", str(old), str(new))
     assert "  ~ refusal " in done.stdout and "refusal" in done.stdout.splitlines()[-1]
+
+
+def test_a_new_identity_source_revokes_access_for_every_caller_without_it(tmp_path):
+    old = rules(tmp_path, "old.yaml", ORDERS)
+    new = rules(tmp_path, "new.yaml", ORDERS.replace("headers: [Authorization]", "headers: [Authorization, X-Tenant]"))
+    status, report = diff_json(str(old), str(new))
+    assert status == 1 and report["counts"]["grant"] == 0
+    tenant = "request.headers['x-tenant']"
+    revoked = [c for c in report["routes"] for c in c["changes"] if c["kind"] == "revoke"]
+    # Every route that allowed someone: API Gateway now answers 401 itself to whoever lacks X-Tenant.
+    assert {(c["method"], c["path"]) for c in revoked} >= {("GET", "/health"), ("GET", "/orders/id")}
+    for change in revoked:
+        assert change["variables"][tenant] == "missing"
+        assert change["new"] == {
+            "decision": "unauthorized",
+            "reason": "identity_source_missing",
+            "status": 401,
+            "rule": None,
+            "route": None,
+            "principal": None,
+            "context": None,
+        }
+    # Callers that send it keep what they had.
+    every = [c for r in report["routes"] for c in r["changes"]]
+    assert all(c["variables"][tenant] == "missing" for c in every)
+    done = run_cli("diff", str(old), str(new))
+    assert "  - revoke " in done.stdout and "unauthorized (identity_source_missing, 401)" in done.stdout
+
+
+def test_a_caller_without_the_identity_source_is_never_shown_allowed_on_a_public_route(tmp_path):
+    public = ORDERS.replace("principal: claims.sub\n", "")  # a caller without a token has a principal too
+    closed = public.replace("    auth: none\n    allow: true", "    auth: none\n    allow: false")
+    old = rules(tmp_path, "old.yaml", closed)
+    new = rules(tmp_path, "new.yaml", public)
+    status, report = diff_json(str(old), str(new))
+    assert status == 1
+    granted = changes(report, "GET", "/health")
+    # Whoever sends an Authorization header reaches `auth: none` and gains access...
+    assert {c["variables"]["identity"] for c in granted} == {
+        "a credential that is no JWT",
+        f"JWT from {CORP}",
+        f"JWT from {PARTNERS}",
+        "JWT from an issuer neither version trusts",
+    }
+    assert all(c["kind"] == "grant" for c in granted)
+    # ...but without it API Gateway answers 401 before any rule, in both versions: no change.
+    assert not any(c["variables"]["identity"] == "no credential" for r in report["routes"] for c in r["changes"])
+    done = run_cli("diff", str(old), str(new))
+    grants = [line for line in done.stdout.splitlines() if line.startswith("  + grant ")]
+    assert grants and not any("identity=no credential" in line for line in grants)
+    # Where API Gateway calls the authorizer without it (REST REQUEST, no caching), the rule decides.
+    uncached = ("cache: {mode: identity, sources: {headers: [Authorization]}}", "cache: {mode: disabled}")
+    old = rules(tmp_path, "old-uncached.yaml", closed.replace(*uncached))
+    new = rules(tmp_path, "new-uncached.yaml", public.replace(*uncached))
+    status, report = diff_json(str(old), str(new))
+    assert status == 1
+    # Every identity, no credential included, merges into one row.
+    granted = changes(report, "GET", "/health")
+    assert [(c["kind"], c["variables"]["identity"]) for c in granted] == [("grant", "*")]

@@ -159,3 +159,51 @@ tests:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "routes ANY /admin/{proxy+} (DELETE, GET, PUT)" in done.stdout
     assert "coverage: 5 of 5 items, 100.0% (routes 1/1, outcomes 2/2, operands 2/2)" in done.stdout
+
+
+REFUSED = RULES.replace(
+    """  - name: health
+    request: {method: GET, path: /health, headers: {Authorization: Bearer x}}
+    expect: allow
+""",
+    """  - name: health without a token
+    request: {method: GET, path: /health}
+    expect: {decision: unauthorized, reason: identity_source_missing}
+""",
+)
+
+
+def test_a_case_api_gateway_refuses_itself_reaches_no_route_and_is_named_as_the_reason(tmp_path):
+    path, done = coverage_run(tmp_path, REFUSED, "--coverage")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    # The refused case asks GET /health, but API Gateway answers 401 before the rule: the
+    # route and the rule's one outcome (allow) are not reached: 2 items fewer than RULES.
+    assert "coverage: 7 of 13 items, 53.8% (routes 2/4, outcomes 3/5, operands 2/4)" in lines
+    public = next(line for line in lines if line.startswith("  rule 'public':"))
+    assert public == "  rule 'public': allow 0, deny 0, error 0; operands decided 0/0; routes GET /health (-)"
+    missing = lines[lines.index("not reached by any test (6):") + 1 :]
+    lines_of = REFUSED.splitlines()  # from the blank first line, which write() drops
+    rule_at = f"{path}:{lines_of.index('  - name: public')}:5"
+    case_at = f"{path}:{lines_of.index('  - name: health without a token')}:5"
+    assert missing[:2] == [
+        (
+            f"  {rule_at}: rule 'public': no test reaches route GET /health; refused by API Gateway: "
+            f"test 'health without a token' ({case_at}): identity source missing "
+            "(header Authorization): API Gateway answers 401 without calling the authorizer"
+        ),
+        f"  {rule_at}: rule 'public': no test makes it allow",
+    ]
+
+
+def test_a_case_api_gateway_passes_to_the_authorizer_without_the_source_still_reaches_its_route(tmp_path):
+    # A REST REQUEST authorizer without caching is called even without the header.
+    uncached = REFUSED.replace(
+        "cache: {mode: identity, sources: {headers: [Authorization]}}", "cache: {mode: disabled}"
+    )
+    _path, done = coverage_run(
+        tmp_path, uncached.replace("{decision: unauthorized, reason: identity_source_missing}", "allow"), "--coverage"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "coverage: 9 of 13 items, 69.2% (routes 3/4, outcomes 4/5, operands 2/4)" in done.stdout
+    assert "refused by API Gateway" not in done.stdout

@@ -104,3 +104,33 @@ def test_validate_names_each_rule_no_test_reaches_and_the_loader_keeps_quiet_abo
     assert "read orders': no test" not in done.stdout and "1 warning" in done.stdout.splitlines()[-2]
     # A cold start loads the same rules without routing their tests.
     assert load(path).warnings == []
+
+
+def test_a_rule_whose_only_test_api_gateway_refuses_itself_is_reached_by_no_test_and_says_why(tmp_path):
+    rules = (
+        ORDERS
+        + """\
+      - name: health
+        route: GET /health
+        auth: none
+        allow: true
+    tests:
+      - name: reader reads
+        request: {method: GET, path: /orders/1, token: reader}
+        expect: allow
+      - name: health without a token
+        request: {method: GET, path: /health}
+        expect: {decision: unauthorized, reason: identity_source_missing}
+"""
+    )
+    path = write(tmp_path, "rules.yaml", rules)
+    done = validate(str(path))
+    assert (
+        f"{path}:8:5: warning: rule 'health': no test in `tests:` reaches this rule; refused by API Gateway: "
+        f"test 'health without a token' ({path}:16:5): identity source missing (header Authorization): "
+        "API Gateway answers 401 without calling the authorizer"
+    ) in done.stdout, done.stdout
+    # With the header, API Gateway calls the authorizer and the case reaches the rule.
+    sent = rules.replace("request: {method: GET, path: /health}", "request: {method: GET, path: /health, token: x}")
+    done = validate(str(write(tmp_path, "sent.yaml", sent)))
+    assert "no test" not in done.stdout, done.stdout

@@ -764,12 +764,12 @@ def cmd_dry_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     event = request_event(args, ruleset, claims)
     if claims is not None and not ruleset.providers:
         err.write("note: --claims has no effect: the rules configure no `jwt:` provider\n")
-    from ruleauth.tools.local_gateway import event_refusal
+    from ruleauth.tools.local_gateway import decide_event
 
-    refusal = event_refusal(ruleset, event)
-    if refusal is not None:
-        return _dry_run_refused(args, refusal, authorizer, path, out, err)
-    authorization = authorizer.authorize(event, now=now, claims=claims)
+    decided = decide_event(authorizer, event, now=now, claims=claims)
+    authorization = decided.authorization
+    if authorization is None:
+        return _dry_run_refused(args, decided, authorizer, path, out, err)
     decision = authorization.decision
     explanation = explain(authorizer, authorization)
     introspected = next((p.name for p in ruleset.providers if p.introspection is not None), None)
@@ -816,24 +816,21 @@ def cmd_dry_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _dry_run_refused(
-    args: argparse.Namespace, refusal: str, authorizer: Any, path: Path, out: TextIO, err: TextIO
+    args: argparse.Namespace, decided: Any, authorizer: Any, path: Path, out: TextIO, err: TextIO
 ) -> int:
     """API Gateway answers 401 itself: the authorizer is not called, so no rule decides."""
-    from ruleauth.reasons import Outcome, Reason
-    from ruleauth.runtime.authorizer import UNAUTHORIZED_BODY
-
     ruleset = authorizer.ruleset
     # The keys of a decided report, so tools read both alike; nothing of the rules ran.
     report = {
-        "decision": Outcome.UNAUTHORIZED,
-        "reason": Reason.IDENTITY_SOURCE_MISSING,
-        "status": 401,
-        "body": UNAUTHORIZED_BODY,
-        "gateway_outcome": Outcome.UNAUTHORIZED,
-        "rule": None,
-        "route": None,
-        "principal": None,
-        "context": {},
+        "decision": decided.outcome,
+        "reason": decided.reason,
+        "status": decided.status,
+        "body": decided.body,
+        "gateway_outcome": decided.outcome,
+        "rule": decided.rule,
+        "route": decided.route,
+        "principal": decided.principal,
+        "context": dict(decided.context),
         "context_omitted": [],
         "response": None,
         "raises": None,
@@ -845,7 +842,7 @@ def _dry_run_refused(
         "explanation": None,
         "shadow": [],
         "warnings": [],
-        "detail": refusal,
+        "detail": decided.refusal,
         "event_type": None,
         "internal_error": None,
         "authorizer_called": False,
@@ -855,19 +852,16 @@ def _dry_run_refused(
     else:
         style = Style(out)
         rows = [
-            ("decision", f"{style.outcome(Outcome.UNAUTHORIZED)} (reason {Reason.IDENTITY_SOURCE_MISSING})"),
-            ("gateway", f"HTTP 401 {json.dumps(UNAUTHORIZED_BODY)}"),
-            ("why", refusal),
+            ("decision", f"{style.outcome(decided.outcome)} (reason {decided.reason})"),
+            ("gateway", f"HTTP {decided.status} {json.dumps(decided.body)}"),
+            ("why", decided.refusal),
             ("response", "none: API Gateway answered without calling the authorizer, so no rule ran"),
         ]
         for label, value in rows:
             out.write(f"{style.bold(label.ljust(10))} {value}\n")
     note_warnings(authorizer, path, err)
-    if args.expect and args.expect != Outcome.UNAUTHORIZED:
-        err.write(
-            f"ruleauth dry-run: expected {args.expect}, got {Outcome.UNAUTHORIZED} "
-            f"(reason {Reason.IDENTITY_SOURCE_MISSING})\n"
-        )
+    if args.expect and args.expect != decided.outcome:
+        err.write(f"ruleauth dry-run: expected {args.expect}, got {decided.outcome} (reason {decided.reason})\n")
         return FAILED
     return OK
 

@@ -6,7 +6,8 @@ commands note), not the loader: a case's rule is found by building its event and
 it, which is the request pipeline, and a cold start never shows the answer.
 
 Coverage counts items, each covered or not by the cases as `ruleauth test` ran them:
-every route of every enforced rule (a case's request matched it); each outcome a rule can
+every route of every enforced rule (a case's request matched it, and API Gateway did not
+refuse it itself for a missing identity source: then no rule ran); each outcome a rule can
 give, allow and deny (its `allow:` was true, false; errors are shown, not counted: most
 rules cannot fail); and each operand of each `&&` and `||` in it, `define:`s inlined: the
 operand decided when it was the first false one of its `&&` or the first true one of its
@@ -48,12 +49,37 @@ def untested_rules(ruleset: RuleSet) -> list[Problem]:
     """A warning at every enforced rule no case reaches (none when there are no tests)."""
     if not ruleset.tests:
         return []
-    tested = {route_of_test(ruleset, case) for case in ruleset.tests}
+    tested: set[str | None] = set()
+    refused: dict[str, list[str]] = {}  # rule → the cases asking it that API Gateway refuses itself
+    for case in ruleset.tests:
+        rule = route_of_test(ruleset, case)
+        refusal = _refusal(ruleset, case) if rule is not None else None
+        if refusal is None:
+            tested.add(rule)
+        elif rule is not None:
+            refused.setdefault(rule, []).append(f"test {case.name!r} ({case.pos}): {refusal}")
     return [
-        Problem("no test in `tests:` reaches this rule", rule.pos, WARNING, rule.name)
+        Problem(
+            "no test in `tests:` reaches this rule"
+            + (f"; refused by API Gateway: {'; '.join(refused[rule.name])}" if rule.name in refused else ""),
+            rule.pos,
+            WARNING,
+            rule.name,
+        )
         for rule in ruleset.rules
         if rule.name not in tested and not rule.shadow
     ]
+
+
+def _refusal(ruleset: RuleSet, case: Any) -> str | None:
+    """Why API Gateway answers the case's request itself (no rule runs), as `ruleauth test` asks it."""
+    from ruleauth.tools.local_gateway import event_refusal
+    from ruleauth.tools.rule_tests import CaseInputError, case_event
+
+    try:
+        return event_refusal(ruleset, case_event(ruleset, case))
+    except CaseInputError:
+        return None
 
 
 def warnings_of(ruleset: RuleSet) -> list[Problem]:
@@ -86,6 +112,8 @@ class RuleCoverage:
     outcomes: dict[str, int]  # ALLOWED, DENIED, FAILED → how many cases
     possible: tuple[str, ...]  # the outcomes counted as items
     operands: list[Operand]
+    # route → the cases asking it that API Gateway refused itself (no rule ran), and why
+    refused: dict[str, list[str]] = field(default_factory=dict)
 
     def items(self) -> Iterator[tuple[bool, str, str]]:
         """(covered, kind, what) for each item of this rule."""
@@ -171,6 +199,11 @@ def coverage(authorizer: Any, results: Sequence[Any]) -> Coverage:
             continue
         covered = rules[match.target.name]
         request = match.route
+        if result.refusal is not None:
+            # API Gateway answered without calling the authorizer: the case never reaches the route.
+            case = result.case
+            covered.refused.setdefault(str(request), []).append(f"test {case.name!r} ({case.pos}): {result.refusal}")
+            continue
         covered.routes[str(request)].add(_method_of(result) or request.method)
         authorization = result.authorization
         decision = authorization.decision if authorization is not None else None
@@ -223,8 +256,11 @@ def coverage_lines(report: Coverage) -> tuple[list[str], list[str]]:
         for is_covered, kind, what in rule.items():
             if is_covered:
                 continue
+            refused = rule.refused.get(what) if kind == "route" else None
             text = {
-                "route": f"no test asks route {what}",
+                "route": f"no test reaches route {what}; refused by API Gateway: {'; '.join(refused)}"
+                if refused
+                else f"no test asks route {what}",
                 "outcome": f"no test makes it {what}",
                 "operand": f"no test makes operand {what} decide",
             }[kind]

@@ -1,8 +1,9 @@
 """`ruleauth diff OLD NEW`: who gains or loses access to what when the rules change.
 
-Both rule sets decide the same requests on the Lambda's own code path (`rule_tests.
-authorize_case`, as `ruleauth test` decides its cases, offline claims standing in for
-verified tokens), and every difference in outcome, principal or context is reported.
+Both rule sets decide the same requests as API Gateway in front of the Lambda decides them
+(`rule_tests.decide_case`, as `ruleauth test` decides its cases, offline claims standing in
+for verified tokens: API Gateway's own 401 for a missing identity source, else the Lambda's
+code path), and every difference in outcome, principal or context is reported.
 
 The requests: every route pattern × method of both versions (ANY expands to API Gateway's
 methods) at a concrete path, asked by every caller class; plus the `tests:` requests of both
@@ -29,11 +30,12 @@ from typing import Any
 from ruleauth.cel.compiler import Compiled
 from ruleauth.cel.tree import access_chain, is_tree, string_literal, unwrap
 from ruleauth.errors import BadEvent, LoadError
-from ruleauth.model import WEBSOCKET, WEBSOCKET_CONNECT, SourcePos
+from ruleauth.model import REST_REQUEST, WEBSOCKET, WEBSOCKET_CONNECT, SourcePos
 from ruleauth.reasons import Outcome
 from ruleauth.rules.ruleset import Expectation, RuleSet, TestCase
 from ruleauth.runtime.events import parse_event
-from ruleauth.tools.rule_tests import CaseInputError, authorize_case
+from ruleauth.tools.local_gateway import identity_sources
+from ruleauth.tools.rule_tests import CaseInputError, decide_case
 from ruleauth.tools.synthetic_events import event_for_test
 from ruleauth.tools.template_check import methods_of, sample_path
 
@@ -377,6 +379,18 @@ def reads_of(compiled: Compiled, facts: _Facts) -> set[tuple[str, ...]]:
     return found
 
 
+def identity_source_reads(rulesets: Sequence[RuleSet]) -> set[tuple[str, ...]]:
+    """The headers and query parameters either version names as identity sources: API Gateway
+    answers 401 itself when one is missing, so a caller class has each present or missing
+    even where no expression reads it (the credential's own is the identity)."""
+    found: set[tuple[str, ...]] = set()
+    for ruleset in rulesets:
+        headers, query = identity_sources(ruleset, REST_REQUEST)
+        found |= {("request", "headers", name.lower()) for name in headers}
+        found |= {("request", "query", name) for name in query}
+    return found
+
+
 @dataclass(frozen=True)
 class CallerClass:
     labels: tuple[tuple[str, str], ...]  # (dimension, value label), in dimension order
@@ -528,19 +542,18 @@ def answer(authorizer: Any, caller: CallerClass) -> Answer:
         event_type=WEBSOCKET if caller.request.get("path") == WEBSOCKET_CONNECT else None,
     )
     try:
-        authorization = authorize_case(authorizer, case)
+        decided = decide_case(authorizer, case)
     except CaseInputError as exc:
         return Answer(Outcome.DENY, "case_input_error", 0, None, None, None, {"error": str(exc)})
-    decision = authorization.decision
-    allowed = authorization.status == 200
+    allowed = decided.status == 200
     return Answer(
-        Outcome.ALLOW if allowed else decision.outcome,
-        decision.reason,
-        authorization.status,
-        decision.rule,
-        decision.route,
-        decision.principal,
-        dict(decision.context),
+        Outcome.ALLOW if allowed else decided.outcome,
+        decided.reason,
+        decided.status,
+        decided.rule,
+        decided.route,
+        decided.principal,
+        dict(decided.context),
     )
 
 
@@ -701,6 +714,7 @@ def diff(
         reads: set[tuple[str, ...]] = set()
         for compiled in used:
             reads |= reads_of(compiled, facts)
+        reads |= identity_source_reads(rulesets)
         dims = dimensions_for(reads, facts, rulesets)
         classes, report.total = classes_for(dims, method, path, cap)
         report.classes = len(classes)

@@ -39,11 +39,13 @@ from ruleauth.model import HTTP_V1, HTTP_V2, REST_REQUEST, REST_TOKEN, WEBSOCKET
 from ruleauth.policy import response_check
 from ruleauth.policy.arn import asked_arn
 from ruleauth.policy.iam import EXPLICIT_DENY, evaluate_response
+from ruleauth.reasons import Outcome, Reason
 from ruleauth.rules.ruleset import CACHE_DISABLED, CACHE_ROUTE, CERT_SOURCES, RuleSet
 from ruleauth.runtime.authorizer import (
     EXPLICIT_DENY_BODY,
     SERVER_ERROR_BODY,
     UNAUTHORIZED_BODY,
+    Authorization,
     gateway_reply,
 )
 from ruleauth.runtime.events import parse_event
@@ -394,6 +396,60 @@ def event_refusal(ruleset: RuleSet, event: Any, ttl: int | None = None) -> str |
     ttl = default_ttl(ruleset) if ttl is None else ttl
     query = list(request.query.items())
     return gateway_refusal(ruleset, request.event_type, ttl, headers, query, _event_cert_fields(event))
+
+
+@dataclass(frozen=True)
+class GatewayDecision:
+    """What the client gets for one event, as API Gateway and the authorizer decide it together:
+    API Gateway's own 401 (`refusal` says why; no rule ran, `authorization` is None), or the
+    authorizer's `Authorization`."""
+
+    authorization: Authorization | None
+    refusal: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        return Outcome.UNAUTHORIZED if self.authorization is None else self.authorization.decision.outcome
+
+    @property
+    def reason(self) -> str:
+        return Reason.IDENTITY_SOURCE_MISSING if self.authorization is None else self.authorization.decision.reason
+
+    @property
+    def status(self) -> int:
+        return 401 if self.authorization is None else self.authorization.status
+
+    @property
+    def body(self) -> dict[str, Any] | None:
+        return UNAUTHORIZED_BODY if self.authorization is None else self.authorization.body
+
+    @property
+    def rule(self) -> str | None:
+        return None if self.authorization is None else self.authorization.decision.rule
+
+    @property
+    def route(self) -> str | None:
+        return None if self.authorization is None else self.authorization.decision.route
+
+    @property
+    def principal(self) -> str | None:
+        return None if self.authorization is None else self.authorization.decision.principal
+
+    @property
+    def context(self) -> Mapping[str, Any]:
+        return {} if self.authorization is None else self.authorization.decision.context
+
+
+def decide_event(
+    authorizer: Any, event: Any, now: float | None = None, claims: Mapping[str, Any] | None = None
+) -> GatewayDecision:
+    """One event decided the way API Gateway in front of the authorizer decides it: its own 401
+    for a missing identity source first, else the authorizer on the Lambda's code path. The one
+    decision behind `ruleauth test`, `test --coverage`, `dry-run` and `diff`."""
+    refusal = event_refusal(authorizer.ruleset, event)
+    if refusal is not None:
+        return GatewayDecision(None, refusal)
+    return GatewayDecision(authorizer.authorize(event, now=now, claims=claims))
 
 
 def _event_cert_fields(event: Mapping[str, Any]) -> Mapping[str, Any] | None:

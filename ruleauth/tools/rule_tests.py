@@ -1,8 +1,9 @@
 """`ruleauth test`: run the `tests:` cases of a rules file through the Lambda's own code path.
 
 Each case becomes an API Gateway event (`synthetic_events.event_for_test`), is
-decided by `Authorizer.authorize` exactly as in Lambda, and is checked against
-its `expect:`. Every case is also checked for agreement between the rule's
+decided as API Gateway and the Lambda decide it (`local_gateway.decide_event`: API
+Gateway's own 401 for a missing identity source, else `Authorizer.authorize`), and is
+checked against its `expect:`. Every case is also checked for agreement between the rule's
 decision and API Gateway's evaluation of the emitted policy for the asked ARN.
 """
 
@@ -17,17 +18,17 @@ from typing import Any
 
 from ruleauth.errors import LoadError
 from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY
-from ruleauth.reasons import Outcome, Reason
+from ruleauth.reasons import Outcome
 from ruleauth.rules.ruleset import RuleSet, TestCase
 from ruleauth.tools.explain import Explanation, explain
-from ruleauth.tools.local_gateway import event_refusal
+from ruleauth.tools.local_gateway import GatewayDecision, decide_event
 from ruleauth.tools.synthetic_events import event_for_test
 
 # The credential sent when a case (or `dry-run --claims`) gives claims but no token:
 # the claims stand in for a verified JWT, but routes still need a credential to be present.
 PLACEHOLDER_TOKEN = "unverified-claims"
 
-_GATEWAY_FOR = {
+_GATEWAY_FOR: dict[str, tuple[str, ...]] = {
     Outcome.ALLOW: (ALLOW,),
     Outcome.DENY: (EXPLICIT_DENY, IMPLICIT_DENY),
     Outcome.UNAUTHORIZED: (Outcome.UNAUTHORIZED,),
@@ -99,10 +100,10 @@ def case_event(ruleset: RuleSet, case: TestCase) -> dict[str, Any]:
         raise CaseInputError(f"cannot read event file {case.event}: {detail}") from None
 
 
-def authorize_case(authorizer: Any, case: TestCase) -> Any:
-    """The `Authorization` a case's request gets on the Lambda's code path: the one way
-    `ruleauth test`, its `--coverage` and `ruleauth diff`'s caller classes are decided.
-    Raises CaseInputError."""
+def decide_case(authorizer: Any, case: TestCase) -> GatewayDecision:
+    """What a case's request gets from API Gateway in front of the Lambda's code path
+    (`local_gateway.decide_event`): the one way `ruleauth test`, its `--coverage` and
+    `ruleauth diff`'s caller classes are decided. Raises CaseInputError."""
     event = case_event(authorizer.ruleset, case)
     now = None
     if case.now:
@@ -110,33 +111,33 @@ def authorize_case(authorizer: Any, case: TestCase) -> Any:
             now = parse_time(case.now)
         except ValueError as exc:
             raise CaseInputError(f"now: {exc}") from None
-    return authorizer.authorize(event, now=now, claims=case.claims)
+    return decide_event(authorizer, event, now=now, claims=case.claims)
 
 
 def run_case(authorizer: Any, case: TestCase) -> CaseResult:
     result = CaseResult(case)
     try:
-        refusal = event_refusal(authorizer.ruleset, case_event(authorizer.ruleset, case))
-        if refusal is not None:
-            # API Gateway answers without calling the authorizer: nothing of the rules runs.
-            result.refusal = refusal
-            _check(result, Outcome.UNAUTHORIZED, Reason.IDENTITY_SOURCE_MISSING, None, 401, None, {}, f"; {refusal}")
-            return result
-        authorization = authorize_case(authorizer, case)
+        decided = decide_case(authorizer, case)
     except CaseInputError as exc:
         result.failures.append(str(exc))
         return result
-    result.authorization = authorization
-    decision = authorization.decision
+    result.refusal = decided.refusal
+    why = f"; {decided.refusal}" if decided.refusal is not None else ""
     _check(
         result,
-        decision.outcome,
-        decision.reason,
-        decision.rule,
-        authorization.status,
-        decision.principal,
-        decision.context,
+        decided.outcome,
+        decided.reason,
+        decided.rule,
+        decided.status,
+        decided.principal,
+        decided.context,
+        why,
     )
+    authorization = decided.authorization
+    if authorization is None:
+        return result  # API Gateway answered without calling the authorizer: nothing of the rules ran
+    result.authorization = authorization
+    decision = authorization.decision
     gateway = authorization.gateway_outcome
     if gateway not in _GATEWAY_FOR.get(decision.outcome, ()):
         result.failures.append(
