@@ -23,7 +23,6 @@ import base64
 import hashlib
 import json
 import logging
-import math
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -33,6 +32,7 @@ from ruleauth.cache import Cache
 from ruleauth.errors import RequestError
 from ruleauth.jwt.codecs import strict_json
 from ruleauth.jwt.keys import FetchError
+from ruleauth.jwt.verifier import JwtError, check_claim_formats
 from ruleauth.model import JwtProvider
 from ruleauth.reasons import Reason
 
@@ -77,7 +77,7 @@ class _BasicAuth:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> Any:  # never pickled into anything (a rules snapshot, a traceback dump)
+    def __reduce__(self) -> Any:  # nothing built on pickle may write the secret out
         raise TypeError("the introspection client secret is not picklable")
 
 
@@ -196,11 +196,10 @@ class Introspector:
 
 
 def _expiry(claims: Mapping[str, Any]) -> float | None:
-    """The answer's `exp` as a cache deadline, where it is a usable number (the verifier
-    refuses the claims otherwise, cached or not)."""
-    exp = claims.get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
-        return None
-    if isinstance(exp, float) and not math.isfinite(exp):
+    """The answer's `exp` as a cache deadline, where the claims have the forms the verifier
+    accepts (it refuses them otherwise, cached or not)."""
+    try:
+        exp, _, _ = check_claim_formats(claims, exp_required=False)
+    except JwtError:
         return None
     return exp
