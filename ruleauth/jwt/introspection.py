@@ -23,6 +23,7 @@ import base64
 import hashlib
 import json
 import logging
+import math
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -32,7 +33,6 @@ from ruleauth.cache import Cache
 from ruleauth.errors import RequestError
 from ruleauth.jwt.codecs import strict_json
 from ruleauth.jwt.keys import FetchError
-from ruleauth.jwt.verifier import JwtError, check_claim_formats
 from ruleauth.model import JwtProvider
 from ruleauth.reasons import Reason
 
@@ -196,10 +196,11 @@ class Introspector:
 
 
 def _expiry(claims: Mapping[str, Any]) -> float | None:
-    """The answer's `exp` as a cache deadline, where the claims have the forms the verifier
-    accepts (it refuses them otherwise, cached or not)."""
-    try:
-        exp, _, _ = check_claim_formats(claims, exp_required=False)
-    except JwtError:
+    """The answer's `exp` as a cache deadline, where it is a usable number (the verifier
+    refuses the claims otherwise, cached or not)."""
+    exp = claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+        return None
+    if isinstance(exp, float) and not math.isfinite(exp):
         return None
     return exp
