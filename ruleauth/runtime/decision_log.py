@@ -85,7 +85,7 @@ def lambda_fields(context: Any) -> dict[str, Any]:
 def record(decision: Decision, latency_ms: float, internal_error: str | None = None) -> dict[str, Any]:
     line: dict[str, Any] = {
         "level": "INFO",
-        "message": "ruleauth decision",
+        "message": DECISION_MESSAGE,
         "decision": decision.outcome,
         "reason": decision.reason,
         "rule": decision.rule,
