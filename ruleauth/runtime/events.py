@@ -184,6 +184,8 @@ def _client_cert(context: Mapping[str, Any], kind: str) -> ClientCert | None:
     certificates"): payload 2.0 under authentication, the other shapes under identity."""
     holder = _map(context.get("authentication" if kind == HTTP_V2 else "identity"))
     raw = _map(holder.get("clientCert"))
+    if not raw:  # most APIs use no mutual TLS: their requests pay only these two lookups
+        return None
     validity = _map(raw.get("validity"))
     cert = ClientCert(
         pem=_text(raw.get("clientCertPem")),
