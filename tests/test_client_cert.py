@@ -634,3 +634,21 @@ def test_every_field_a_rule_may_read_is_one_a_readable_certificate_gives_and_no_
         event = build_event(event_type, "GET", "/hello", client_cert=fields)
         given = client_cert.variables(parse_event(event).client_cert)
         assert set(given) == set(CLIENT_CERT_FIELDS), event_type
+
+
+def test_each_certificate_identity_source_keys_the_cache_on_the_field_api_gateway_names():
+    """An identity source `identity.clientCert.X` must key ruleauth's caches on the event's own
+    `clientCert.X`: an attribute that did not exist would key every client alike."""
+    from ruleauth.rules.ruleset import CERT_SOURCES
+    from ruleauth.runtime.events import parse_event
+
+    fields = client_cert_fields(issue("device.partners.example.com"))
+    for event_type in ("rest-request", "http-2.0"):
+        cert = parse_event(build_event(event_type, "GET", "/hello", client_cert=fields)).client_cert
+        assert cert is not None
+        for source, attribute in CERT_SOURCES.items():
+            expected: object = fields
+            for name in source.split(".")[2:]:  # identity.clientCert.validity.notBefore → validity, notBefore
+                assert isinstance(expected, dict)
+                expected = expected[name]
+            assert expected and getattr(cert, attribute) == expected, (event_type, source)
