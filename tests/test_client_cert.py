@@ -620,3 +620,35 @@ def test_a_warm_container_answers_each_certificate_for_itself_under_the_same_tok
         bob = auth.authorize(sample(shape, BOB, "the-same-token"), now=NOW + 1)
         assert (alice.decision.outcome, bob.decision.outcome) == ("allow", "deny")
         assert alice.decision.context["client"] != bob.decision.context["client"]
+
+
+def test_every_field_a_rule_may_read_is_one_a_readable_certificate_gives_and_no_other():
+    """The compiler's list of request.client_cert fields (what `validate` accepts) and what the
+    runtime fills in are one set, for REST and HTTP API events alike."""
+    from ruleauth.cel.compiler import CLIENT_CERT_FIELDS
+    from ruleauth.runtime import client_cert
+    from ruleauth.runtime.events import parse_event
+
+    fields = client_cert_fields(issue("device.partners.example.com", "ops@partners.example.com"))
+    for event_type in ("rest-request", "http-1.0", "http-2.0"):
+        event = build_event(event_type, "GET", "/hello", client_cert=fields)
+        given = client_cert.variables(parse_event(event).client_cert)
+        assert set(given) == set(CLIENT_CERT_FIELDS), event_type
+
+
+def test_each_certificate_identity_source_keys_the_cache_on_the_field_api_gateway_names():
+    """An identity source `identity.clientCert.X` must key ruleauth's caches on the event's own
+    `clientCert.X`: an attribute that did not exist would key every client alike."""
+    from ruleauth.rules.ruleset import CERT_SOURCES
+    from ruleauth.runtime.events import parse_event
+
+    fields = client_cert_fields(issue("device.partners.example.com"))
+    for event_type in ("rest-request", "http-2.0"):
+        cert = parse_event(build_event(event_type, "GET", "/hello", client_cert=fields)).client_cert
+        assert cert is not None
+        for source, attribute in CERT_SOURCES.items():
+            expected: object = fields
+            for name in source.split(".")[2:]:  # identity.clientCert.validity.notBefore → validity, notBefore
+                assert isinstance(expected, dict)
+                expected = expected[name]
+            assert expected and getattr(cert, attribute) == expected, (event_type, source)

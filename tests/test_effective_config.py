@@ -418,6 +418,24 @@ def test_the_specs_environment_table_lists_every_setting():
             assert f"flag `{flag}`" in spec, flag
 
 
+def test_every_variable_the_code_reads_is_a_row_of_the_specs_table_and_named_in_the_readme():
+    """Also the variables read outside the effective configuration (RULEAUTH_SERVICE, RULEAUTH_DEBUG)."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    spelled = set()
+    for module in (root / "ruleauth").rglob("*.py"):
+        spelled |= set(re.findall(r"[\"'](RULEAUTH_[A-Z_]+)[\"']", module.read_text(encoding="utf-8")))
+    spec = (root / "docs" / "spec.md").read_text(encoding="utf-8")
+    table = spec[spec.index("\n## Environment variables\n") :].split("\n## ", 2)[1]
+    rows = set(re.findall(r"^\| `(RULEAUTH_[A-Z_]+)` \|", table, re.M))
+    assert spelled == rows
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    paragraph = readme[readme.index("\nEnvironment variables: ") :].split("\n\n", 1)[0]
+    # RULEAUTH_DEBUG is the command line's alone; the paragraph also names the build's RULEAUTH_EXTRAS.
+    assert rows - {"RULEAUTH_DEBUG"} <= set(re.findall(r"`(RULEAUTH_[A-Z_]+)", paragraph))
+
+
 @pytest.mark.parametrize("mode", ["route", "disabled"])
 def test_dry_run_lists_only_what_a_cached_simple_yes_answers(tmp_path, mode):
     from tests.cli_support import run_json

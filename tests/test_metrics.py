@@ -130,3 +130,25 @@ def test_the_lambda_handler_prints_a_decision_line_and_an_emf_line_per_request()
     assert decision["decision"] == "allow" and decision["rule"] == "odd numbers only"
     assert (emf["Outcome"], emf["Rule"], emf["Decisions"]) == ("allow", "odd numbers only", 1)
     assert "900000000000001" not in done.stdout  # the credential never reaches a log line
+
+
+def test_the_readme_names_every_metric_and_dimension_the_lines_carry(demo):
+    """README "Metrics" is the list users build alarms from: each name a line can carry, and no other."""
+    import re
+    from pathlib import Path
+
+    stream = io.StringIO()
+    metrics = Metrics(PER_RULE, stream)
+    for token in ("1", "3"):  # the shadow rule agrees on one and not the other
+        metrics.decision(decide(demo, token).decision, 1.0)
+    metrics.cold_start(10.0)
+    metrics.key_fetches({"corp": (1, 1)})
+    metrics.introspections({"opaque": (1, 1, 1, 1)})
+    emitted = set()
+    for line in emf_lines(stream):
+        directive = line["_aws"]["CloudWatchMetrics"][0]
+        emitted |= {metric["Name"] for metric in directive["Metrics"]}
+        emitted |= {key for dimension_set in directive["Dimensions"] for key in dimension_set}
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    paragraph = readme[readme.index("**Metrics.**") :].split("\n\n", 1)[0]
+    assert set(re.findall(r"`([A-Z][a-z]+(?:[A-Z][a-z]+)*)`", paragraph)) == emitted

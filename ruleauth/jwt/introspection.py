@@ -77,7 +77,7 @@ class _BasicAuth:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> Any:  # never pickled into anything (a rules snapshot, a traceback dump)
+    def __reduce__(self) -> Any:  # nothing built on pickle may write the secret out
         raise TypeError("the introspection client secret is not picklable")
 
 

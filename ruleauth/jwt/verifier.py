@@ -78,8 +78,6 @@ __all__ = [
 JWT_INVALID = Reason.JWT_INVALID
 JWT_EXPIRED = Reason.JWT_EXPIRED
 JWKS_UNAVAILABLE = Reason.JWKS_UNAVAILABLE
-TOKEN_INACTIVE = Reason.TOKEN_INACTIVE
-INTROSPECTION_UNAVAILABLE = Reason.INTROSPECTION_UNAVAILABLE
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 MAX_TOKEN_BYTES = 8 * 1024
@@ -698,9 +696,9 @@ class JwtVerifier:
         try:
             claims = introspector.introspect(token, use_cache=now_override is None)
         except IntrospectionUnavailable as exc:
-            raise JwtError(INTROSPECTION_UNAVAILABLE, str(exc)) from None
+            raise JwtError(Reason.INTROSPECTION_UNAVAILABLE, str(exc)) from None
         if claims is None:
-            raise JwtError(TOKEN_INACTIVE, f"introspection provider {name!r} says the token is not active")
+            raise JwtError(Reason.TOKEN_INACTIVE, f"introspection provider {name!r} says the token is not active")
         _check_shape(claims, "introspection answer")
         iss = claims.get("iss", _MISSING)
         if iss is not _MISSING and iss != provider.config.issuer:

@@ -29,7 +29,7 @@ FILE, ENVIRONMENT, FLAG, DEFAULT = "file", "environment", "flag", "default"
 RESPONSES = ("iam", "simple")
 ENGINES = ("cel-python", "cel-expr-python")  # expressions.ENGINES; not imported: cold start stays lean
 CACHE_MODES = ("identity", "route", "disabled")  # ruleset.CACHE_MODES
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR")  # decision_log.LEVELS
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR")  # decision_log.LEVELS also has Lambda's TRACE, FATAL
 _FALSE = ("0", "false", "off", "no")
 
 
@@ -141,8 +141,8 @@ class Settings:
         return [s for s in (getattr(self, n) for n in names) if s.overridden]
 
 
-# The parsers of the settings the runtime reads from the environment (runtime/metrics and
-# runtime/decision_log use them): here, so that checking a setting never imports the runtime.
+# The parsers of the metrics and log-sampling settings, and the metrics modes runtime/metrics.py
+# tests: here, so that checking a setting never imports the runtime.
 METRICS_OFF, METRICS_ON, METRICS_PER_RULE = "off", "on", "rule"
 
 

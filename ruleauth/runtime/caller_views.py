@@ -344,7 +344,7 @@ def _sources(decider: CallerSource, request: Request) -> tuple:
         # The client certificate's identity sources (the loader lets rules read the certificate
         # under caching only where they are declared).
         tuple(
-            getattr(request.client_cert, CERT_SOURCES[c], "") if request.client_cert else ""
+            getattr(request.client_cert, CERT_SOURCES[c]) if request.client_cert else ""
             for c in cache.context
             if c in CERT_SOURCES
         ),

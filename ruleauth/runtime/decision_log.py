@@ -24,7 +24,6 @@ from typing import Any, TextIO
 
 from ruleauth.errors import safe_text as _safe_text
 from ruleauth.reasons import Reason
-from ruleauth.rules.settings import sample_rate_from
 from ruleauth.runtime.decision import Decision
 
 # Lambda's advanced logging levels include TRACE and FATAL (docs/logging.md).
@@ -86,7 +85,7 @@ def lambda_fields(context: Any) -> dict[str, Any]:
 def record(decision: Decision, latency_ms: float, internal_error: str | None = None) -> dict[str, Any]:
     line: dict[str, Any] = {
         "level": "INFO",
-        "message": "ruleauth decision",
+        "message": DECISION_MESSAGE,
         "decision": decision.outcome,
         "reason": decision.reason,
         "rule": decision.rule,
@@ -219,10 +218,6 @@ class DecisionLog:
             self.sink.setLevel(self.level)
         else:
             self.sink = StdoutHandler(self.stream)
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> DecisionLog:
-        return cls(sample_rate_from(environ), level=log_level(environ), service=service_name(environ))
 
     def write(
         self, decision: Decision, latency_ms: float, internal_error: str | None = None, context: Any = None

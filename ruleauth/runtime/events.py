@@ -179,11 +179,19 @@ def _source_ip(context: Mapping[str, Any], kind: str) -> str:
     return _text(_map(context.get("identity")).get("sourceIp"))
 
 
+def client_cert_holder(kind: str) -> str:
+    """The member of requestContext that carries an event kind's client certificate
+    (docs/apigw-facts.md "Client certificates"): payload 2.0's authentication, the other
+    shapes' identity."""
+    return "authentication" if kind == HTTP_V2 else "identity"
+
+
 def _client_cert(context: Mapping[str, Any], kind: str) -> ClientCert | None:
-    """The mutual TLS client certificate, where the event has one (docs/apigw-facts.md "Client
-    certificates"): payload 2.0 under authentication, the other shapes under identity."""
-    holder = _map(context.get("authentication" if kind == HTTP_V2 else "identity"))
+    """The mutual TLS client certificate, where the event has one."""
+    holder = _map(context.get(client_cert_holder(kind)))
     raw = _map(holder.get("clientCert"))
+    if not raw:  # most APIs use no mutual TLS: their requests pay only these two lookups
+        return None
     validity = _map(raw.get("validity"))
     cert = ClientCert(
         pem=_text(raw.get("clientCertPem")),

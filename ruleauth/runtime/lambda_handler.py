@@ -62,6 +62,10 @@ def make_handler(
     load_ms = (time.perf_counter() - started) * 1000
     decision_log.cold_start(cold_start_fields(authorizer, load_ms))
     metrics.cold_start(load_ms)
+    # Looked up once: a verifier given by the caller may have no introspection provider support.
+    introspection_stats: Callable[[], Mapping[str, tuple[int, int, int, int]]] = getattr(
+        authorizer.verifier, "introspection_stats", dict
+    )
 
     def handler(event: Any, context: Any = None) -> dict[str, Any]:
         result = authorizer.authorize(event)
@@ -70,7 +74,7 @@ def make_handler(
             metrics.decision(result.decision, result.latency_ms)
             if authorizer.verifier is not None:
                 metrics.key_fetches(authorizer.verifier.fetch_stats())
-                metrics.introspections(getattr(authorizer.verifier, "introspection_stats", dict)())
+                metrics.introspections(introspection_stats())
         if result.response is None:
             raise Exception("Unauthorized")  # API Gateway's convention: exactly this text gives a 401
         return result.response

@@ -119,13 +119,14 @@ def build_event(
 def with_client_cert(event: dict[str, Any], client_cert: Mapping[str, Any]) -> bool:
     """Puts the clientCert fields into an event (e.g. a `dry-run --event` file) where its shape
     carries them; False for TOKEN and WebSocket events, which carry none."""
+    from ruleauth.runtime.events import client_cert_holder
     from ruleauth.runtime.events import event_type as shape
 
     kind = shape(event)
     if kind in (REST_TOKEN, WEBSOCKET):
         return False
     context = event.setdefault("requestContext", {})
-    holder = context.setdefault("authentication" if kind == HTTP_V2 else "identity", {})
+    holder = context.setdefault(client_cert_holder(kind), {})
     holder["clientCert"] = dict(client_cert)
     return True
 

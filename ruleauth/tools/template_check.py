@@ -48,7 +48,7 @@ def compare(ruleset: RuleSet, template: Any) -> list[Problem]:
     where = SourcePos(template.source, 1, 1)  # for what the template says nowhere in particular
     guarded = [r for r in template.routes if r.authorizer is not None]
     problems.extend(_uncovered_routes(ruleset, guarded, where))
-    problems.extend(_unreached_rules(ruleset, template.routes, where))
+    problems.extend(_unreached_rules(ruleset, template.routes))
     problems.extend(_never_consulted(ruleset, guarded, [r for r in template.routes if r.authorizer is None], where))
     for settings in template.authorizers:
         problems.extend(_authorizer(ruleset, settings, settings.pos or where))
@@ -163,7 +163,7 @@ def _reaching(route: Route, api_routes: list[tuple[Route, Any]]) -> list[Any]:
     return [given for api, given in api_routes if any(api.match(m, path) is not None for m in methods)]
 
 
-def _unreached_rules(ruleset: RuleSet, routes: Iterable[Any], where: SourcePos) -> list[Problem]:
+def _unreached_rules(ruleset: RuleSet, routes: Iterable[Any]) -> list[Problem]:
     api_routes, catch_all = _api_routes(routes)
     if catch_all:
         return []
