@@ -24,6 +24,7 @@ from typing import Any
 from ruleauth.cel import evaluation as ev
 from ruleauth.errors import WARNING, BadEvent, Problem
 from ruleauth.model import SourcePos
+from ruleauth.reasons import Outcome
 from ruleauth.rules.routes import RouteMatch
 from ruleauth.rules.ruleset import Rule, RuleSet
 from ruleauth.runtime.events import parse_event
@@ -89,7 +90,8 @@ def warnings_of(ruleset: RuleSet) -> list[Problem]:
 
 # -- ruleauth test --coverage -------------------------------------------------------------
 
-ALLOWED, DENIED, FAILED = "allow", "deny", "error"
+# What a rule's allow: gave in a case: the decision's words, and CEL's error (cel/evaluation.py).
+ALLOWED, DENIED, FAILED = Outcome.ALLOW, Outcome.DENY, ev.ERROR
 AND, OR = "and", "or"
 
 

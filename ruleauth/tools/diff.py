@@ -31,7 +31,7 @@ from ruleauth.cel.compiler import Compiled
 from ruleauth.cel.tree import access_chain, is_tree, string_literal, unwrap
 from ruleauth.errors import BadEvent, LoadError
 from ruleauth.model import REST_REQUEST, WEBSOCKET, WEBSOCKET_CONNECT, SourcePos
-from ruleauth.reasons import Outcome
+from ruleauth.reasons import Outcome, Reason
 from ruleauth.rules.ruleset import Expectation, RuleSet, TestCase
 from ruleauth.runtime.events import parse_event
 from ruleauth.tools.local_gateway import identity_sources
@@ -544,7 +544,8 @@ def answer(authorizer: Any, caller: CallerClass) -> Answer:
     try:
         decided = decide_case(authorizer, case)
     except CaseInputError as exc:
-        return Answer(Outcome.DENY, "case_input_error", 0, None, None, None, {"error": str(exc)})
+        # A tests: case whose event file cannot be read: as the authorizer answers a bad event.
+        return Answer(Outcome.DENY, Reason.BAD_EVENT, 0, None, None, None, {"error": str(exc)})
     allowed = decided.status == 200
     return Answer(
         Outcome.ALLOW if allowed else decided.outcome,
@@ -610,7 +611,7 @@ class Change:
 
 def _outcome(answer: Answer) -> str:
     if answer.decision == Outcome.ALLOW:
-        return "allow"
+        return Outcome.ALLOW
     return f"{answer.decision} ({answer.reason}, {answer.status})"
 
 

@@ -48,7 +48,7 @@ from ruleauth.runtime.authorizer import (
     Authorization,
     gateway_reply,
 )
-from ruleauth.runtime.events import parse_event
+from ruleauth.runtime.events import client_cert_holder, parse_event
 from ruleauth.tools.synthetic_events import build_event
 
 DEFAULT_TTL = 300
@@ -395,7 +395,9 @@ def event_refusal(ruleset: RuleSet, event: Any, ttl: int | None = None) -> str |
         headers.append((identity_sources(ruleset, REST_TOKEN)[0][0], request.token_field))
     ttl = default_ttl(ruleset) if ttl is None else ttl
     query = list(request.query.items())
-    return gateway_refusal(ruleset, request.event_type, ttl, headers, query, _event_cert_fields(event))
+    return gateway_refusal(
+        ruleset, request.event_type, ttl, headers, query, _event_cert_fields(event, request.event_type)
+    )
 
 
 @dataclass(frozen=True)
@@ -452,17 +454,13 @@ def decide_event(
     return GatewayDecision(authorizer.authorize(event, now=now, claims=claims))
 
 
-def _event_cert_fields(event: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The clientCert fields an event carries (payload 2.0 under authentication, the other
-    shapes under identity: docs/apigw-facts.md "Client certificates")."""
+def _event_cert_fields(event: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    """The clientCert fields an event of `kind` carries, where the authorizer reads them too
+    (events.client_cert_holder)."""
     context = event.get("requestContext")
-    if not isinstance(context, Mapping):
-        return None
-    for holder in (context.get("authentication"), context.get("identity")):
-        if isinstance(holder, Mapping) and isinstance(holder.get("clientCert"), Mapping):
-            fields: Mapping[str, Any] = holder["clientCert"]
-            return fields
-    return None
+    holder = context.get(client_cert_holder(kind)) if isinstance(context, Mapping) else None
+    fields = holder.get("clientCert") if isinstance(holder, Mapping) else None
+    return fields if isinstance(fields, Mapping) else None
 
 
 def _cert_value(fields: Mapping[str, Any] | None, source: str) -> str:
