@@ -106,7 +106,7 @@ def raw_token(payload_json: str) -> str:
     return forge({"alg": "RS256", "typ": "JWT", "kid": "k1"}, payload_json.encode(), key=rsa_key())
 
 
-# ---------------------------------------------------------------- §3: time claims out of range
+# ---------------------------------------------------------------- time claims out of range
 
 HUGE = [
     "1" + "0" * 309,  # the first integer that is no float: OverflowError in float()
@@ -193,7 +193,7 @@ def test_dry_run_says_jwt_invalid_for_an_overflowing_exp_with_a_token_and_with_c
     assert (report["decision"], report["reason"]) == ("unauthorized", "jwt_invalid")
 
 
-# ---------------------------------------------------------------- §5: auth: token beside jwt:
+# ---------------------------------------------------------------- auth: token beside jwt:
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -271,7 +271,7 @@ tests:
     assert sorted(report["policy_grants"]) == ["GET /health", "GET /reports"]
 
 
-# ---------------------------------------------------------------- §5: the default principal
+# ---------------------------------------------------------------- the default principal
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -351,7 +351,7 @@ def test_offline_claims_without_a_usable_sub_get_principal_error_in_ruleauth_tes
     assert done.returncode == 0 and "4 passed, 0 failed" in done.stdout, done.stdout
 
 
-# ---------------------------------------------------------------- §5: scopes as a JSON array
+# ---------------------------------------------------------------- scopes as a JSON array
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -396,7 +396,7 @@ def test_offline_claims_read_scope_arrays_and_refuse_malformed_ones(tmp_path):
         assert report["decision"] == decision
 
 
-# ---------------------------------------------------------------- §5: offline claims pick providers
+# ---------------------------------------------------------------- offline claims pick providers
 
 
 @pytest.mark.parametrize(
@@ -441,7 +441,7 @@ def test_offline_claims_without_iss_stand_for_the_routes_first_accepted_provider
     assert result.decision.context == {"provider": "corp"}
 
 
-# ---------------------------------------------------------------- §5: examples/jwt-api
+# ---------------------------------------------------------------- examples/jwt-api
 
 EXAMPLE = ROOT / "examples" / "jwt-api"
 PARTNERS = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example"

@@ -336,7 +336,7 @@ def test_a_cold_start_under_simple_never_uses_a_snapshot_made_under_iam(tmp_path
     assert read.settings.metrics.value == "on"  # today's, not the build's
 
 
-# -- §2: simple responses and routes no rule reaches ------------------------------------------
+# -- simple responses and routes no rule reaches ------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -356,7 +356,7 @@ def test_simple_with_identity_caching_is_refused_while_any_request_reaches_no_ru
         Authorizer.load(path, settings=Settings.from_environ({}))
 
 
-# -- §2: field access on a define ------------------------------------------------------------
+# -- field access on a define ------------------------------------------------------------
 
 
 def test_field_access_on_a_define_reads_its_value_on_every_engine(tmp_path):
