@@ -284,7 +284,8 @@ def test_the_cold_start_from_a_snapshot_imports_neither_yaml_nor_lark(tmp_path: 
 
 
 # The cold start of a jwt provider with a key file, then real signed tokens decided: the
-# signatures are checked without PyJWT, and nothing fetches, so no HTTP client is imported.
+# signatures are checked without PyJWT, and nothing fetches, so no HTTP client is imported;
+# no rule reads a client certificate and no cookie is quoted, so neither parser is imported.
 KEY_FILE_PROBE = r"""
 import json, sys
 import ruleauth.handler
@@ -293,12 +294,13 @@ from ruleauth.runtime.authorizer import Authorizer
 authorizer = Authorizer.load(Path(sys.argv[1]), {}, snapshot=True)
 outcomes = [authorizer.authorize(e, now=float(sys.argv[2])).decision.outcome for e in json.load(sys.stdin)]
 print(json.dumps({"outcomes": sorted(set(outcomes)),
-                  "modules": sorted(m for m in ("jwt", "http.client", "ssl") if m in sys.modules)}))
+                  "modules": sorted(m for m in ("jwt", "http.client", "ssl") if m in sys.modules),
+                  "unused": sorted(m for m in ("ruleauth.runtime.client_cert", "http.cookies") if m in sys.modules)}))
 """
 
 
 @pytest.mark.parametrize("from_snapshot", [True, False], ids=["from a snapshot", "in full"])
-def test_a_cold_start_with_a_key_file_imports_neither_pyjwt_nor_an_http_client(
+def test_a_cold_start_with_a_key_file_imports_neither_pyjwt_nor_an_http_client_nor_unused_parsers(
     rules_dir: Path, key, from_snapshot: bool
 ) -> None:
     if from_snapshot:
@@ -318,6 +320,7 @@ def test_a_cold_start_with_a_key_file_imports_neither_pyjwt_nor_an_http_client(
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["outcomes"] == ["allow", "deny"]  # the tokens verified, and the rules decided
     assert found["modules"] == []
+    assert found["unused"] == []
 
 
 def test_the_snapshot_command_saves_loadable_rules(rules_dir: Path) -> None:
