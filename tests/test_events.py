@@ -352,3 +352,15 @@ def test_an_http_api_route_key_names_its_method_only_when_it_has_one(route_key, 
     event = fixture("http-v2-request-routekey.json")
     event["routeKey"] = event["requestContext"]["routeKey"] = route_key
     assert parse_event(event).resource_method == method
+
+
+@pytest.mark.parametrize("kind", ["rest-request", "http-1.0", "http-2.0"])
+def test_a_quoted_cookie_value_is_read_unquoted_from_every_event_kind(kind):
+    cookies = ['a="x\\"y"', 'b="plain"', 'c="open']
+    if kind == "http-2.0":
+        event = build_event(kind, "GET", "/x")
+        event["cookies"] = cookies
+    else:
+        event = build_event(kind, "GET", "/x", headers={"Cookie": "; ".join(cookies)})
+    request = parse_event(event)
+    assert request.cookies == {"a": 'x"y', "b": "plain", "c": '"open'}

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from ruleauth.jwt.fetch import HttpsFetcher, _resolve
+from ruleauth.jwt.fetch import HttpsFetcher
+from ruleauth.jwt.https_client import _resolve
 from ruleauth.jwt.keys import FetchError, parse_jwks
 from ruleauth.jwt.verifier import JwtError, JwtVerifier
 from tests.jwt_support import (

@@ -283,6 +283,46 @@ def test_the_cold_start_from_a_snapshot_imports_neither_yaml_nor_lark(tmp_path: 
     assert done.stdout.strip().splitlines()[-1] == "[]"  # after the cold-start line
 
 
+# The cold start of a jwt provider with a key file, then real signed tokens decided: the
+# signatures are checked without PyJWT, and nothing fetches, so no HTTP client is imported;
+# no rule reads a client certificate and no cookie is quoted, so neither parser is imported.
+KEY_FILE_PROBE = r"""
+import json, sys
+import ruleauth.handler
+from pathlib import Path
+from ruleauth.runtime.authorizer import Authorizer
+authorizer = Authorizer.load(Path(sys.argv[1]), {}, snapshot=True)
+outcomes = [authorizer.authorize(e, now=float(sys.argv[2])).decision.outcome for e in json.load(sys.stdin)]
+print(json.dumps({"outcomes": sorted(set(outcomes)),
+                  "modules": sorted(m for m in ("jwt", "http.client", "ssl") if m in sys.modules),
+                  "unused": sorted(m for m in ("ruleauth.runtime.client_cert", "http.cookies") if m in sys.modules)}))
+"""
+
+
+@pytest.mark.parametrize("from_snapshot", [True, False], ids=["from a snapshot", "in full"])
+def test_a_cold_start_with_a_key_file_imports_neither_pyjwt_nor_an_http_client_nor_unused_parsers(
+    rules_dir: Path, key, from_snapshot: bool
+) -> None:
+    if from_snapshot:
+        snapshot(rules_dir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RULEAUTH_", "PYTHON"))}
+    done = subprocess.run(
+        [sys.executable, "-c", KEY_FILE_PROBE, str(rules_dir), str(NOW)],
+        input=json.dumps(request_events(key)),
+        env={**env, "RULEAUTH_RULES": str(rules_dir), **({} if from_snapshot else {"RULEAUTH_SNAPSHOT": "0"})},
+        capture_output=True,
+        text=True,
+        cwd=rules_dir.parent,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["outcomes"] == ["allow", "deny"]  # the tokens verified, and the rules decided
+    assert found["modules"] == []
+    assert found["unused"] == []
+
+
 def test_the_snapshot_command_saves_loadable_rules(rules_dir: Path) -> None:
     result = run_cli("snapshot", str(rules_dir))
     assert result.returncode == 0, result.stderr

@@ -16,7 +16,6 @@ type checker adds load errors of its own (`1 + 'a'`); see cel/fast_engine.py.
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -922,6 +921,8 @@ def _unwrap_literal(node: Any) -> Any:
 
 
 def _unknown(kind: str, name: str, known: tuple[str, ...] | list[str]) -> str:
+    import difflib  # only for a rule with a mistake: not a cold start's import
+
     # Never the name itself: "unknown variable 'q'; did you mean 'q'?" says nothing.
     close = difflib.get_close_matches(name, [k for k in known if k != name], n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_pem_public_key,
-)
+
+try:  # where the serialization package has them from: it also imports SSH and cipher support (4 ms)
+    from cryptography.hazmat.primitives._serialization import Encoding, PublicFormat
+except ImportError:  # pragma: no cover - a cryptography that moved them
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ruleauth.errors import KeysError, safe_text
 from ruleauth.jwt.codecs import b64url_decode, strict_json
@@ -311,6 +311,8 @@ def load_key_file(path: str, *, max_bytes: int = DEFAULT_MAX_BYTES, max_keys: in
     if len(data) > max_bytes:
         raise JwksFormatError(f"it is larger than {max_bytes} bytes")
     if data.lstrip().startswith(b"-----BEGIN"):
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key  # PEM key files only
+
         blocks = _PEM_BLOCK.findall(data)
         if not blocks or data.count(b"-----BEGIN") != len(blocks):
             raise JwksFormatError("only PEM 'PUBLIC KEY' blocks are accepted (no private keys or certificates)")

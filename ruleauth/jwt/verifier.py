@@ -10,7 +10,7 @@ The token is hostile until its signature verifies, so the order matters:
      only among those configured (an unknown issuer costs no network request);
   4. `alg` must be in that provider's allowlist, the key comes from that
      provider's set only and must fit the alg (type, curve, the JWK's own alg);
-  5. signature, through PyJWT's algorithm objects;
+  5. signature, by cryptography's verify for the alg's scheme (RFC 7518 §3.3-3.5, RFC 8037 §3.1);
   6. claims: exp (required), nbf, iat as NumericDates of the years 1-9999; sub, jti
      strings; scope, scp a string or a list of strings; aud / client_id / azp;
      typ, token_use; size and shape limits.
@@ -38,7 +38,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from jwt.algorithms import Algorithm, get_default_algorithms
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from ruleauth.cache import Cache
 from ruleauth.errors import LoadError, Problem, RequestError, safe_text
@@ -90,7 +92,66 @@ DEFAULT_TOKEN_CACHE_SIZE = 1024
 # Header members whose meaning we would have to implement to honour them.
 _REFUSED_HEADER_MEMBERS = ("crit", "b64", "zip", "enc", "cty")
 
-_SIGNERS: dict[str, Algorithm] = {name: get_default_algorithms()[name] for name in ALGORITHMS}
+
+# Each alg's check, called with cryptography directly: importing PyJWT for its algorithm objects
+# (which make these same calls) costs a fifth of the cold start (its package imports x509 and an
+# HTTP client). Each raises (InvalidSignature, ValueError, TypeError) unless the signature is valid.
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+
+
+def _rsa_pkcs1(bits: str) -> Callable[[Any, bytes, bytes], None]:
+    def verify(key: Any, signing_input: bytes, signature: bytes) -> None:
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise TypeError("not an RSA public key")
+        key.verify(signature, signing_input, padding.PKCS1v15(), _HASHES[bits]())
+
+    return verify
+
+
+def _rsa_pss(bits: str) -> Callable[[Any, bytes, bytes], None]:
+    def verify(key: Any, signing_input: bytes, signature: bytes) -> None:
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise TypeError("not an RSA public key")
+        digest = _HASHES[bits]()
+        # RFC 7518 §3.5: MGF1 with the same hash, a salt as long as the hash's output.
+        key.verify(signature, signing_input, padding.PSS(padding.MGF1(digest), digest.digest_size), digest)
+
+    return verify
+
+
+def _ecdsa(bits: str, curve: type[ec.EllipticCurve]) -> Callable[[Any, bytes, bytes], None]:
+    def verify(key: Any, signing_input: bytes, signature: bytes) -> None:
+        if not (isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, curve)):
+            raise TypeError("not a public key on the alg's curve")
+        # RFC 7518 §3.4: R and S as fixed-length big-endian integers, one after the other.
+        size = (key.curve.key_size + 7) // 8
+        if len(signature) != 2 * size:
+            raise ValueError("an ECDSA signature of the wrong length")
+        r, s = int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+        key.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(_HASHES[bits]()))
+
+    return verify
+
+
+def _eddsa(key: Any, signing_input: bytes, signature: bytes) -> None:
+    if not isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+        raise TypeError("not an Ed25519 or Ed448 public key")
+    key.verify(signature, signing_input)
+
+
+_SIGNERS: dict[str, Callable[[Any, bytes, bytes], None]] = {
+    "RS256": _rsa_pkcs1("256"),
+    "RS384": _rsa_pkcs1("384"),
+    "RS512": _rsa_pkcs1("512"),
+    "PS256": _rsa_pss("256"),
+    "PS384": _rsa_pss("384"),
+    "PS512": _rsa_pss("512"),
+    "ES256": _ecdsa("256", ec.SECP256R1),
+    "ES384": _ecdsa("384", ec.SECP384R1),
+    "ES512": _ecdsa("512", ec.SECP521R1),
+    "EdDSA": _eddsa,
+}
+assert set(_SIGNERS) == set(ALGORITHMS)
 
 
 class JwtError(RequestError):
@@ -247,12 +308,12 @@ def _verify_signature(alg: str, key: VerificationKey | Any, signing_input: bytes
         key = VerificationKey(kid=None, kty=kty, crv=crv, alg=None, key=key, material=b"")
     if not key.fits(alg):
         return False
-    signer = _SIGNERS[alg]
     try:
-        # prepare_key re-checks the key class and, for ECDSA, the curve.
-        return bool(signer.verify(signing_input, signer.prepare_key(key.key), signature))
+        # The signer re-checks the key class and, for ECDSA, the curve.
+        _SIGNERS[alg](key.key, signing_input, signature)
     except Exception:
         return False
+    return True
 
 
 # ---------------------------------------------------------------- parsing helpers

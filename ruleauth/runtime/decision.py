@@ -29,7 +29,6 @@ from ruleauth.rules.ruleset import (
     Rule,
     RuleSet,
 )
-from ruleauth.runtime import client_cert
 from ruleauth.runtime.caller_views import (
     ANONYMOUS,
     MAX_PRINCIPAL,
@@ -146,10 +145,16 @@ class Decider:
         self._caller_reads_route = any(
             r.input in ("request.method", "request.route") for c in caller_exprs for r in c.reads
         )
-        # Certificates are parsed only for rule sets that read them (runtime/client_cert.py).
+        # Certificates are parsed only for rule sets that read them (runtime/client_cert.py), and
+        # that module is imported here only for them or for certificate-bound tokens.
         every = [r.allow for r in ruleset.rules] + caller_exprs
         self._reads_cert = any(r.input == "request.client_cert" for c in every for r in c.reads)
         self._bound = frozenset(p.name for p in ruleset.providers if p.certificate_bound)
+        self._certs: Any = None
+        if self._reads_cert or self._bound:
+            from ruleauth.runtime import client_cert
+
+            self._certs = client_cert
         self._route_table: Any = None
         self._last_visible: tuple[Request, Request] | None = None
         self._route_lock = threading.Lock()
@@ -459,7 +464,7 @@ class Decider:
         else:
             identity = self._verified(rule, credential, now)
         if identity.provider in self._bound:
-            client_cert.check_binding(request.client_cert, identity.claims)
+            self._certs.check_binding(request.client_cert, identity.claims)
         return identity
 
     def _unverified(self, rule: Auth, credential: Credential, claims: Mapping[str, Any]) -> Identity:
@@ -551,7 +556,7 @@ class Decider:
             "api_id": arn.api_id,
             "account_id": arn.account_id,
             "region": arn.region,
-            "client_cert": client_cert.variables(request.client_cert) if self._reads_cert else {},
+            "client_cert": self._certs.variables(request.client_cert) if self._reads_cert else {},
         }
         return {
             "token": identity.token,
