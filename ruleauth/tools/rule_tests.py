@@ -14,15 +14,17 @@ import datetime
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ruleauth.errors import LoadError
 from ruleauth.policy.iam import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY
 from ruleauth.reasons import Outcome
 from ruleauth.rules.ruleset import RuleSet, TestCase
-from ruleauth.tools.explain import Explanation, explain
 from ruleauth.tools.local_gateway import GatewayDecision, decide_event
 from ruleauth.tools.synthetic_events import event_for_test
+
+if TYPE_CHECKING:
+    from ruleauth.tools.explain import Explanation
 
 # The credential sent when a case (or `dry-run --claims`) gives claims but no token:
 # the claims stand in for a verified JWT, but routes still need a credential to be present.
@@ -145,6 +147,10 @@ def run_case(authorizer: Any, case: TestCase) -> CaseResult:
             f"this request gives {gateway}: the policy does not say what the rule decided"
         )
     if result.failures:
+        # explain.py imports cel-python: a build's `ruleauth snapshot` (whose warnings ask which
+        # cases API Gateway refuses) runs on the bundle's pure-Python packages without it.
+        from ruleauth.tools.explain import explain
+
         result.explanation = explain(authorizer, authorization)
     return result
 
