@@ -12,6 +12,7 @@ import itertools
 import json
 import re
 import textwrap
+import weakref
 from pathlib import Path
 
 import pytest
@@ -292,21 +293,22 @@ def test_the_decision_is_the_policy_and_equals_the_rule_decision_for_every_route
                         assert (got == "allow") == (expected == "allow"), (method, path, other_method, other_path)
 
 
-_ORACLES: dict[int, Authorizer] = {}
+# Keyed by the cached authorizer itself: an id() key outlives its object, and a later
+# authorizer given the same id would be judged by another rule set's oracle.
+_ORACLES: weakref.WeakKeyDictionary[Authorizer, Authorizer] = weakref.WeakKeyDictionary()
 
 
 def _rule_decision(cached: Authorizer, method: str, path: str, headers: dict, claims) -> str:
     """The rules' own answer for one request: the same rule set decided without caching."""
     import dataclasses
 
-    key = id(cached)
-    if key not in _ORACLES:
+    if cached not in _ORACLES:
         ruleset = dataclasses.replace(
             cached.ruleset, cache=dataclasses.replace(cached.ruleset.cache, mode="disabled"), table=None
         )
-        _ORACLES[key] = Authorizer(ruleset, verifier=cached.verifier)
+        _ORACLES[cached] = Authorizer(ruleset, verifier=cached.verifier)
     return (
-        _ORACLES[key]
+        _ORACLES[cached]
         .authorize(build_event("rest-request", method, path, headers=headers), claims=claims)
         .decision.outcome
     )
