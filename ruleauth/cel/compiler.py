@@ -485,7 +485,7 @@ class Compiler:
                 if start <= offset < end or (offset == end == len(expanded)):
                     if isinstance(origin, str):
                         raise ExpressionError(f"{message} (in define {origin!r})") from None
-                    raise ExpressionError(message, _line_col(text, origin + offset - start)) from None
+                    raise ExpressionError(message, cel_tree.line_col(text, origin + offset - start)) from None
             raise ExpressionError(message) from None
 
     def _define_text(self, name: str) -> str:
@@ -536,11 +536,6 @@ def _offset_of(text: str, line: int, column: int) -> int:
     lines = text.split("\n")
     line = max(1, min(line, len(lines)))
     return sum(len(text) + 1 for text in lines[: line - 1]) + max(column - 1, 0)
-
-
-def _line_col(text: str, offset: int) -> tuple[int, int]:
-    before = text[:offset]
-    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
 
 
 class _Checker:

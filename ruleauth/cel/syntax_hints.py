@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import lark
 
+from ruleauth.cel.tree import line_col
+
 # Token kinds that start an operand: after a binary operator, one of these must follow.
 _OPERAND_STARTS = frozenset(
     {
@@ -65,7 +67,7 @@ def diagnose(parser: lark.Lark, text: str, exc: lark.exceptions.UnexpectedInput)
         offset = int(getattr(exc, "pos_in_stream", 0) or 0)
         found = text[offset : offset + 1]
         accepts = _accepts_after(parser, text[:offset]) or set(getattr(exc, "allowed", None) or ())
-    where = _line_col(text, offset)
+    where = line_col(text, offset)
     hint = _hint(text, offset, found, accepts, exc)
     shown = "the expression ends" if found is None else f"found {found!r}"
     expected = _expected(accepts, names)
@@ -132,19 +134,19 @@ def _hint(text: str, offset: int, found: str | None, accepts: set[str], exc: Exc
     if negated and (found is None or found not in _BINARY):
         return "CEL writes 'not' as '!', e.g. !(x in y)"
     if found in ("'", '"') and isinstance(exc, lark.exceptions.UnexpectedCharacters):
-        return f"the string opened by {found!r} at {_place(text, _line_col(text, offset))} is never closed"
+        return f"the string opened by {found!r} at {_place(text, line_col(text, offset))} is never closed"
     unclosed, stray = _brackets(text)
     if stray is not None:
         opener = stray[1]
         if opener is None:
-            return f"the {text[stray[0]]!r} at {_place(text, _line_col(text, stray[0]))} closes nothing"
+            return f"the {text[stray[0]]!r} at {_place(text, line_col(text, stray[0]))} closes nothing"
         return (
-            f"the {text[opener]!r} at {_place(text, _line_col(text, opener))} is closed by "
-            f"{text[stray[0]]!r} at {_place(text, _line_col(text, stray[0]))}"
+            f"the {text[opener]!r} at {_place(text, line_col(text, opener))} is closed by "
+            f"{text[stray[0]]!r} at {_place(text, line_col(text, stray[0]))}"
         )
     if found is None and unclosed is not None:
         closer = _OPENERS[text[unclosed]]
-        return f"the {text[unclosed]!r} at {_place(text, _line_col(text, unclosed))} is never closed: add {closer!r}"
+        return f"the {text[unclosed]!r} at {_place(text, line_col(text, unclosed))} is never closed: add {closer!r}"
     if found is None and "IDENT" in accepts:
         trailing = _TRAILING_OPERATOR.search(text)
         if trailing:
@@ -182,11 +184,6 @@ def _brackets(text: str) -> tuple[int | None, tuple[int, int | None] | None]:
             stack.pop()
         index += 1
     return (stack[0] if stack else None), None
-
-
-def _line_col(text: str, offset: int) -> tuple[int, int]:
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def _place(text: str, where: tuple[int, int]) -> str:

@@ -85,3 +85,10 @@ def access_chain(node: Any) -> tuple[list[str | None], list[Any]] | None:
         else:
             return None
     return None
+
+
+def line_col(text: str, offset: int) -> tuple[int, int]:
+    """The 1-based (line, column) of a character offset in an expression's text: where the
+    compiler and the syntax hints point."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
