@@ -593,7 +593,7 @@ class _Builder:
     # literals
 
     def _literal(self, node: lark.Tree) -> Closure:
-        value = _literal_value(cast("lark.Token", node.children[0]))
+        value = literal_value(cast("lark.Token", node.children[0]))
         return lambda a: value
 
     def _list_lit(self, node: lark.Tree) -> Closure:
@@ -848,7 +848,7 @@ def _constant_of(node: Any) -> Any:
     change a list they are given, so one list serves every evaluation)."""
     node = _unwrap(node)
     if is_tree(node) and node.data == "literal":
-        return _literal_value(node.children[0])
+        return literal_value(node.children[0])
     if is_tree(node) and node.data == "list_lit":
         items = [_constant_of(child) for child in _items(node)]
         return _NOT_CONSTANT if any(item is _NOT_CONSTANT for item in items) else items
@@ -871,7 +871,7 @@ def _bare_name(node: Any) -> str:
     raise Unsupported("comprehension variable")
 
 
-def _literal_value(token: lark.Token) -> Any:
+def literal_value(token: lark.Token) -> Any:
     kind, text = token.type, token.value
     if kind == "BOOL_LIT":
         return text == "true"

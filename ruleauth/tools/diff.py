@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ruleauth.cel.closures import Unsupported, literal_value
 from ruleauth.cel.compiler import Compiled
 from ruleauth.cel.tree import access_chain, is_tree, string_literal, unwrap
 from ruleauth.errors import BadEvent, LoadError
@@ -97,16 +98,11 @@ def _literal(node: Any) -> Any:
     inner = unwrap(node)
     if is_tree(inner) and inner.data == "literal" and inner.children:
         token = inner.children[0]
-        kind, value = getattr(token, "type", ""), str(token)
-        try:
-            if kind == "INT_LIT":
-                return int(value, 0) if not value.lstrip("-").startswith("0x") else int(value, 16)
-            if kind == "FLOAT_LIT":
-                return float(value)
-        except ValueError:
-            return _MISSING
-        if kind == "BOOL_LIT":
-            return value == "true"
+        if getattr(token, "type", "") in ("INT_LIT", "FLOAT_LIT", "BOOL_LIT"):
+            try:  # read as the rules' own closures read it, int64 range included
+                return literal_value(token)
+            except (Unsupported, ValueError):
+                return _MISSING
     return _MISSING
 
 
