@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ruleauth.cel.compiler import Compiled, Recompiler
-from ruleauth.errors import Problem, RuleauthError
+from ruleauth.errors import Problem
 from ruleauth.model import JwtProvider, SourcePos
 from ruleauth.policy.synthesis import Conflict, Entry, RouteTable
 from ruleauth.rules.files import rule_files
@@ -70,7 +70,7 @@ _CLASSES: tuple[type, ...] = (
 )
 
 
-class SnapshotUnusable(RuleauthError):
+class SnapshotUnusable(Exception):
     """A snapshot that is there but cannot stand in for the rules; the message says why."""
 
 
